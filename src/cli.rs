@@ -1,0 +1,90 @@
+//! Command-line interface: the commands and their flags.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::logging::LogFormat;
+
+/// Alerts sales teams when WeCom customers are lost, as Weiban (微伴助手) reports them.
+#[derive(Debug, Parser)]
+#[command(name = "churn-alert", version, about, long_about = None)]
+pub struct Cli {
+    /// Log format on stderr; RUST_LOG sets the level (default: info).
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run one cycle (deliver what is pending, poll, deliver what is new), then exit.
+    ///
+    /// Exits 0 when every due message was accepted, 1 otherwise.
+    Once(ConfigArg),
+    /// Run cycles on the schedule until SIGINT or SIGTERM.
+    Run(ConfigArg),
+    /// Validate the config, templates and schedule; print the next 5 run times.
+    Check(ConfigArg),
+    /// Start the built-in Weiban and robot simulators, run one real cycle, show the messages.
+    Demo(DemoArgs),
+    /// Inspect and repair the store.
+    State(StateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArg {
+    /// Path to the TOML config file.
+    #[arg(short, long, value_name = "FILE", env = "CHURN_ALERT_CONFIG")]
+    pub config: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// How many lost customers the simulator generates.
+    #[arg(long, default_value_t = 12)]
+    pub losses: usize,
+    /// Over how many staff members.
+    #[arg(long, default_value_t = 3)]
+    pub staff: usize,
+}
+
+#[derive(Debug, Args)]
+pub struct StateArgs {
+    #[command(subcommand)]
+    pub command: StateCommand,
+}
+
+#[derive(Debug, Args)]
+pub struct StateOpts {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Print JSON for scripts instead of text for people.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// Remembered losses, pending deliveries per destination, last window, store size.
+    Stats(StateOpts),
+    /// What waits to be delivered, where, why and since when.
+    Pending(StateOpts),
+    /// Clear a permanent delivery failure (after fixing the config) so it is tried again.
+    Retry {
+        #[command(flatten)]
+        opts: StateOpts,
+        /// Only this route's destinations.
+        #[arg(long)]
+        route: Option<String>,
+    },
+    /// Forget a customer's remembered losses, so they are reported again when seen again.
+    Forget {
+        #[command(flatten)]
+        opts: StateOpts,
+        /// The customer's external id (`id` in Weiban).
+        #[arg(long)]
+        customer: String,
+    },
+}

@@ -1,0 +1,59 @@
+//! The commands, one file each, and the dispatch between them.
+
+mod check;
+mod demo;
+mod once;
+mod run;
+mod state;
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+use crate::config::Config;
+use crate::pipeline::Pipeline;
+use crate::store::Store;
+
+/// Parses the command line, runs the command, turns errors into a message and exit code 1.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    crate::logging::init(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("churn-alert: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("churn-alert: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Once(args) => once::once(&args).await,
+        Command::Run(args) => run::run(&args).await,
+        Command::Check(args) => check::check(&args),
+        Command::Demo(args) => demo::demo(&args).await,
+        Command::State(args) => state::state(args.command).await,
+    }
+}
+
+/// Loads the config and opens its store: what every working command starts with.
+fn open(config_path: &std::path::Path) -> anyhow::Result<(Config, Pipeline)> {
+    let config = Config::load(config_path)?;
+    let store = Store::open(&config.store.path)?;
+    let pipeline = Pipeline::new(&config, store)
+        .with_context(|| format!("config {} cannot be used", config_path.display()))?;
+    Ok((config, pipeline))
+}

@@ -1,0 +1,494 @@
+//! The TOML configuration file: parsing, `${VAR}` expansion and validation.
+//!
+//! Loading is three steps so that every error can name the key it is about:
+//! 1. parse the file into a `toml::Value` tree,
+//! 2. replace `${VAR}` in every string from the environment, tracking the key path,
+//! 3. deserialize into [`Config`] (unknown keys are errors) and [`Config::validate`] it.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::schedule::{Schedule, ScheduleError};
+use crate::secret::{redact_url, Secret};
+
+/// Why a configuration could not be used. Every variant names the key or the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config key `{key}` uses environment variable `{var}`, which is not set")]
+    UnsetVariable { key: String, var: String },
+    #[error("config key `{key}`: unterminated `${{` (write `${{NAME}}`)")]
+    BadPlaceholder { key: String },
+    #[error("config key `{key}`: {message}")]
+    Invalid { key: String, message: String },
+}
+
+impl ConfigError {
+    fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The whole configuration file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub weiban: WeibanConfig,
+    pub schedule: ScheduleConfig,
+    #[serde(default)]
+    pub store: StoreConfig,
+    #[serde(default)]
+    pub wecom: WecomConfig,
+    #[serde(default)]
+    pub templates: TemplatesConfig,
+    #[serde(rename = "route", default)]
+    pub routes: Vec<RouteConfig>,
+}
+
+/// `[weiban]`: where and how to poll the Weiban OpenAPI.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WeibanConfig {
+    #[serde(default = "default_base_url")]
+    pub base_url: String,
+    pub corp_id: String,
+    pub secret: Secret,
+    /// How far each window reaches back before the end of the previous one, for late records.
+    #[serde(default = "default_overlap", with = "humantime_serde")]
+    pub overlap: Duration,
+    /// How far the very first window reaches back.
+    #[serde(default = "default_first_lookback", with = "humantime_serde")]
+    pub first_lookback: Duration,
+    /// Items asked for per page (Weiban caps it at 100).
+    #[serde(default = "default_page_size")]
+    pub page_size: u32,
+    /// Requests in flight at once (Weiban allows fewer than 5 per company).
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight: usize,
+    /// Requests per minute to one API (Weiban allows 600).
+    #[serde(default = "default_requests_per_minute")]
+    pub requests_per_minute: u32,
+    #[serde(default = "default_request_timeout", with = "humantime_serde")]
+    pub request_timeout: Duration,
+    /// Retries of one request within a cycle after a transient fault.
+    #[serde(default = "default_weiban_retries")]
+    pub max_retries: u32,
+    /// First back-off after a transient fault; doubles each retry, with jitter.
+    #[serde(default = "default_retry_base", with = "humantime_serde")]
+    pub retry_base: Duration,
+    /// How long a 10053 (rate limit) block is waited out.
+    #[serde(default = "default_rate_limit_wait", with = "humantime_serde")]
+    pub rate_limit_wait: Duration,
+}
+
+/// `[schedule]`: when cycles run.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleConfig {
+    pub cron: String,
+    #[serde(default = "default_timezone")]
+    pub timezone: String,
+}
+
+/// `[store]`: the embedded database.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    #[serde(default = "default_store_path")]
+    pub path: PathBuf,
+    /// Remembered losses older than this are forgotten, and never reported again.
+    #[serde(default = "default_retention", with = "humantime_serde")]
+    pub retention: Duration,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            path: default_store_path(),
+            retention: default_retention(),
+        }
+    }
+}
+
+/// `[wecom]`: how robots are paced and retried.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WecomConfig {
+    /// Messages per rolling minute per robot URL (WeCom allows 20); 0 disables pacing.
+    #[serde(default = "default_messages_per_minute")]
+    pub messages_per_minute: u32,
+    #[serde(default = "default_robot_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Retries of one message within a cycle after `-1`, 5xx or a network fault.
+    #[serde(default = "default_robot_retries")]
+    pub max_retries: u32,
+    #[serde(default = "default_robot_retry_base", with = "humantime_serde")]
+    pub retry_base: Duration,
+    /// How long a robot that answered 45009 (blocked) is left alone.
+    #[serde(default = "default_blocked_wait", with = "humantime_serde")]
+    pub blocked_wait: Duration,
+}
+
+impl Default for WecomConfig {
+    fn default() -> Self {
+        Self {
+            messages_per_minute: default_messages_per_minute(),
+            timeout: default_robot_timeout(),
+            max_retries: default_robot_retries(),
+            retry_base: default_robot_retry_base(),
+            blocked_wait: default_blocked_wait(),
+        }
+    }
+}
+
+/// `[templates]`: where to look for template overrides.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TemplatesConfig {
+    /// A folder whose `*.hbs` files replace the built-in templates of the same name.
+    pub dir: Option<PathBuf>,
+}
+
+/// Who a route's messages are for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Audience {
+    /// One digest of everybody's losses, grouped by staff member.
+    Managers,
+}
+
+/// `[[route]]`: one set of destinations and what they receive.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    pub name: String,
+    pub audience: Audience,
+    /// Full robot URLs as pasted from WeCom (they carry the key: never logged).
+    #[serde(default)]
+    pub wecom_webhooks: Vec<Secret>,
+}
+
+fn default_base_url() -> String {
+    "https://open.weibanzhushou.com".into()
+}
+fn default_overlap() -> Duration {
+    Duration::from_secs(15 * 60)
+}
+fn default_first_lookback() -> Duration {
+    Duration::from_secs(24 * 3600)
+}
+fn default_page_size() -> u32 {
+    100
+}
+fn default_max_in_flight() -> usize {
+    4
+}
+fn default_requests_per_minute() -> u32 {
+    600
+}
+fn default_request_timeout() -> Duration {
+    Duration::from_secs(20)
+}
+fn default_weiban_retries() -> u32 {
+    5
+}
+fn default_retry_base() -> Duration {
+    Duration::from_millis(500)
+}
+fn default_rate_limit_wait() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_timezone() -> String {
+    "Asia/Shanghai".into()
+}
+fn default_store_path() -> PathBuf {
+    PathBuf::from("data/churn-alert")
+}
+fn default_retention() -> Duration {
+    Duration::from_secs(90 * 24 * 3600)
+}
+fn default_messages_per_minute() -> u32 {
+    20
+}
+fn default_robot_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_robot_retries() -> u32 {
+    3
+}
+fn default_robot_retry_base() -> Duration {
+    Duration::from_secs(1)
+}
+fn default_blocked_wait() -> Duration {
+    Duration::from_secs(60)
+}
+
+impl Config {
+    /// Reads, expands and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml(&text, path, &|name| std::env::var(name).ok())
+    }
+
+    /// Parses `text` (named `path` in errors), taking `${VAR}` values from `env`.
+    pub fn from_toml(
+        text: &str,
+        path: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let parse_error = |message: String| ConfigError::Parse {
+            path: path.to_owned(),
+            message,
+        };
+        let mut tree: toml::Value = toml::from_str(text).map_err(|e| parse_error(e.to_string()))?;
+        expand_env(&mut tree, "", env)?;
+        let config: Config = tree.try_into().map_err(|e: toml::de::Error| {
+            parse_error(e.message().replace("`route`", "`[[route]]`"))
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks what serde cannot: values that parse but make no sense.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_http_url("weiban.base_url", &self.weiban.base_url, false)?;
+        if self.weiban.corp_id.trim().is_empty() {
+            return Err(ConfigError::invalid("weiban.corp_id", "must not be empty"));
+        }
+        if self.weiban.secret.is_empty() {
+            return Err(ConfigError::invalid("weiban.secret", "must not be empty"));
+        }
+        if !(1..=100).contains(&self.weiban.page_size) {
+            return Err(ConfigError::invalid(
+                "weiban.page_size",
+                "must be between 1 and 100 (Weiban's page cap)",
+            ));
+        }
+        if !(1..=4).contains(&self.weiban.max_in_flight) {
+            return Err(ConfigError::invalid(
+                "weiban.max_in_flight",
+                "must be between 1 and 4 (Weiban allows fewer than 5 requests in flight)",
+            ));
+        }
+        if !(1..=600).contains(&self.weiban.requests_per_minute) {
+            return Err(ConfigError::invalid(
+                "weiban.requests_per_minute",
+                "must be between 1 and 600 (Weiban's limit per API)",
+            ));
+        }
+        self.schedule()?;
+        if self.routes.is_empty() {
+            return Err(ConfigError::invalid(
+                "route",
+                "no [[route]] is configured: add one so that losses have somewhere to go",
+            ));
+        }
+        let mut names = HashSet::new();
+        for (i, route) in self.routes.iter().enumerate() {
+            let key = format!("route[{i}].name");
+            if route.name.trim().is_empty() || route.name.contains(['/', '\0']) {
+                return Err(ConfigError::invalid(
+                    key,
+                    "must be a non-empty name without `/`",
+                ));
+            }
+            if !names.insert(route.name.as_str()) {
+                return Err(ConfigError::invalid(
+                    key,
+                    format!("route name `{}` is used twice", route.name),
+                ));
+            }
+            if route.wecom_webhooks.is_empty() {
+                return Err(ConfigError::invalid(
+                    format!("route[{i}].wecom_webhooks"),
+                    format!("route `{}` has no destination", route.name),
+                ));
+            }
+            for (j, url) in route.wecom_webhooks.iter().enumerate() {
+                check_http_url(
+                    &format!("route[{i}].wecom_webhooks[{j}]"),
+                    url.expose(),
+                    true,
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The parsed schedule, in the configured time zone.
+    pub fn schedule(&self) -> Result<Schedule, ConfigError> {
+        Schedule::parse(&self.schedule.cron, &self.schedule.timezone).map_err(|e| match e {
+            ScheduleError::Timezone(_) => ConfigError::invalid("schedule.timezone", e.to_string()),
+            ScheduleError::Cron { .. } => ConfigError::invalid("schedule.cron", e.to_string()),
+        })
+    }
+
+    /// Route by name.
+    pub fn route(&self, name: &str) -> Option<&RouteConfig> {
+        self.routes.iter().find(|r| r.name == name)
+    }
+}
+
+fn check_http_url(key: &str, url: &str, secret: bool) -> Result<(), ConfigError> {
+    let shown = if secret {
+        redact_url(url)
+    } else {
+        url.to_owned()
+    };
+    match reqwest::Url::parse(url) {
+        Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.has_host() => Ok(()),
+        _ => Err(ConfigError::invalid(
+            key,
+            format!("`{shown}` is not an http(s) URL"),
+        )),
+    }
+}
+
+/// Replaces `${VAR}` in every string of `value`; `$$` stands for a literal `$`.
+fn expand_env(
+    value: &mut toml::Value,
+    key: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(), ConfigError> {
+    match value {
+        toml::Value::String(s) => *s = expand_str(s, key, env)?,
+        toml::Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                expand_env(item, &format!("{key}[{i}]"), env)?;
+            }
+        }
+        toml::Value::Table(table) => {
+            for (name, item) in table.iter_mut() {
+                let child = if key.is_empty() {
+                    name.clone()
+                } else {
+                    format!("{key}.{name}")
+                };
+                expand_env(item, &child, env)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn expand_str(
+    s: &str,
+    key: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, ConfigError> {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(pos) = rest.find('$') {
+        out.push_str(&rest[..pos]);
+        let after = &rest[pos + 1..];
+        if let Some(tail) = after.strip_prefix('$') {
+            out.push('$');
+            rest = tail;
+        } else if let Some(tail) = after.strip_prefix('{') {
+            let end = tail.find('}').ok_or_else(|| ConfigError::BadPlaceholder {
+                key: key.to_owned(),
+            })?;
+            let var = &tail[..end];
+            let value = env(var).ok_or_else(|| ConfigError::UnsetVariable {
+                key: key.to_owned(),
+                var: var.to_owned(),
+            })?;
+            out.push_str(&value);
+            rest = &tail[end + 1..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Environment lookups from a fixed map, for tests and the demo.
+pub fn env_from(vars: BTreeMap<String, String>) -> impl Fn(&str) -> Option<String> {
+    move |name| vars.get(name).cloned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[weiban]
+corp_id = "${CORP}"
+secret = "${SECRET}"
+[schedule]
+cron = "*/5 * * * *"
+[[route]]
+name = "managers"
+audience = "managers"
+wecom_webhooks = ["http://127.0.0.1:1/cgi-bin/webhook/send?key=k"]
+"#;
+
+    fn env() -> impl Fn(&str) -> Option<String> {
+        env_from(BTreeMap::from([
+            ("CORP".to_owned(), "corp".to_owned()),
+            ("SECRET".to_owned(), "s3cret".to_owned()),
+        ]))
+    }
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        Config::from_toml(text, Path::new("test.toml"), &env())
+    }
+
+    #[test]
+    fn minimal_config_loads_with_defaults() {
+        let config = load(MINIMAL).unwrap();
+        assert_eq!(config.weiban.base_url, "https://open.weibanzhushou.com");
+        assert_eq!(config.weiban.corp_id, "corp");
+        assert_eq!(config.weiban.secret.expose(), "s3cret");
+        assert_eq!(config.schedule.timezone, "Asia/Shanghai");
+        assert_eq!(config.weiban.overlap, Duration::from_secs(900));
+    }
+
+    #[test]
+    fn unset_variable_names_key_and_variable() {
+        let text = MINIMAL.replace("${CORP}", "${NOPE}");
+        let err = load(&text).unwrap_err().to_string();
+        assert!(
+            err.contains("weiban.corp_id") && err.contains("NOPE"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_naming_it() {
+        let text = MINIMAL.replace("[schedule]", "[schedule]\ncorn = \"x\"");
+        let err = load(&text).unwrap_err().to_string();
+        assert!(err.contains("corn"), "{err}");
+    }
+
+    #[test]
+    fn dollar_dollar_is_a_literal_dollar() {
+        assert_eq!(expand_str("a$$b$c", "k", &env()).unwrap(), "a$b$c");
+    }
+
+    #[test]
+    fn webhook_errors_never_show_the_key() {
+        let text = MINIMAL.replace("http://127.0.0.1:1/cgi-bin", "ftp://x/cgi-bin");
+        let err = load(&text).unwrap_err().to_string();
+        assert!(err.contains("route[0].wecom_webhooks[0]"), "{err}");
+        assert!(!err.contains("key=k"), "{err}");
+    }
+}

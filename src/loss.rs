@@ -1,0 +1,108 @@
+//! The unit of work: one customer lost by one staff member at one moment.
+//!
+//! A [`Loss`] is what the source produces, the store remembers and the renderers show. It keeps
+//! only what messages need, so that the outbox stays small and Weiban's many optional, growing
+//! fields never reach the rest of the program.
+
+use serde::{Deserialize, Serialize};
+
+/// Who ended the relationship.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeleteBy {
+    /// The customer deleted the staff member (`delete_by = "external_user"`).
+    Customer,
+    /// The staff member deleted the customer.
+    Staff,
+}
+
+/// One lost customer relationship.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Loss {
+    pub customer_id: String,
+    pub customer_name: String,
+    /// The staff member's remark for the customer, when set.
+    pub remark: Option<String>,
+    pub corp_name: Option<String>,
+    pub staff_id: String,
+    pub staff_name: String,
+    pub staff_email: Option<String>,
+    /// Unix seconds.
+    pub outflow_at: i64,
+    pub delete_by: DeleteBy,
+    pub tags: Vec<String>,
+    /// When the staff member added the customer (unix seconds), when known.
+    pub added_at: Option<i64>,
+}
+
+/// Identity of a loss: (outflow time, customer, staff member).
+///
+/// Ordered by time first, so that the store can prune by age with one range scan. A customer
+/// who leaves two staff members is two losses; one who returns and leaves again is a new one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LossKey(Vec<u8>);
+
+impl LossKey {
+    pub fn new(outflow_at: i64, customer_id: &str, staff_id: &str) -> Self {
+        let mut bytes = Vec::with_capacity(8 + customer_id.len() + 1 + staff_id.len());
+        bytes.extend_from_slice(&time_prefix(outflow_at));
+        bytes.extend_from_slice(customer_id.as_bytes());
+        bytes.push(0);
+        bytes.extend_from_slice(staff_id.as_bytes());
+        Self(bytes)
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Self {
+        Self(bytes.to_vec())
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+
+    /// The customer id inside the key, if the key is well formed.
+    pub fn customer_id(&self) -> Option<&str> {
+        let rest = self.0.get(8..)?;
+        let end = rest.iter().position(|b| *b == 0)?;
+        std::str::from_utf8(&rest[..end]).ok()
+    }
+
+    /// The outflow time inside the key.
+    pub fn outflow_at(&self) -> Option<i64> {
+        let prefix: [u8; 8] = self.0.get(..8)?.try_into().ok()?;
+        Some((u64::from_be_bytes(prefix) ^ (1 << 63)) as i64)
+    }
+}
+
+/// Big-endian, sign-flipped seconds: byte order equals time order, negatives included.
+pub fn time_prefix(unix_seconds: i64) -> [u8; 8] {
+    ((unix_seconds as u64) ^ (1 << 63)).to_be_bytes()
+}
+
+impl Loss {
+    pub fn key(&self) -> LossKey {
+        LossKey::new(self.outflow_at, &self.customer_id, &self.staff_id)
+    }
+
+    /// The name to show: the remark when it differs from the WeCom name.
+    pub fn display_remark(&self) -> Option<&str> {
+        self.remark
+            .as_deref()
+            .filter(|r| !r.is_empty() && *r != self.customer_name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_orders_by_time_and_round_trips() {
+        let early = LossKey::new(-5, "b", "s");
+        let late = LossKey::new(1_736_314_633, "a", "s");
+        assert!(early < late);
+        assert_eq!(late.outflow_at(), Some(1_736_314_633));
+        assert_eq!(early.outflow_at(), Some(-5));
+        assert_eq!(late.customer_id(), Some("a"));
+    }
+}

@@ -1,0 +1,416 @@
+//! One cycle of the pipeline: source → store → route → render → sink.
+//!
+//! [`Pipeline::poll`] fetches the window since the last one fetched whole (minus an overlap for
+//! late records) and records each page in the store as it arrives; only when every page
+//! answered does the window advance. [`Pipeline::deliver`] then works from the outbox alone:
+//! per destination it renders what is pending, sends it part by part, and marks each part
+//! delivered only after the destination accepted it. A destination that failed keeps its
+//! pending losses and a [`DestinationState`] saying why and when to try again.
+
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+
+use crate::config::Config;
+use crate::loss::Loss;
+use crate::render::split::{pack, Batch};
+use crate::render::{Message, RenderError, Renderer, MARKDOWN_LIMIT};
+use crate::shutdown::Shutdown;
+use crate::sink::{RobotError, WecomSink};
+use crate::source::{FetchError, WeibanClient, WeibanError, Window};
+use crate::store::{DeliveryStatus, DestinationState, Store, StoreError};
+use crate::transform::route::Target;
+use crate::transform::{Destination, Router};
+
+/// Why a cycle could not finish its poll.
+#[derive(Debug, thiserror::Error)]
+pub enum CycleError {
+    #[error(transparent)]
+    Weiban(#[from] WeibanError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Render(#[from] RenderError),
+}
+
+impl From<FetchError<StoreError>> for CycleError {
+    fn from(e: FetchError<StoreError>) -> Self {
+        match e {
+            FetchError::Weiban(e) => Self::Weiban(e),
+            FetchError::Sink(e) => Self::Store(e),
+        }
+    }
+}
+
+/// What one poll found.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct PollReport {
+    pub window: Option<Window>,
+    pub fetched: u64,
+    pub new_losses: usize,
+}
+
+/// What one delivery pass did.
+#[derive(Debug, Default)]
+pub(crate) struct DeliveryReport {
+    pub messages_sent: usize,
+    pub losses_delivered: usize,
+    /// Destinations left with pending losses, and why.
+    pub waiting: Vec<(String, String)>,
+    /// Earliest time (unix seconds) a waiting destination may be tried again.
+    pub next_retry_at: Option<i64>,
+}
+
+impl DeliveryReport {
+    pub fn all_delivered(&self) -> bool {
+        self.waiting.is_empty()
+    }
+}
+
+/// Everything a cycle needs, built once from the config.
+pub(crate) struct Pipeline {
+    store: Store,
+    weiban: WeibanClient,
+    router: Router,
+    renderer: Renderer,
+    wecom: WecomSink,
+    overlap: i64,
+    first_lookback: i64,
+    retention: i64,
+    blocked_wait: i64,
+}
+
+impl Pipeline {
+    pub fn new(config: &Config, store: Store) -> anyhow::Result<Self> {
+        let schedule = config.schedule()?;
+        Ok(Self {
+            store,
+            weiban: WeibanClient::new(&config.weiban)?,
+            router: Router::new(config),
+            renderer: Renderer::markdown(schedule.timezone(), config.templates.dir.as_deref())?,
+            wecom: WecomSink::new(&config.wecom)?,
+            overlap: secs(config.weiban.overlap),
+            first_lookback: secs(config.weiban.first_lookback),
+            retention: secs(config.store.retention),
+            blocked_wait: secs(config.wecom.blocked_wait).max(1),
+        })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Fetches the new window and records its losses; advances the window only when whole.
+    pub async fn poll(&self, now: i64) -> Result<PollReport, CycleError> {
+        let cutoff = now - self.retention;
+        let pruned = self.store.prune(cutoff).await?;
+        if pruned > 0 {
+            tracing::info!(pruned, "forgot losses older than the retention");
+        }
+        let start = match self.store.last_window_end()? {
+            Some(end) => end - self.overlap,
+            None => now - self.first_lookback,
+        }
+        .max(cutoff);
+        let window = Window { start, end: now };
+        let mut new_losses = 0;
+        let fetched = self
+            .weiban
+            .fetch_window(window, async |losses: Vec<Loss>| {
+                // Older than the retention: pruned from `seen`, so it must not come back.
+                let batch: Vec<(Loss, Vec<String>)> = losses
+                    .into_iter()
+                    .filter(|loss| loss.outflow_at >= cutoff)
+                    .map(|loss| {
+                        let destinations = self.router.destinations_for(&loss);
+                        (loss, destinations)
+                    })
+                    .collect();
+                new_losses += self.store.record(&batch, now).await?;
+                Ok::<_, StoreError>(())
+            })
+            .await?;
+        self.store.advance_window(window.end).await?;
+        metrics::counter!("churn_alert_losses_found_total").increment(new_losses as u64);
+        Ok(PollReport {
+            window: Some(window),
+            fetched,
+            new_losses,
+        })
+    }
+
+    /// Sends what is pending, every destination concurrently.
+    pub async fn deliver(
+        &self,
+        now: i64,
+        shutdown: &Shutdown,
+    ) -> Result<DeliveryReport, CycleError> {
+        let pending = self.store.pending_counts()?;
+        let mut report = DeliveryReport::default();
+        let mut jobs = Vec::new();
+        for (id, count) in pending {
+            match self.router.get(&id) {
+                Some(destination) => jobs.push(self.deliver_to(destination, now, shutdown)),
+                None => report.waiting.push((
+                    id.clone(),
+                    format!("{count} pending, but this destination is no longer in the config"),
+                )),
+            }
+        }
+        for outcome in join_all(jobs).await {
+            let outcome = outcome?;
+            report.messages_sent += outcome.messages_sent;
+            report.losses_delivered += outcome.losses_delivered;
+            if let Some(reason) = outcome.waiting {
+                report.waiting.push((outcome.destination, reason));
+            }
+            if let Some(at) = outcome.retry_at {
+                report.next_retry_at = Some(report.next_retry_at.map_or(at, |t| t.min(at)));
+            }
+        }
+        Ok(report)
+    }
+
+    fn render(&self, losses: &[Loss]) -> Result<Vec<Message>, RenderError> {
+        pack(
+            &self.renderer,
+            &Batch {
+                template: "digest.md.hbs",
+                losses,
+                window: None,
+                list_at_most: None,
+                limit: MARKDOWN_LIMIT,
+            },
+        )
+    }
+
+    async fn deliver_to(
+        &self,
+        destination: &Destination,
+        now: i64,
+        shutdown: &Shutdown,
+    ) -> Result<DestinationOutcome, CycleError> {
+        let mut outcome = DestinationOutcome {
+            destination: destination.describe(),
+            ..Default::default()
+        };
+        let state = self.store.destination_state(&destination.id)?;
+        match &state {
+            Some(s) if s.status == DeliveryStatus::Failed => {
+                outcome.waiting = Some(format!(
+                    "failed permanently: {}; fix the config, then run `churn-alert state retry --route {}`",
+                    s.reason, destination.route
+                ));
+                return Ok(outcome);
+            }
+            Some(s) if s.retry_at.is_some_and(|at| at > now) => {
+                outcome.waiting = Some(format!("waiting to retry after: {}", s.reason));
+                outcome.retry_at = s.retry_at;
+                return Ok(outcome);
+            }
+            _ => {}
+        }
+        let losses: Vec<Loss> = self
+            .store
+            .pending(&destination.id)?
+            .into_iter()
+            .map(|p| p.loss)
+            .collect();
+        let messages = self.render(&losses)?;
+        let Target::Wecom { robot, .. } = &destination.target;
+        for message in messages {
+            if shutdown.is_shutdown() {
+                outcome.waiting = Some("shutting down".into());
+                return Ok(outcome);
+            }
+            let started = Instant::now();
+            let mut signal = shutdown.clone();
+            let sent = tokio::select! {
+                sent = self.wecom.send_markdown(robot, &message.content) => sent,
+                () = signal.recv() => {
+                    tracing::info!(destination = %outcome.destination, "abandoned an in-flight send for shutdown; it stays pending");
+                    outcome.waiting = Some("shutting down".into());
+                    return Ok(outcome);
+                }
+            };
+            match sent {
+                Ok(()) => {
+                    self.store
+                        .complete(&destination.id, &message.losses)
+                        .await?;
+                    metrics::counter!("churn_alert_messages_sent_total", "sink" => "wecom")
+                        .increment(1);
+                    tracing::debug!(destination = %outcome.destination, losses = message.losses.len(), bytes = message.content.len(), elapsed = ?started.elapsed(), "message accepted");
+                    outcome.messages_sent += 1;
+                    outcome.losses_delivered += message.losses.len();
+                }
+                Err(err) => {
+                    metrics::counter!("churn_alert_messages_failed_total", "sink" => "wecom")
+                        .increment(1);
+                    let next = self.failure_state(state.as_ref(), &err, now);
+                    match next.status {
+                        DeliveryStatus::Failed => tracing::error!(
+                            destination = %outcome.destination,
+                            "{err}; its losses stay pending until the config is fixed and `churn-alert state retry --route {}` is run",
+                            destination.route
+                        ),
+                        DeliveryStatus::Retrying => tracing::warn!(
+                            destination = %outcome.destination,
+                            "{err}; retrying after {}s",
+                            next.retry_at.map_or(0, |at| at - now)
+                        ),
+                    }
+                    outcome.waiting = Some(err.to_string());
+                    outcome.retry_at = next.retry_at;
+                    self.store
+                        .set_destination_state(&destination.id, &next)
+                        .await?;
+                    return Ok(outcome);
+                }
+            }
+        }
+        if state.is_some() {
+            self.store.clear_destination_state(&destination.id).await?;
+        }
+        Ok(outcome)
+    }
+
+    /// The state after `err`: permanent faults wait for a person, others back off.
+    fn failure_state(
+        &self,
+        previous: Option<&DestinationState>,
+        err: &RobotError,
+        now: i64,
+    ) -> DestinationState {
+        let attempts = previous.map_or(0, |p| p.attempts) + 1;
+        let since = previous.map_or(now, |p| p.since);
+        let (status, retry_at) = match err {
+            RobotError::Permanent { .. } => (DeliveryStatus::Failed, None),
+            // Blocked robots stay blocked for minutes: wait, growing up to an hour.
+            RobotError::Blocked | RobotError::Transient { .. } => {
+                let wait = self
+                    .blocked_wait
+                    .saturating_mul(1 << (attempts - 1).min(6))
+                    .min(3600);
+                (DeliveryStatus::Retrying, Some(now + wait))
+            }
+        };
+        DestinationState {
+            status,
+            reason: err.to_string(),
+            since,
+            retry_at,
+            attempts,
+        }
+    }
+}
+
+/// What happened at one destination.
+#[derive(Debug, Default)]
+struct DestinationOutcome {
+    destination: String,
+    messages_sent: usize,
+    losses_delivered: usize,
+    waiting: Option<String>,
+    retry_at: Option<i64>,
+}
+
+fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 4)
+}
+
+/// Now, in unix seconds.
+pub(crate) fn unix_now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
+
+/// The outcome of a full cycle, for the one log line and the exit code.
+#[derive(Debug)]
+pub(crate) struct CycleReport {
+    pub poll: PollReport,
+    /// Why the poll failed, if it did (deliveries still ran).
+    pub poll_error: Option<String>,
+    pub delivery: DeliveryReport,
+    pub pending: usize,
+    pub elapsed: Duration,
+}
+
+impl CycleReport {
+    /// Every due message was accepted and the window was fetched whole.
+    pub fn is_clean(&self) -> bool {
+        self.poll_error.is_none() && self.delivery.all_delivered()
+    }
+}
+
+impl Pipeline {
+    /// Delivers what was left pending, polls, delivers what is new; logs one line.
+    ///
+    /// A failed poll does not stop deliveries; a store failure does (it is returned).
+    pub async fn cycle(&self, shutdown: &Shutdown) -> Result<CycleReport, CycleError> {
+        let started = Instant::now();
+        let now = unix_now();
+        let mut delivery = self.deliver(now, shutdown).await?;
+        let mut poll = PollReport::default();
+        let mut poll_error = None;
+        if !shutdown.is_shutdown() {
+            match self.poll(now).await {
+                Ok(report) => poll = report,
+                Err(CycleError::Store(e)) => return Err(e.into()),
+                Err(e) => {
+                    metrics::counter!("churn_alert_poll_failures_total").increment(1);
+                    poll_error = Some(e.to_string());
+                }
+            }
+            if poll.new_losses > 0 || !delivery.all_delivered() {
+                let second = self.deliver(unix_now(), shutdown).await?;
+                delivery.messages_sent += second.messages_sent;
+                delivery.losses_delivered += second.losses_delivered;
+                delivery.waiting = second.waiting;
+                delivery.next_retry_at = second.next_retry_at;
+            }
+        }
+        let pending = self.store.pending_counts()?.values().sum();
+        metrics::counter!("churn_alert_cycles_total").increment(1);
+        metrics::gauge!("churn_alert_pending_deliveries").set(pending as f64);
+        let report = CycleReport {
+            poll,
+            poll_error,
+            delivery,
+            pending,
+            elapsed: started.elapsed(),
+        };
+        report.log();
+        Ok(report)
+    }
+}
+
+impl CycleReport {
+    fn log(&self) {
+        let window = self
+            .poll
+            .window
+            .map(|w| format!("{}..{}", w.start, w.end))
+            .unwrap_or_else(|| "-".into());
+        match &self.poll_error {
+            None => tracing::info!(
+                window = %window,
+                fetched = self.poll.fetched,
+                new_losses = self.poll.new_losses,
+                messages_sent = self.delivery.messages_sent,
+                pending = self.pending,
+                elapsed_ms = self.elapsed.as_millis() as u64,
+                "cycle done"
+            ),
+            Some(error) => tracing::error!(
+                window = %window,
+                messages_sent = self.delivery.messages_sent,
+                pending = self.pending,
+                elapsed_ms = self.elapsed.as_millis() as u64,
+                "cycle could not poll Weiban: {error}; the same window is fetched again next cycle"
+            ),
+        }
+        for (destination, reason) in &self.delivery.waiting {
+            tracing::warn!(%destination, "not delivered: {reason}");
+        }
+    }
+}

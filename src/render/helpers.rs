@@ -1,0 +1,82 @@
+//! Template helpers: time in the configured zone, days known, delete_by wording, joining,
+//! truncation.
+
+use chrono::{TimeZone, Utc};
+use chrono_tz::Tz;
+use handlebars::{
+    handlebars_helper, Context, Handlebars, Helper, HelperDef, RenderContext, RenderError,
+    RenderErrorReason, ScopedJson,
+};
+use serde_json::Value;
+
+/// Formats unix seconds as `YYYY-MM-DD HH:MM` in the configured zone: `{{time outflow_at}}`.
+/// An optional second parameter is a chrono format: `{{time outflow_at "%m-%d %H:%M"}}`.
+struct TimeHelper {
+    tz: Tz,
+}
+
+impl HelperDef for TimeHelper {
+    fn call_inner<'reg: 'rc, 'rc>(
+        &self,
+        h: &Helper<'rc>,
+        _: &'reg Handlebars<'reg>,
+        _: &'rc Context,
+        _: &mut RenderContext<'reg, 'rc>,
+    ) -> Result<ScopedJson<'rc>, RenderError> {
+        let seconds = h.param(0).and_then(|p| p.value().as_i64()).ok_or_else(|| {
+            RenderErrorReason::ParamTypeMismatchForName("time", "0".into(), "unix seconds".into())
+        })?;
+        let format = h
+            .param(1)
+            .and_then(|p| p.value().as_str())
+            .unwrap_or("%Y-%m-%d %H:%M");
+        let text = match Utc.timestamp_opt(seconds, 0).single() {
+            Some(t) => t.with_timezone(&self.tz).format(format).to_string(),
+            None => seconds.to_string(),
+        };
+        Ok(ScopedJson::Derived(Value::String(text)))
+    }
+}
+
+/// Whole days from `added_at` to `outflow_at`, when both are known and in order.
+pub(crate) fn days_between(added_at: Option<i64>, outflow_at: i64) -> Option<i64> {
+    added_at
+        .filter(|a| *a > 0 && *a <= outflow_at)
+        .map(|a| (outflow_at - a) / 86_400)
+}
+
+handlebars_helper!(delete_by_text: |who: str| match who {
+    "customer" => "客户删除了员工",
+    _ => "员工删除了客户",
+});
+
+// `{{days_known_between added_at outflow_at}}`: whole days known, or null.
+handlebars_helper!(days_known_between: |added_at: Value, outflow_at: i64| {
+    days_between(added_at.as_i64(), outflow_at).map_or(Value::Null, Value::from)
+});
+
+handlebars_helper!(join: |items: array, sep: str| {
+    items.iter().map(|v| match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }).collect::<Vec<_>>().join(sep)
+});
+
+handlebars_helper!(truncate: |text: str, max_chars: u64| {
+    let max = max_chars as usize;
+    if text.chars().count() <= max {
+        text.to_owned()
+    } else {
+        let mut cut: String = text.chars().take(max.saturating_sub(1)).collect();
+        cut.push('…');
+        cut
+    }
+});
+
+pub(crate) fn register(registry: &mut Handlebars<'static>, tz: Tz) {
+    registry.register_helper("time", Box::new(TimeHelper { tz }));
+    registry.register_helper("delete_by_text", Box::new(delete_by_text));
+    registry.register_helper("days_known_between", Box::new(days_known_between));
+    registry.register_helper("join", Box::new(join));
+    registry.register_helper("truncate", Box::new(truncate));
+}

@@ -1,0 +1,175 @@
+//! Render stage: turns losses into message texts with Handlebars templates.
+//!
+//! Templates are strict (a misspelt variable is an error, found by `check`, not a blank line
+//! at 3 a.m.), and everything a customer controls is escaped for the channel by the
+//! registry's escape function ([`escape`]). [`split`] packs the rendered entries into messages
+//! that fit the channel's byte limit.
+
+pub(crate) mod escape;
+mod helpers;
+pub(crate) mod split;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use chrono_tz::Tz;
+use handlebars::Handlebars;
+use serde::Serialize;
+
+use crate::loss::{DeleteBy, Loss};
+
+pub(crate) use split::{Message, MARKDOWN_LIMIT};
+
+/// The built-in templates, by file name. A file of the same name in `[templates] dir` wins.
+pub(crate) const BUILTIN: &[(&str, &str)] = &[(
+    "digest.md.hbs",
+    include_str!("../../templates/digest.md.hbs"),
+)];
+
+/// A template that cannot be loaded or rendered; names the template file.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    #[error("template {name}: {reason}")]
+    Template { name: String, reason: String },
+    #[error("cannot read template {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// What a message template receives. Documented for template authors in the README.
+#[derive(Debug, Serialize)]
+pub(crate) struct MessageContext {
+    /// Part number of this message (1-based) and how many parts the batch has.
+    pub part: usize,
+    pub parts: usize,
+    /// Losses in the whole batch, over all parts.
+    pub total: usize,
+    pub staff_count: usize,
+    /// The polling window (unix seconds), when known.
+    pub window: Option<WindowContext>,
+    pub groups: Vec<StaffGroup>,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub(crate) struct WindowContext {
+    pub start: i64,
+    pub end: i64,
+}
+
+/// One staff member's losses in this message.
+#[derive(Debug, Serialize)]
+pub(crate) struct StaffGroup {
+    pub staff: StaffContext,
+    /// This staff member's losses in the whole batch (a group may span parts).
+    pub count: usize,
+    pub customers: Vec<CustomerContext>,
+    /// Losses of this staff member left out of every message (storm protection).
+    pub omitted: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct StaffContext {
+    pub id: String,
+    pub name: String,
+    pub email: Option<String>,
+}
+
+/// One lost customer. Every key is always present (null when unknown), as strict mode wants.
+#[derive(Debug, Serialize)]
+pub(crate) struct CustomerContext {
+    pub id: String,
+    pub name: String,
+    /// The remark, when it differs from the name.
+    pub remark: Option<String>,
+    pub corp_name: Option<String>,
+    pub outflow_at: i64,
+    /// `customer` or `staff`.
+    pub delete_by: DeleteBy,
+    pub tags: Vec<String>,
+    pub added_at: Option<i64>,
+    /// Whole days between being added and the loss.
+    pub days_known: Option<i64>,
+}
+
+impl From<&Loss> for CustomerContext {
+    fn from(loss: &Loss) -> Self {
+        Self {
+            id: loss.customer_id.clone(),
+            name: loss.customer_name.clone(),
+            remark: loss.display_remark().map(str::to_owned),
+            corp_name: loss.corp_name.clone(),
+            outflow_at: loss.outflow_at,
+            delete_by: loss.delete_by,
+            tags: loss.tags.clone(),
+            added_at: loss.added_at,
+            days_known: helpers::days_between(loss.added_at, loss.outflow_at),
+        }
+    }
+}
+
+/// Renders messages for one channel (one escape rule) from named templates.
+pub(crate) struct Renderer {
+    registry: Handlebars<'static>,
+}
+
+impl Renderer {
+    /// Loads the built-in templates and the overrides in `dir`, escaping for WeCom markdown.
+    pub fn markdown(tz: Tz, dir: Option<&Path>) -> Result<Self, RenderError> {
+        let mut registry = Handlebars::new();
+        registry.set_strict_mode(true);
+        registry.register_escape_fn(escape::markdown);
+        helpers::register(&mut registry, tz);
+        for (name, builtin) in BUILTIN {
+            let source = match dir.map(|d| d.join(name)) {
+                Some(path) if path.exists() => {
+                    std::fs::read_to_string(&path).map_err(|source| RenderError::Read {
+                        path: path.display().to_string(),
+                        source,
+                    })?
+                }
+                _ => (*builtin).to_owned(),
+            };
+            registry
+                .register_template_string(name, source)
+                .map_err(|e| RenderError::Template {
+                    name: (*name).to_owned(),
+                    reason: e.to_string(),
+                })?;
+        }
+        Ok(Self { registry })
+    }
+
+    pub fn render(&self, name: &str, context: &MessageContext) -> Result<String, RenderError> {
+        self.registry
+            .render(name, context)
+            .map(|text| text.trim_end().to_owned())
+            .map_err(|e| RenderError::Template {
+                name: name.to_owned(),
+                reason: e.to_string(),
+            })
+    }
+}
+
+/// Losses grouped by staff member: groups by staff name, customers newest first.
+pub(crate) fn group_by_staff(losses: &[Loss]) -> Vec<(String, Vec<&Loss>)> {
+    let mut groups: BTreeMap<(String, String), Vec<&Loss>> = BTreeMap::new();
+    for loss in losses {
+        groups
+            .entry((loss.staff_name.clone(), loss.staff_id.clone()))
+            .or_default()
+            .push(loss);
+    }
+    groups
+        .into_iter()
+        .map(|((_, id), mut items)| {
+            items.sort_by(|a, b| {
+                b.outflow_at
+                    .cmp(&a.outflow_at)
+                    .then_with(|| a.customer_id.cmp(&b.customer_id))
+            });
+            (id, items)
+        })
+        .collect()
+}

@@ -1,0 +1,307 @@
+//! Packing a batch of losses into as few messages as fit the channel's byte limit.
+//!
+//! Entries are never split and never dropped: each message holds whole customer entries, and
+//! every part repeats the heading with its number ("(2/3)"). The largest prefix that fits is
+//! found by exponential then binary search over renders of the real template, so the limit is
+//! exact in UTF-8 bytes whatever the template does. The part count is unknown while packing,
+//! so parts are packed with a wide placeholder count and re-rendered with the real one, which
+//! can only be shorter. An entry too large on its own is cut with a visible marker.
+
+use super::{
+    group_by_staff, CustomerContext, MessageContext, RenderError, Renderer, StaffContext,
+    StaffGroup, WindowContext,
+};
+use crate::loss::{Loss, LossKey};
+
+/// WeCom markdown content limit, in UTF-8 bytes.
+pub(crate) const MARKDOWN_LIMIT: usize = 4096;
+/// Appended to an entry that had to be cut to fit.
+const CUT_MARKER: &str = "\n…（内容过长，已截断）";
+/// Stands in for the part count while packing; wider than any real count.
+const PLACEHOLDER_PARTS: usize = 999_999;
+
+/// One message ready to send, and the losses it reports.
+#[derive(Debug, Clone)]
+pub(crate) struct Message {
+    pub content: String,
+    pub losses: Vec<LossKey>,
+}
+
+/// What to pack.
+pub(crate) struct Batch<'a> {
+    pub template: &'a str,
+    pub losses: &'a [Loss],
+    pub window: Option<WindowContext>,
+    /// At most this many customers are listed per staff member; the rest are counted.
+    pub list_at_most: Option<usize>,
+    pub limit: usize,
+}
+
+/// One staff member's listed losses and how many more were left out.
+struct Group<'a> {
+    listed: Vec<&'a Loss>,
+    omitted: Vec<&'a Loss>,
+}
+
+pub(crate) fn pack(renderer: &Renderer, batch: &Batch<'_>) -> Result<Vec<Message>, RenderError> {
+    let groups: Vec<Group<'_>> = group_by_staff(batch.losses)
+        .into_iter()
+        .map(|(_, mut items)| {
+            // At least one entry per staff member is listed, so every group has a place.
+            let keep = batch
+                .list_at_most
+                .unwrap_or(usize::MAX)
+                .clamp(1, items.len().max(1));
+            let omitted = items.split_off(keep);
+            Group {
+                listed: items,
+                omitted,
+            }
+        })
+        .collect();
+    // Entries in display order: (group, index in group).
+    let entries: Vec<(usize, usize)> = groups
+        .iter()
+        .enumerate()
+        .flat_map(|(g, group)| (0..group.listed.len()).map(move |i| (g, i)))
+        .collect();
+    let packer = Packer {
+        renderer,
+        batch,
+        groups: &groups,
+        entries: &entries,
+    };
+
+    let mut ranges = Vec::new();
+    let mut start = 0;
+    while start < entries.len() {
+        let part = ranges.len() + 1;
+        let fits = |len: usize| -> Result<bool, RenderError> {
+            Ok(packer
+                .render(start..start + len, part, PLACEHOLDER_PARTS)?
+                .len()
+                <= batch.limit)
+        };
+        let remaining = entries.len() - start;
+        let mut good = 0;
+        let mut probe = 1;
+        while probe <= remaining && fits(probe)? {
+            good = probe;
+            probe *= 2;
+        }
+        let mut bad = probe.min(remaining + 1);
+        while bad - good > 1 {
+            let mid = (good + bad) / 2;
+            if fits(mid)? {
+                good = mid;
+            } else {
+                bad = mid;
+            }
+        }
+        let len = good.max(1);
+        ranges.push(start..start + len);
+        start += len;
+    }
+
+    let parts = ranges.len();
+    ranges
+        .into_iter()
+        .enumerate()
+        .map(|(i, range)| {
+            let mut content = packer.render(range.clone(), i + 1, parts)?;
+            if content.len() > batch.limit {
+                content = cut(&content, batch.limit);
+            }
+            Ok(Message {
+                content,
+                losses: packer.keys(range),
+            })
+        })
+        .collect()
+}
+
+struct Packer<'a> {
+    renderer: &'a Renderer,
+    batch: &'a Batch<'a>,
+    groups: &'a [Group<'a>],
+    entries: &'a [(usize, usize)],
+}
+
+impl Packer<'_> {
+    fn render(
+        &self,
+        range: std::ops::Range<usize>,
+        part: usize,
+        parts: usize,
+    ) -> Result<String, RenderError> {
+        let mut groups: Vec<StaffGroup> = Vec::new();
+        let mut current: Option<usize> = None;
+        for &(g, i) in &self.entries[range.clone()] {
+            let group = &self.groups[g];
+            if current != Some(g) {
+                current = Some(g);
+                let first = group.listed.first().or(group.omitted.first());
+                let Some(first) = first else { continue };
+                groups.push(StaffGroup {
+                    staff: StaffContext {
+                        id: first.staff_id.clone(),
+                        name: first.staff_name.clone(),
+                        email: first.staff_email.clone(),
+                    },
+                    count: group.listed.len() + group.omitted.len(),
+                    customers: Vec::new(),
+                    omitted: 0,
+                });
+            }
+            if let Some(g_ctx) = groups.last_mut() {
+                if let Some(loss) = group.listed.get(i) {
+                    g_ctx.customers.push(CustomerContext::from(*loss));
+                }
+                if self.is_last_of_group(g, i) {
+                    g_ctx.omitted = group.omitted.len();
+                }
+            }
+        }
+        let context = MessageContext {
+            part,
+            parts,
+            total: self.batch.losses.len(),
+            staff_count: self.groups.len(),
+            window: self.batch.window,
+            groups,
+        };
+        self.renderer.render(self.batch.template, &context)
+    }
+
+    fn is_last_of_group(&self, g: usize, i: usize) -> bool {
+        i + 1 >= self.groups[g].listed.len()
+    }
+
+    /// The losses a range reports: its listed entries, plus the omitted ones of groups it ends.
+    fn keys(&self, range: std::ops::Range<usize>) -> Vec<LossKey> {
+        let mut keys = Vec::new();
+        for &(g, i) in &self.entries[range] {
+            let group = &self.groups[g];
+            if let Some(loss) = group.listed.get(i) {
+                keys.push(loss.key());
+            }
+            if self.is_last_of_group(g, i) {
+                keys.extend(group.omitted.iter().map(|l| l.key()));
+            }
+        }
+        keys
+    }
+}
+
+/// Cuts `content` to `limit` bytes at a character boundary, ending with the marker.
+fn cut(content: &str, limit: usize) -> String {
+    let mut end = limit.saturating_sub(CUT_MARKER.len()).min(content.len());
+    while !content.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{CUT_MARKER}", &content[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loss::DeleteBy;
+
+    fn losses(n: usize, staff: usize) -> Vec<Loss> {
+        (0..n)
+            .map(|i| Loss {
+                customer_id: format!("c{i:05}"),
+                customer_name: format!("客户{i:05}号"),
+                remark: Some(format!("备注{i}")),
+                corp_name: None,
+                staff_id: format!("s{}", i % staff),
+                staff_name: format!("员工{}", i % staff),
+                staff_email: None,
+                outflow_at: 1_736_314_633 - i as i64,
+                delete_by: DeleteBy::Customer,
+                tags: vec!["标签A".into(), "标签B".into()],
+                added_at: Some(1_734_951_802),
+            })
+            .collect()
+    }
+
+    fn renderer() -> Renderer {
+        Renderer::markdown(chrono_tz::Asia::Shanghai, None).unwrap()
+    }
+
+    #[test]
+    fn every_part_fits_and_every_customer_appears_once() {
+        let all = losses(300, 7);
+        let batch = Batch {
+            template: "digest.md.hbs",
+            losses: &all,
+            window: None,
+            list_at_most: None,
+            limit: MARKDOWN_LIMIT,
+        };
+        let messages = pack(&renderer(), &batch).unwrap();
+        assert!(messages.len() > 1);
+        let parts = messages.len();
+        for (i, m) in messages.iter().enumerate() {
+            assert!(
+                m.content.len() <= MARKDOWN_LIMIT,
+                "part {i}: {}",
+                m.content.len()
+            );
+            assert!(m.content.contains(&format!("({}/{parts})", i + 1)));
+        }
+        let text: String = messages.iter().map(|m| m.content.as_str()).collect();
+        for loss in &all {
+            assert_eq!(
+                text.matches(&loss.customer_name).count(),
+                1,
+                "{}",
+                loss.customer_name
+            );
+        }
+        let keys: usize = messages.iter().map(|m| m.losses.len()).sum();
+        assert_eq!(keys, 300);
+        // Packing is tight: no part but the last could have taken the next entry.
+        let total: usize = messages.iter().map(|m| m.content.len()).sum();
+        assert!(
+            parts <= total.div_ceil(MARKDOWN_LIMIT) + 1,
+            "{parts} parts for {total} bytes"
+        );
+    }
+
+    #[test]
+    fn a_single_oversized_entry_is_cut_with_a_marker() {
+        let mut all = losses(1, 1);
+        all[0].customer_name = "长".repeat(3000);
+        let batch = Batch {
+            template: "digest.md.hbs",
+            losses: &all,
+            window: None,
+            list_at_most: None,
+            limit: MARKDOWN_LIMIT,
+        };
+        let messages = pack(&renderer(), &batch).unwrap();
+        assert_eq!(messages.len(), 1);
+        assert!(messages[0].content.len() <= MARKDOWN_LIMIT);
+        assert!(messages[0].content.ends_with(CUT_MARKER));
+        assert_eq!(messages[0].losses.len(), 1);
+    }
+
+    #[test]
+    fn list_at_most_counts_the_rest_and_still_reports_them() {
+        let all = losses(150, 1);
+        let batch = Batch {
+            template: "digest.md.hbs",
+            losses: &all,
+            window: None,
+            list_at_most: Some(10),
+            limit: MARKDOWN_LIMIT,
+        };
+        let messages = pack(&renderer(), &batch).unwrap();
+        assert_eq!(messages.len(), 1);
+        assert!(messages[0]
+            .content
+            .contains("另有 <font color=\"warning\">140</font> 位"));
+        assert_eq!(messages[0].losses.len(), 150);
+    }
+}

@@ -1,0 +1,240 @@
+//! Crontab expressions as an operator means them, evaluated in an IANA time zone.
+//!
+//! The `cron` crate wants a seconds field and numbers weekdays from Sunday = 1, so crontab's
+//! `0 9 * * 1-5` would mean Sunday–Thursday there. [`Schedule::parse`] accepts what a crontab
+//! accepts — 5 fields with POSIX weekdays (0 and 7 = Sunday, names too), 6 fields with a
+//! leading seconds field, and `@hourly`-style shortcuts — and rewrites the weekday field into
+//! the crate's numbering before handing it over.
+
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+
+/// Why a schedule could not be parsed.
+#[derive(Debug, thiserror::Error)]
+pub enum ScheduleError {
+    #[error("`{0}` is not an IANA time zone (for example `Asia/Shanghai`)")]
+    Timezone(String),
+    #[error("`{expr}` is not a valid schedule: {reason}")]
+    Cron { expr: String, reason: String },
+}
+
+/// A parsed schedule bound to its time zone.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    inner: cron::Schedule,
+    tz: Tz,
+}
+
+impl Schedule {
+    /// Parses a crontab expression (5 or 6 fields, or a shortcut) for time zone `tz`.
+    pub fn parse(expr: &str, tz: &str) -> Result<Self, ScheduleError> {
+        let tz: Tz = tz
+            .parse()
+            .map_err(|_| ScheduleError::Timezone(tz.to_owned()))?;
+        let cron_expr = to_cron_crate(expr)?;
+        let inner = cron::Schedule::from_str(&cron_expr).map_err(|e| ScheduleError::Cron {
+            expr: expr.to_owned(),
+            reason: e.to_string(),
+        })?;
+        Ok(Self { inner, tz })
+    }
+
+    pub fn timezone(&self) -> Tz {
+        self.tz
+    }
+
+    /// The first run strictly after `now`, in the schedule's zone.
+    pub fn next_after(&self, now: DateTime<Utc>) -> Option<DateTime<Tz>> {
+        self.inner.after(&now.with_timezone(&self.tz)).next()
+    }
+
+    /// The next `n` runs strictly after `now`.
+    pub fn upcoming(&self, now: DateTime<Utc>, n: usize) -> Vec<DateTime<Tz>> {
+        self.inner
+            .after(&now.with_timezone(&self.tz))
+            .take(n)
+            .collect()
+    }
+}
+
+fn cron_error(expr: &str, reason: impl Into<String>) -> ScheduleError {
+    ScheduleError::Cron {
+        expr: expr.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// Rewrites a crontab expression into the `cron` crate's dialect.
+fn to_cron_crate(expr: &str) -> Result<String, ScheduleError> {
+    let trimmed = expr.trim();
+    if trimmed.starts_with('@') {
+        return match trimmed {
+            "@yearly" | "@annually" | "@monthly" | "@weekly" | "@daily" | "@midnight"
+            | "@hourly" => Ok(trimmed.to_owned()),
+            _ => Err(cron_error(
+                expr,
+                "unknown shortcut (use @hourly, @daily, @weekly, @monthly or @yearly)",
+            )),
+        };
+    }
+    let mut fields: Vec<String> = trimmed.split_whitespace().map(str::to_owned).collect();
+    match fields.len() {
+        5 => fields.insert(0, "0".to_owned()),
+        6 => {}
+        n => return Err(cron_error(
+            expr,
+            format!(
+                "has {n} fields; write 5 (minute hour day month weekday) or 6 (with seconds first)"
+            ),
+        )),
+    }
+    fields[5] = weekday_field(&fields[5]).map_err(|reason| cron_error(expr, reason))?;
+    Ok(fields.join(" "))
+}
+
+/// Converts a POSIX weekday field into an explicit list in the crate's numbering (Sun = 1).
+fn weekday_field(field: &str) -> Result<String, String> {
+    if field == "*" || field == "?" {
+        return Ok(field.to_owned());
+    }
+    let mut days = [false; 7];
+    for item in field.split(',') {
+        let (range, step) = match item.split_once('/') {
+            Some((range, step)) => {
+                let step: usize = step
+                    .parse()
+                    .ok()
+                    .filter(|s| *s > 0)
+                    .ok_or_else(|| format!("weekday step `{step}` is not a positive number"))?;
+                (range, step)
+            }
+            None => (item, 1),
+        };
+        let (first, last) = if range == "*" {
+            (0, 6)
+        } else if let Some((a, b)) = range.split_once('-') {
+            (weekday(a)?, weekday(b)?)
+        } else {
+            let day = weekday(range)?;
+            // `5/2` in a crontab means "from Friday on, every second day".
+            (day, if step > 1 { 6 } else { day })
+        };
+        if first > last {
+            return Err(format!("weekday range `{range}` runs backwards"));
+        }
+        for day in (first..=last).step_by(step) {
+            days[day % 7] = true;
+        }
+    }
+    let list: Vec<String> = (0..7)
+        .filter(|d| days[*d])
+        .map(|d| (d + 1).to_string())
+        .collect();
+    Ok(list.join(","))
+}
+
+/// POSIX weekday number (0–7, 7 = Sunday) or English name, as 0–7.
+fn weekday(token: &str) -> Result<usize, String> {
+    const NAMES: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
+    if let Ok(n) = token.parse::<usize>() {
+        return if n <= 7 {
+            Ok(n)
+        } else {
+            Err(format!("weekday `{token}` is out of range 0–7"))
+        };
+    }
+    let upper = token.to_ascii_uppercase();
+    NAMES
+        .iter()
+        .position(|name| upper == *name)
+        .ok_or_else(|| format!("`{token}` is not a weekday (0–7 or SUN–SAT)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{Datelike, TimeZone, Timelike, Weekday};
+
+    fn runs(expr: &str, n: usize) -> Vec<DateTime<Tz>> {
+        let schedule = Schedule::parse(expr, "Asia/Shanghai").unwrap();
+        // Saturday 2026-11-21 00:00 +08:00.
+        let start = Utc.with_ymd_and_hms(2026, 11, 20, 16, 0, 0).unwrap();
+        schedule.upcoming(start, n)
+    }
+
+    #[test]
+    fn weekdays_follow_posix_numbering() {
+        let fired = runs("0 9 * * 1-5", 10);
+        let weekdays: Vec<Weekday> = fired.iter().map(|t| t.weekday()).collect();
+        assert_eq!(
+            &weekdays[..5],
+            &[
+                Weekday::Mon,
+                Weekday::Tue,
+                Weekday::Wed,
+                Weekday::Thu,
+                Weekday::Fri
+            ]
+        );
+        for t in &fired {
+            assert_eq!((t.hour(), t.minute()), (9, 0));
+            assert_eq!(t.offset().to_string(), "CST");
+            assert_eq!(t.to_rfc3339().get(19..), Some("+08:00"));
+            assert!(!matches!(t.weekday(), Weekday::Sat | Weekday::Sun));
+        }
+    }
+
+    #[test]
+    fn sunday_is_zero_and_seven_and_names_work() {
+        for expr in ["0 8 * * 0", "0 8 * * 7", "0 8 * * SUN", "0 8 * * sun"] {
+            let fired = runs(expr, 3);
+            assert!(fired.iter().all(|t| t.weekday() == Weekday::Sun), "{expr}");
+        }
+        let fired = runs("0 8 * * MON-FRI", 5);
+        assert!(fired
+            .iter()
+            .all(|t| t.weekday() != Weekday::Sat && t.weekday() != Weekday::Sun));
+        let fired = runs("0 8 * * 5-7", 6);
+        let days: Vec<Weekday> = fired.iter().map(|t| t.weekday()).take(3).collect();
+        assert_eq!(days, [Weekday::Sat, Weekday::Sun, Weekday::Fri]);
+    }
+
+    #[test]
+    fn six_fields_have_seconds_first() {
+        let fired = runs("0 0 9 * * *", 3);
+        assert_eq!(fired.len(), 3);
+        for pair in fired.windows(2) {
+            assert_eq!((pair[1].clone() - pair[0].clone()).num_hours(), 24);
+        }
+        assert!(fired
+            .iter()
+            .all(|t| (t.hour(), t.minute(), t.second()) == (9, 0, 0)));
+    }
+
+    #[test]
+    fn shortcuts_and_steps() {
+        let hourly = runs("@hourly", 2);
+        assert_eq!((hourly[1].clone() - hourly[0].clone()).num_minutes(), 60);
+        let every5 = runs("*/5 * * * *", 2);
+        assert_eq!((every5[1].clone() - every5[0].clone()).num_minutes(), 5);
+    }
+
+    #[test]
+    fn bad_expressions_are_explained() {
+        for expr in [
+            "* * *",
+            "0 9 * * 8",
+            "0 9 * * FUNDAY",
+            "@reboot",
+            "61 * * * *",
+        ] {
+            assert!(Schedule::parse(expr, "Asia/Shanghai").is_err(), "{expr}");
+        }
+        assert!(matches!(
+            Schedule::parse("* * * * *", "Mars/Base"),
+            Err(ScheduleError::Timezone(_))
+        ));
+    }
+}

@@ -1,0 +1,20 @@
+//! Built-in stand-ins for Weiban and for WeCom robots, on loopback.
+//!
+//! They serve the documented shapes (the outflow items are built from the documented example,
+//! `tests/fixtures/outflow-example.json`), enforce the real limits, and inject faults at
+//! configurable rates, so that `churn-alert demo`, the integration tests and the benchmarks
+//! all drive the real pipeline over real HTTP without credentials.
+
+pub mod robot;
+pub mod weiban;
+
+pub use robot::{Received, RobotFaults, RobotSim};
+pub use weiban::{SimLoss, WeibanFaults, WeibanSim, WeibanSimOptions};
+
+/// The documented `external_user/list/outflow` answer, byte for byte.
+pub const OUTFLOW_EXAMPLE: &str = crate::source::model::DOCUMENTED_EXAMPLE;
+
+/// Binds a loopback listener on an ephemeral port.
+async fn bind() -> std::io::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(("127.0.0.1", 0)).await
+}

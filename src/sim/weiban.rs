@@ -1,0 +1,453 @@
+//! A Weiban OpenAPI stand-in: the token endpoint and the outflow list.
+//!
+//! It keeps losses newest first, pages them with Weiban's 100-item cap, checks the token,
+//! answers 10052 when 5 or more requests are in flight and 10053 past 600 requests in a
+//! minute, like the real service. [`WeibanFaults`] adds 5xx, timeouts, connection resets,
+//! malformed JSON, 10052, 10053 and token invalidation (10001) at a given rate.
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// How the stand-in behaves.
+#[derive(Debug, Clone)]
+pub struct WeibanSimOptions {
+    pub corp_id: String,
+    pub secret: String,
+    /// `expires_in` of issued tokens, seconds.
+    pub token_ttl: u64,
+    /// Items per page at most (Weiban: 100). Lower it to test servers that cap pages.
+    pub page_cap: usize,
+    /// Added to every request.
+    pub latency: Duration,
+    pub faults: WeibanFaults,
+    /// Enforce Weiban's limits (fewer than 5 in flight, 600 a minute).
+    pub enforce_limits: bool,
+}
+
+impl Default for WeibanSimOptions {
+    fn default() -> Self {
+        Self {
+            corp_id: "sim-corp".into(),
+            secret: "sim-secret".into(),
+            token_ttl: 7200,
+            page_cap: 100,
+            latency: Duration::ZERO,
+            faults: WeibanFaults::default(),
+            enforce_limits: true,
+        }
+    }
+}
+
+/// Fault injection: each data request fails with probability `rate`, with a kind drawn
+/// uniformly from those enabled.
+#[derive(Debug, Clone, Default)]
+pub struct WeibanFaults {
+    pub rate: f64,
+    pub server_error: bool,
+    pub timeout: bool,
+    /// How long a "timeout" request hangs before answering.
+    pub timeout_delay: Duration,
+    pub reset: bool,
+    pub malformed: bool,
+    pub concurrency: bool,
+    pub rate_limit: bool,
+    pub bad_token: bool,
+}
+
+impl WeibanFaults {
+    /// Every kind of fault at `rate`, timeouts hanging for `timeout_delay`.
+    pub fn all(rate: f64, timeout_delay: Duration) -> Self {
+        Self {
+            rate,
+            server_error: true,
+            timeout: true,
+            timeout_delay,
+            reset: true,
+            malformed: true,
+            concurrency: true,
+            rate_limit: true,
+            bad_token: true,
+        }
+    }
+
+    fn kinds(&self) -> Vec<&'static str> {
+        [
+            (self.server_error, "http_500"),
+            (self.timeout, "timeout"),
+            (self.reset, "reset"),
+            (self.malformed, "malformed"),
+            (self.concurrency, "10052"),
+            (self.rate_limit, "10053"),
+            (self.bad_token, "10001"),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect()
+    }
+}
+
+/// A loss to serve.
+#[derive(Debug, Clone)]
+pub struct SimLoss {
+    pub customer_id: String,
+    pub customer_name: String,
+    pub remark: Option<String>,
+    pub staff_id: String,
+    pub staff_name: String,
+    pub staff_email: String,
+    pub outflow_at: i64,
+    pub deleted_by_customer: bool,
+    pub tags: Vec<String>,
+}
+
+impl SimLoss {
+    /// `n` losses over `staff` staff members, one every `spacing` seconds back from `newest`.
+    /// Customer names are `客户00001号`-style, unique per `prefix`.
+    pub fn generate(prefix: &str, n: usize, staff: usize, newest: i64, spacing: i64) -> Vec<Self> {
+        (0..n)
+            .map(|i| {
+                let s = i % staff.max(1);
+                Self {
+                    customer_id: format!("wm_{prefix}_{i:06}"),
+                    customer_name: format!("{prefix}客户{i:05}号"),
+                    remark: (i % 3 == 0).then(|| format!("老客户{i}")),
+                    staff_id: format!("staff{s:02}"),
+                    staff_name: format!("销售{s:02}"),
+                    staff_email: format!("staff{s:02}@example.com"),
+                    outflow_at: newest - i as i64 * spacing,
+                    deleted_by_customer: i % 2 == 0,
+                    tags: if i % 4 == 0 {
+                        vec!["意向客户".into()]
+                    } else {
+                        vec![]
+                    },
+                }
+            })
+            .collect()
+    }
+
+    fn to_item(&self, template: &Value) -> Value {
+        let mut item = template.clone();
+        item["id"] = json!(self.customer_id);
+        item["name"] = json!(self.customer_name);
+        item["outflow_at"] = json!(self.outflow_at);
+        item["staff"]["id"] = json!(self.staff_id);
+        item["staff"]["name"] = json!(self.staff_name);
+        item["staff"]["email"] = json!(self.staff_email);
+        let relation = &mut item["staff_relation"];
+        relation["delete_by"] = json!(if self.deleted_by_customer {
+            "external_user"
+        } else {
+            "staff"
+        });
+        relation["remark"] = json!(self
+            .remark
+            .clone()
+            .unwrap_or_else(|| self.customer_name.clone()));
+        relation["external_user_ext_id"] = json!(self.customer_id);
+        relation["staff_ext_id"] = json!(self.staff_id);
+        relation["deleted_at"] = json!(self.outflow_at);
+        relation["created_at"] = json!(self.outflow_at - 86_400 * 37);
+        item["tags"] = Value::Array(
+            self.tags
+                .iter()
+                .map(|t| {
+                    let mut tag = template["tags"][0].clone();
+                    tag["name"] = json!(t);
+                    tag
+                })
+                .collect(),
+        );
+        item
+    }
+}
+
+/// What the stand-in saw, for assertions and benchmarks.
+#[derive(Debug, Clone, Default)]
+pub struct WeibanSimStats {
+    pub token_requests: u64,
+    pub outflow_requests: u64,
+    /// Injected faults by kind.
+    pub faults: BTreeMap<String, u64>,
+    /// Real limit answers (not injected): 10052 and 10053.
+    pub limit_errors: BTreeMap<String, u64>,
+    pub max_in_flight: usize,
+    /// Most outflow requests seen in any rolling 60 s.
+    pub max_per_minute: usize,
+}
+
+struct SimState {
+    options: WeibanSimOptions,
+    /// Newest first.
+    items: Vec<(i64, Value)>,
+    tokens: HashSet<String>,
+    token_seq: u64,
+    in_flight: usize,
+    recent: VecDeque<Instant>,
+    stats: WeibanSimStats,
+}
+
+type Shared = Arc<Mutex<SimState>>;
+
+fn lock(state: &Shared) -> MutexGuard<'_, SimState> {
+    state
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A running stand-in. Dropping it stops the server.
+pub struct WeibanSim {
+    addr: SocketAddr,
+    state: Shared,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for WeibanSim {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl WeibanSim {
+    pub async fn start(options: WeibanSimOptions) -> std::io::Result<Self> {
+        let listener = super::bind().await?;
+        let addr = listener.local_addr()?;
+        let state: Shared = Arc::new(Mutex::new(SimState {
+            options,
+            items: Vec::new(),
+            tokens: HashSet::new(),
+            token_seq: 0,
+            in_flight: 0,
+            recent: VecDeque::new(),
+            stats: WeibanSimStats::default(),
+        }));
+        let app = Router::new()
+            .route("/open-api/access_token/get", post(token))
+            .route("/open-api/external_user/list/outflow", get(outflow))
+            .with_state(Arc::clone(&state));
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(Self { addr, state, task })
+    }
+
+    /// `http://127.0.0.1:PORT`, for `weiban.base_url`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn add_losses(&self, losses: &[SimLoss]) {
+        let template = example_item();
+        let mut state = lock(&self.state);
+        for loss in losses {
+            state.items.push((loss.outflow_at, loss.to_item(&template)));
+        }
+        state.items.sort_by(|a, b| b.0.cmp(&a.0));
+    }
+
+    /// Adds raw items (for example the documented example itself).
+    pub fn add_raw(&self, items: Vec<Value>) {
+        let mut state = lock(&self.state);
+        for item in items {
+            let at = item["outflow_at"].as_i64().unwrap_or(0);
+            state.items.push((at, item));
+        }
+        state.items.sort_by(|a, b| b.0.cmp(&a.0));
+    }
+
+    pub fn set_faults(&self, faults: WeibanFaults) {
+        lock(&self.state).options.faults = faults;
+    }
+
+    pub fn set_latency(&self, latency: Duration) {
+        lock(&self.state).options.latency = latency;
+    }
+
+    pub fn stats(&self) -> WeibanSimStats {
+        lock(&self.state).stats.clone()
+    }
+}
+
+/// The item of the documented example, as a template for generated ones.
+fn example_item() -> Value {
+    serde_json::from_str::<Value>(super::OUTFLOW_EXAMPLE)
+        .ok()
+        .and_then(|v| v["external_user_list"].get(0).cloned())
+        .unwrap_or_else(|| json!({"staff": {}, "staff_relation": {}, "tags": [{}]}))
+}
+
+#[derive(Deserialize)]
+struct TokenRequest {
+    corp_id: Option<String>,
+    secret: Option<String>,
+}
+
+async fn token(State(state): State<Shared>, Json(body): Json<TokenRequest>) -> Json<Value> {
+    let mut s = lock(&state);
+    s.stats.token_requests += 1;
+    if body.corp_id.as_deref() != Some(s.options.corp_id.as_str())
+        || body.secret.as_deref() != Some(s.options.secret.as_str())
+    {
+        return Json(json!({"errcode": 10001, "errmsg": "认证错误"}));
+    }
+    s.token_seq += 1;
+    let token = format!("simtoken-{}-{:016x}", s.token_seq, fastrand::u64(..));
+    s.tokens.insert(token.clone());
+    Json(
+        json!({"errcode": 0, "errmsg": "ok", "access_token": token, "expires_in": s.options.token_ttl}),
+    )
+}
+
+#[derive(Deserialize)]
+struct OutflowQuery {
+    start_time: Option<String>,
+    end_time: Option<String>,
+    limit: Option<String>,
+    offset: Option<String>,
+    access_token: Option<String>,
+}
+
+/// Decrements the in-flight count when the request ends, however it ends.
+struct InFlight(Shared);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        lock(&self.0).in_flight -= 1;
+    }
+}
+
+enum Decision {
+    Answer(Value),
+    Fault(&'static str, Duration),
+}
+
+async fn outflow(State(state): State<Shared>, Query(q): Query<OutflowQuery>) -> Response {
+    let (decision, latency, _guard) = {
+        let mut s = lock(&state);
+        s.stats.outflow_requests += 1;
+        s.in_flight += 1;
+        s.stats.max_in_flight = s.stats.max_in_flight.max(s.in_flight);
+        let now = Instant::now();
+        s.recent.push_back(now);
+        while s
+            .recent
+            .front()
+            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60))
+        {
+            s.recent.pop_front();
+        }
+        s.stats.max_per_minute = s.stats.max_per_minute.max(s.recent.len());
+        let guard = InFlight(Arc::clone(&state));
+        let decision = decide(&mut s, &q);
+        (decision, s.options.latency, guard)
+    };
+    tokio::time::sleep(latency).await;
+    match decision {
+        Decision::Answer(body) => Json(body).into_response(),
+        Decision::Fault(kind, delay) => fault_response(kind, delay).await,
+    }
+}
+
+fn decide(s: &mut SimState, q: &OutflowQuery) -> Decision {
+    if s.options.enforce_limits {
+        if s.in_flight >= 5 {
+            *s.stats.limit_errors.entry("10052".into()).or_default() += 1;
+            return Decision::Answer(json!({"errcode": 10052, "errmsg": "并发超限"}));
+        }
+        if s.recent.len() > 600 {
+            *s.stats.limit_errors.entry("10053".into()).or_default() += 1;
+            return Decision::Answer(json!({"errcode": 10053, "errmsg": "频率超限"}));
+        }
+    }
+    let token_ok = q
+        .access_token
+        .as_ref()
+        .is_some_and(|t| s.tokens.contains(t));
+    if !token_ok {
+        return Decision::Answer(json!({"errcode": 10001, "errmsg": "认证错误"}));
+    }
+    let kinds = s.options.faults.kinds();
+    if !kinds.is_empty() && fastrand::f64() < s.options.faults.rate {
+        let kind = kinds[fastrand::usize(..kinds.len())];
+        *s.stats.faults.entry(kind.into()).or_default() += 1;
+        if kind == "10001" {
+            s.tokens.clear();
+        }
+        return Decision::Fault(kind, s.options.faults.timeout_delay);
+    }
+    let parse = |v: &Option<String>| v.as_deref().and_then(|v| v.parse::<i64>().ok());
+    let (a, b) = (
+        parse(&q.start_time).unwrap_or(i64::MIN),
+        parse(&q.end_time).unwrap_or(i64::MAX),
+    );
+    let (lo, hi) = (a.min(b), a.max(b));
+    let limit = parse(&q.limit).unwrap_or(30).clamp(1, 100) as usize;
+    let limit = limit.min(s.options.page_cap);
+    let offset = parse(&q.offset).unwrap_or(0).max(0) as usize;
+    let matching: Vec<&Value> = s
+        .items
+        .iter()
+        .filter(|(at, _)| (lo..=hi).contains(at))
+        .map(|(_, item)| item)
+        .collect();
+    let page: Vec<Value> = matching
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|v| (*v).clone())
+        .collect();
+    Decision::Answer(json!({
+        "errcode": 0,
+        "errmsg": "ok",
+        "external_user_list": page,
+        "total_count": matching.len(),
+    }))
+}
+
+async fn fault_response(kind: &'static str, delay: Duration) -> Response {
+    match kind {
+        "http_500" => (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response(),
+        "timeout" => {
+            tokio::time::sleep(delay).await;
+            (StatusCode::GATEWAY_TIMEOUT, "too late").into_response()
+        }
+        "reset" => {
+            // Half a body, then the connection breaks.
+            let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
+                Ok(Bytes::from_static(
+                    b"{\"errcode\":0,\"external_user_list\":[",
+                )),
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionReset,
+                    "reset",
+                )),
+            ];
+            Response::builder()
+                .header("content-type", "application/json")
+                .body(Body::from_stream(futures::stream::iter(chunks)))
+                .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+        }
+        "malformed" => (
+            StatusCode::OK,
+            [("content-type", "application/json")],
+            "{\"errcode\":0,\"external_user_list\":[{\"id\":",
+        )
+            .into_response(),
+        "10052" => Json(json!({"errcode": 10052, "errmsg": "并发超限"})).into_response(),
+        "10053" => Json(json!({"errcode": 10053, "errmsg": "频率超限"})).into_response(),
+        "10001" => Json(json!({"errcode": 10001, "errmsg": "认证错误"})).into_response(),
+        _ => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}

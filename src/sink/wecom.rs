@@ -1,0 +1,133 @@
+//! WeCom group robot client.
+//!
+//! A robot answers HTTP 200 even when it refuses, so the `errcode` in the body decides:
+//! `0` is delivered; `45009` (blocked for sending too fast) is returned at once so the caller
+//! leaves the robot alone for a while; `-1`, 5xx and network faults are retried here with
+//! back-off; `93000` (bad or removed robot) and `40058` (too long) are permanent.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::pacer::Pacer;
+use crate::config::WecomConfig;
+use crate::secret::{redact_url, Secret};
+
+/// Why a robot did not take a message. Never contains the robot key.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RobotError {
+    #[error("robot is blocked for sending too fast (errcode 45009: api freq out of limit)")]
+    Blocked,
+    #[error("robot refused the message permanently (errcode {code}: {meaning})")]
+    Permanent { code: i64, meaning: &'static str },
+    #[error("robot did not accept the message: {reason}")]
+    Transient { reason: String },
+}
+
+#[derive(Deserialize)]
+struct Answer {
+    errcode: Option<i64>,
+    errmsg: Option<String>,
+}
+
+fn meaning(code: i64) -> &'static str {
+    match code {
+        93000 => "invalid webhook url: the key is wrong or the robot was removed",
+        40058 => "content exceeds max length",
+        45009 => "api freq out of limit",
+        -1 => "system busy",
+        _ => "undocumented error code",
+    }
+}
+
+/// Posts messages to robots, paced per robot URL.
+pub(crate) struct WecomSink {
+    http: reqwest::Client,
+    pacer: Pacer,
+    max_retries: u32,
+    retry_base: Duration,
+}
+
+impl WecomSink {
+    pub fn new(config: &WecomConfig) -> Result<Self, RobotError> {
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .user_agent(concat!("churn-alert/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| RobotError::Transient {
+                reason: e.without_url().to_string(),
+            })?;
+        Ok(Self {
+            http,
+            pacer: Pacer::new(config.messages_per_minute),
+            max_retries: config.max_retries,
+            retry_base: config.retry_base,
+        })
+    }
+
+    /// Sends one markdown message, retrying transient faults with back-off.
+    pub async fn send_markdown(&self, robot: &Secret, content: &str) -> Result<(), RobotError> {
+        let body = serde_json::json!({ "msgtype": "markdown", "markdown": { "content": content } });
+        let mut attempt = 0;
+        loop {
+            self.pacer.acquire(robot.expose()).await;
+            let err = match self.try_send(robot, &body).await {
+                Ok(()) => return Ok(()),
+                Err(err @ (RobotError::Blocked | RobotError::Permanent { .. })) => return Err(err),
+                Err(err) => err,
+            };
+            if attempt >= self.max_retries {
+                return Err(err);
+            }
+            let ceiling = self.retry_base.saturating_mul(1 << attempt.min(10));
+            let wait = ceiling / 2 + (ceiling / 2).mul_f64(fastrand::f64());
+            tracing::debug!(error = %err, ?wait, robot = %redact_url(robot.expose()), "retrying robot send");
+            tokio::time::sleep(wait).await;
+            attempt += 1;
+        }
+    }
+
+    async fn try_send(&self, robot: &Secret, body: &serde_json::Value) -> Result<(), RobotError> {
+        let transient = |reason: String| RobotError::Transient { reason };
+        let response = self
+            .http
+            .post(robot.expose())
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| transient(describe(e)))?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(|e| transient(describe(e)))?;
+        if !status.is_success() {
+            return Err(transient(format!("HTTP {}", status.as_u16())));
+        }
+        let answer: Answer = serde_json::from_slice(&bytes)
+            .map_err(|e| transient(format!("answer is not JSON: {e}")))?;
+        match answer.errcode {
+            Some(0) => Ok(()),
+            Some(45009) => Err(RobotError::Blocked),
+            Some(code @ (93000 | 40058)) => Err(RobotError::Permanent {
+                code,
+                meaning: meaning(code),
+            }),
+            Some(code) => Err(transient(format!(
+                "errcode {code} ({}): {}",
+                meaning(code),
+                answer.errmsg.unwrap_or_default()
+            ))),
+            None => Err(transient("answer has no errcode".into())),
+        }
+    }
+}
+
+/// A transport error without its URL, which carries the robot key.
+fn describe(err: reqwest::Error) -> String {
+    let kind = if err.is_timeout() {
+        "timed out"
+    } else if err.is_connect() {
+        "connection failed"
+    } else {
+        "request failed"
+    };
+    format!("{kind} ({})", redact_url(&err.without_url().to_string()))
+}

@@ -1,0 +1,175 @@
+//! Weiban's answers as they come over the wire, and their conversion into [`Loss`].
+//!
+//! Every field is optional or defaulted: Weiban sends `null` freely and adds fields over time,
+//! and a missing remark must never cost us a loss.
+
+use serde::Deserialize;
+
+use crate::loss::{DeleteBy, Loss};
+
+/// The documented `external_user/list/outflow` answer, byte for byte.
+pub(crate) const DOCUMENTED_EXAMPLE: &str =
+    include_str!("../../tests/fixtures/outflow-example.json");
+
+/// The losses of the documented example: sample data for `check` and previews.
+pub(crate) fn documented_example() -> Vec<Loss> {
+    serde_json::from_str::<OutflowAnswer>(DOCUMENTED_EXAMPLE)
+        .map(|answer| {
+            answer
+                .external_user_list
+                .into_iter()
+                .filter_map(RawCustomer::into_loss)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The common envelope: `errcode` and `errmsg` come with every answer.
+#[derive(Debug, Deserialize)]
+pub(crate) struct Envelope {
+    pub errcode: i64,
+    #[serde(default)]
+    pub errmsg: Option<String>,
+}
+
+/// `POST /open-api/access_token/get`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct TokenAnswer {
+    pub access_token: Option<String>,
+    pub expires_in: Option<u64>,
+}
+
+/// `GET /open-api/external_user/list/outflow`.
+#[derive(Debug, Deserialize)]
+pub(crate) struct OutflowAnswer {
+    #[serde(default)]
+    pub external_user_list: Vec<RawCustomer>,
+    #[serde(default)]
+    pub total_count: u64,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct RawCustomer {
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub corp_name: Option<String>,
+    pub corp_full_name: Option<String>,
+    pub outflow_at: Option<i64>,
+    #[serde(default)]
+    pub tags: Option<Vec<RawTag>>,
+    pub staff: Option<RawStaff>,
+    pub staff_relation: Option<RawRelation>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct RawTag {
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct RawStaff {
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub email: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(crate) struct RawRelation {
+    pub delete_by: Option<String>,
+    pub remark: Option<String>,
+    pub created_at: Option<i64>,
+    pub deleted_at: Option<i64>,
+    pub staff_ext_id: Option<String>,
+}
+
+fn non_empty(s: Option<String>) -> Option<String> {
+    s.filter(|s| !s.trim().is_empty())
+}
+
+impl RawCustomer {
+    /// Converts one list item; `None` when it lacks what identifies a loss (customer id and time).
+    pub fn into_loss(self) -> Option<Loss> {
+        let customer_id = non_empty(self.id)?;
+        let relation = self.staff_relation;
+        let outflow_at = self
+            .outflow_at
+            .or_else(|| relation.as_ref().and_then(|r| r.deleted_at))?;
+        let staff = self.staff;
+        let staff_id = staff
+            .as_ref()
+            .and_then(|s| non_empty(s.id.clone()))
+            .or_else(|| {
+                relation
+                    .as_ref()
+                    .and_then(|r| non_empty(r.staff_ext_id.clone()))
+            })
+            .unwrap_or_else(|| "unknown".to_owned());
+        let staff_name = staff
+            .as_ref()
+            .and_then(|s| non_empty(s.name.clone()))
+            .unwrap_or_else(|| staff_id.clone());
+        let delete_by = match relation.as_ref().and_then(|r| r.delete_by.as_deref()) {
+            Some("external_user") => DeleteBy::Customer,
+            _ => DeleteBy::Staff,
+        };
+        Some(Loss {
+            customer_name: non_empty(self.name).unwrap_or_else(|| customer_id.clone()),
+            customer_id,
+            remark: relation.as_ref().and_then(|r| non_empty(r.remark.clone())),
+            corp_name: non_empty(self.corp_name).or_else(|| non_empty(self.corp_full_name)),
+            staff_email: staff.and_then(|s| non_empty(s.email)),
+            staff_id,
+            staff_name,
+            outflow_at,
+            delete_by,
+            tags: self
+                .tags
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|t| non_empty(t.name))
+                .collect(),
+            added_at: relation.and_then(|r| r.created_at),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documented_example_converts() {
+        let text = DOCUMENTED_EXAMPLE;
+        let envelope: Envelope = serde_json::from_str(text).unwrap();
+        assert_eq!(envelope.errcode, 0);
+        let answer: OutflowAnswer = serde_json::from_str(text).unwrap();
+        assert_eq!(answer.total_count, 1);
+        let loss = answer
+            .external_user_list
+            .into_iter()
+            .next()
+            .and_then(RawCustomer::into_loss)
+            .unwrap();
+        assert_eq!(loss.customer_id, "wmP_2OPAAAndyggEamnj--LN5MIJbpCQ");
+        assert_eq!(loss.customer_name, "子川");
+        assert_eq!(loss.staff_id, "mia");
+        assert_eq!(loss.staff_name, "左的超长无限同城的名称");
+        assert_eq!(loss.outflow_at, 1_736_314_633);
+        assert_eq!(loss.delete_by, DeleteBy::Customer);
+        assert_eq!(loss.tags, vec!["阿里云101".to_owned()]);
+        assert_eq!(loss.added_at, Some(1_734_951_802));
+        assert_eq!(loss.staff_email, None);
+        assert_eq!(loss.display_remark(), None);
+    }
+
+    #[test]
+    fn nulls_everywhere_still_make_a_loss() {
+        let item: RawCustomer = serde_json::from_str(
+            r#"{"id":"c1","name":null,"outflow_at":5,"staff":null,"staff_relation":null,"tags":null,"new_field":1}"#,
+        )
+        .unwrap();
+        let loss = item.into_loss().unwrap();
+        assert_eq!(loss.staff_id, "unknown");
+        assert_eq!(loss.customer_name, "c1");
+    }
+}

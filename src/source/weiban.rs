@@ -1,0 +1,436 @@
+//! The Weiban OpenAPI client: tokens, paging, limits and fault recovery.
+//!
+//! Limits are kept on our side, never discovered by hitting them: a semaphore keeps requests
+//! in flight below Weiban's 5 (and gives up a permit for the rest of the client's life after
+//! a 10052), and a GCRA rate limiter spaces requests so that no minute holds more than
+//! `requests_per_minute`. Faults are retried within the cycle with exponential back-off and
+//! jitter; 10053 waits out the block; 10001 fetches one fresh token.
+
+use std::collections::VecDeque;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::stream::{FuturesUnordered, StreamExt};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio::sync::{Mutex, Semaphore};
+
+use super::errors::{meaning, Recovery, WeibanError};
+use super::model::{Envelope, OutflowAnswer, RawCustomer, TokenAnswer};
+use crate::config::WeibanConfig;
+use crate::loss::Loss;
+use crate::secret::Secret;
+
+const TOKEN_PATH: &str = "/open-api/access_token/get";
+const OUTFLOW_PATH: &str = "/open-api/external_user/list/outflow";
+const TOKEN_ENDPOINT: &str = "access_token/get";
+const OUTFLOW_ENDPOINT: &str = "external_user/list/outflow";
+/// Tokens are refreshed this long before Weiban says they expire.
+const TOKEN_MARGIN: Duration = Duration::from_secs(200);
+
+/// A time window of outflow times, unix seconds, both ends inclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Window {
+    pub start: i64,
+    pub end: i64,
+}
+
+/// Why fetching a window stopped: the API, or whoever consumed the pages.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum FetchError<E> {
+    #[error(transparent)]
+    Weiban(#[from] WeibanError),
+    #[error(transparent)]
+    Sink(E),
+}
+
+/// A cached access token and when to stop using it.
+struct CachedToken {
+    token: Secret,
+    refresh_at: Instant,
+}
+
+/// One page as fetched.
+struct Page {
+    items: Vec<RawCustomer>,
+    total_count: u64,
+}
+
+/// Talks to Weiban within its limits. Cheap to share behind an `Arc`.
+pub(crate) struct WeibanClient {
+    http: reqwest::Client,
+    base_url: String,
+    corp_id: String,
+    secret: Secret,
+    page_size: u32,
+    max_retries: u32,
+    retry_base: Duration,
+    rate_limit_wait: Duration,
+    token: Mutex<Option<CachedToken>>,
+    in_flight: Arc<Semaphore>,
+    in_flight_limit: AtomicUsize,
+    rate: DefaultDirectRateLimiter,
+}
+
+impl WeibanClient {
+    pub fn new(config: &WeibanConfig) -> Result<Self, WeibanError> {
+        let http = reqwest::Client::builder()
+            .timeout(config.request_timeout)
+            .user_agent(concat!("churn-alert/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| WeibanError::Transport {
+                endpoint: TOKEN_ENDPOINT,
+                reason: e.without_url().to_string(),
+            })?;
+        let per_minute = NonZeroU32::new(config.requests_per_minute).unwrap_or(NonZeroU32::MIN);
+        // Burst of one: evenly spaced requests never put more than the quota in any minute.
+        // One percent slack absorbs network jitter between our clock and Weiban's.
+        let period = (Duration::from_secs(60) / per_minute.get()).mul_f64(1.01);
+        let quota = Quota::with_period(period).unwrap_or_else(|| Quota::per_minute(per_minute));
+        Ok(Self {
+            http,
+            base_url: config.base_url.trim_end_matches('/').to_owned(),
+            corp_id: config.corp_id.clone(),
+            secret: config.secret.clone(),
+            page_size: config.page_size,
+            max_retries: config.max_retries,
+            retry_base: config.retry_base,
+            rate_limit_wait: config.rate_limit_wait,
+            token: Mutex::new(None),
+            in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
+            in_flight_limit: AtomicUsize::new(config.max_in_flight),
+            rate: RateLimiter::direct(quota),
+        })
+    }
+
+    /// Fetches every loss of `window`, handing each page to `sink` as it arrives.
+    ///
+    /// Returns the number of losses handed over. Succeeds only when every page answered, so a
+    /// caller may advance its window exactly then. Pages after the first are fetched
+    /// concurrently; a page shorter than asked is followed up from where it ended, since a
+    /// server may cap pages below `limit`.
+    pub async fn fetch_window<E>(
+        &self,
+        window: Window,
+        mut sink: impl AsyncFnMut(Vec<Loss>) -> Result<(), E>,
+    ) -> Result<u64, FetchError<E>> {
+        let first = self.outflow_page(window, 0, self.page_size).await?;
+        let step = first.items.len() as u64;
+        let mut total = first.total_count;
+        let mut handed = step;
+        sink(into_losses(first.items))
+            .await
+            .map_err(FetchError::Sink)?;
+        if step == 0 {
+            if total > 0 {
+                return Err(WeibanError::Inconsistent {
+                    endpoint: OUTFLOW_ENDPOINT,
+                    reason: format!("total_count is {total} but the first page is empty"),
+                }
+                .into());
+            }
+            return Ok(0);
+        }
+
+        let mut planned = step;
+        let mut todo: VecDeque<(u64, u64)> = VecDeque::new();
+        plan_pages(&mut todo, &mut planned, total, step);
+        let mut running = FuturesUnordered::new();
+        loop {
+            while running.len() < self.in_flight_limit.load(Ordering::Relaxed) {
+                let Some((offset, expected)) = todo.pop_front() else {
+                    break;
+                };
+                running.push(async move {
+                    let page = self.outflow_page(window, offset, expected as u32).await;
+                    (offset, expected, page)
+                });
+            }
+            let Some((offset, expected, page)) = running.next().await else {
+                break;
+            };
+            let page = page?;
+            let got = page.items.len() as u64;
+            handed += got;
+            sink(into_losses(page.items))
+                .await
+                .map_err(FetchError::Sink)?;
+            if got > 0 && got < expected {
+                todo.push_back((offset + got, expected - got));
+            }
+            if page.total_count > total {
+                // Late records inside the window: fetch the tail they pushed down.
+                total = page.total_count;
+                plan_pages(&mut todo, &mut planned, total, step);
+            }
+        }
+        Ok(handed)
+    }
+
+    /// One page, with every recovery the errcode calls for.
+    async fn outflow_page(
+        &self,
+        window: Window,
+        offset: u64,
+        limit: u32,
+    ) -> Result<Page, WeibanError> {
+        let mut attempt = 0;
+        let mut refreshed = false;
+        loop {
+            let token = self.token().await?;
+            let result = self.try_outflow_page(&token, window, offset, limit).await;
+            let err = match result {
+                Ok(page) => return Ok(page),
+                Err(err) => err,
+            };
+            metrics::counter!("churn_alert_weiban_errors_total", "errcode" => err.code().map_or("none".to_owned(), |c| c.to_string())).increment(1);
+            match err.recovery() {
+                Recovery::RefreshToken if !refreshed => {
+                    refreshed = true;
+                    tracing::info!(
+                        "Weiban said the access token is bad (10001); fetching a new one"
+                    );
+                    self.forget_token(&token).await;
+                    continue;
+                }
+                Recovery::GiveUp | Recovery::RefreshToken => return Err(err),
+                _ if attempt >= self.max_retries => return Err(err),
+                Recovery::FewerInFlight => {
+                    self.fewer_in_flight();
+                    tokio::time::sleep(self.backoff(attempt)).await;
+                }
+                Recovery::WaitOutBlock => {
+                    tracing::warn!(wait = ?self.rate_limit_wait, "Weiban rate limit block (10053); waiting it out");
+                    tokio::time::sleep(self.rate_limit_wait).await;
+                }
+                Recovery::Retry => {
+                    let wait = self.backoff(attempt);
+                    tracing::debug!(error = %err, ?wait, "retrying Weiban request");
+                    tokio::time::sleep(wait).await;
+                }
+            }
+            attempt += 1;
+        }
+    }
+
+    async fn try_outflow_page(
+        &self,
+        token: &Secret,
+        window: Window,
+        offset: u64,
+        limit: u32,
+    ) -> Result<Page, WeibanError> {
+        let url = format!("{}{OUTFLOW_PATH}", self.base_url);
+        let query = [
+            ("start_time", window.start.to_string()),
+            ("end_time", window.end.to_string()),
+            ("limit", limit.to_string()),
+            ("offset", offset.to_string()),
+            ("access_token", token.expose().to_owned()),
+        ];
+        let body = self
+            .send(OUTFLOW_ENDPOINT, self.http.get(url).query(&query))
+            .await?;
+        let answer: OutflowAnswer = decode(OUTFLOW_ENDPOINT, &body)?;
+        Ok(Page {
+            items: answer.external_user_list,
+            total_count: answer.total_count,
+        })
+    }
+
+    /// Sends under both limits and checks HTTP status and errcode.
+    async fn send(
+        &self,
+        endpoint: &'static str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<bytes::Bytes, WeibanError> {
+        let _permit = self
+            .in_flight
+            .acquire()
+            .await
+            .map_err(|_| WeibanError::Transport {
+                endpoint,
+                reason: "client is shutting down".into(),
+            })?;
+        self.rate.until_ready().await;
+        metrics::counter!("churn_alert_weiban_requests_total", "endpoint" => endpoint).increment(1);
+        let transport = |e: reqwest::Error| WeibanError::Transport {
+            endpoint,
+            reason: describe(e),
+        };
+        let response = request.send().await.map_err(transport)?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(transport)?;
+        if !status.is_success() {
+            return Err(WeibanError::Http {
+                endpoint,
+                status: status.as_u16(),
+            });
+        }
+        let envelope: Envelope = decode(endpoint, &body)?;
+        if envelope.errcode != 0 {
+            return Err(WeibanError::Api {
+                endpoint,
+                code: envelope.errcode,
+                meaning: meaning(envelope.errcode),
+                errmsg: envelope.errmsg.unwrap_or_default(),
+            });
+        }
+        Ok(body)
+    }
+
+    /// The cached token, or a fresh one when it is missing or about to expire.
+    async fn token(&self) -> Result<Secret, WeibanError> {
+        let mut cached = self.token.lock().await;
+        if let Some(c) = cached.as_ref() {
+            if Instant::now() < c.refresh_at {
+                return Ok(c.token.clone());
+            }
+        }
+        let fresh = self.fetch_token().await?;
+        let token = fresh.token.clone();
+        *cached = Some(fresh);
+        Ok(token)
+    }
+
+    /// Drops `stale` from the cache unless another request already replaced it.
+    async fn forget_token(&self, stale: &Secret) {
+        let mut cached = self.token.lock().await;
+        if cached.as_ref().is_some_and(|c| &c.token == stale) {
+            *cached = None;
+        }
+    }
+
+    async fn fetch_token(&self) -> Result<CachedToken, WeibanError> {
+        let mut attempt = 0;
+        loop {
+            match self.try_fetch_token().await {
+                Ok(token) => return Ok(token),
+                Err(WeibanError::Api { code: 10001, .. }) => {
+                    return Err(WeibanError::Credentials {
+                        code: 10001,
+                        meaning: meaning(10001),
+                    })
+                }
+                Err(err) if attempt < self.max_retries && err.recovery() != Recovery::GiveUp => {
+                    let wait = if err.recovery() == Recovery::WaitOutBlock {
+                        self.rate_limit_wait
+                    } else {
+                        self.backoff(attempt)
+                    };
+                    tracing::debug!(error = %err, ?wait, "retrying token request");
+                    tokio::time::sleep(wait).await;
+                    attempt += 1;
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    async fn try_fetch_token(&self) -> Result<CachedToken, WeibanError> {
+        let url = format!("{}{TOKEN_PATH}", self.base_url);
+        let body = serde_json::json!({ "corp_id": self.corp_id, "secret": self.secret.expose() });
+        let answer = self
+            .send(TOKEN_ENDPOINT, self.http.post(url).json(&body))
+            .await?;
+        let token: TokenAnswer = decode(TOKEN_ENDPOINT, &answer)?;
+        let access_token =
+            token
+                .access_token
+                .filter(|t| !t.is_empty())
+                .ok_or(WeibanError::Malformed {
+                    endpoint: TOKEN_ENDPOINT,
+                    reason: "no access_token in the answer".into(),
+                })?;
+        let lifetime = Duration::from_secs(token.expires_in.unwrap_or(7200));
+        let usable = lifetime.checked_sub(TOKEN_MARGIN).unwrap_or(lifetime / 2);
+        tracing::debug!(expires_in = ?lifetime, "fetched a Weiban access token");
+        Ok(CachedToken {
+            token: Secret::new(access_token),
+            refresh_at: Instant::now() + usable,
+        })
+    }
+
+    /// Gives up one in-flight slot for good (down to one), after Weiban said 10052.
+    fn fewer_in_flight(&self) {
+        let current = self.in_flight_limit.load(Ordering::Relaxed);
+        if current > 1
+            && self
+                .in_flight_limit
+                .compare_exchange(current, current - 1, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            let semaphore = Arc::clone(&self.in_flight);
+            tokio::spawn(async move {
+                if let Ok(permit) = semaphore.acquire_owned().await {
+                    permit.forget();
+                }
+            });
+            tracing::warn!(
+                in_flight = current - 1,
+                "Weiban concurrency limit (10052); fewer requests in flight"
+            );
+        }
+    }
+
+    /// Exponential back-off with full jitter: uniform in [base·2^attempt / 2, base·2^attempt].
+    fn backoff(&self, attempt: u32) -> Duration {
+        let ceiling = self.retry_base.saturating_mul(1 << attempt.min(10));
+        let half = ceiling / 2;
+        half + half.mul_f64(fastrand::f64())
+    }
+}
+
+fn plan_pages(todo: &mut VecDeque<(u64, u64)>, planned: &mut u64, total: u64, step: u64) {
+    while *planned < total {
+        let expected = step.min(total - *planned);
+        todo.push_back((*planned, expected));
+        *planned += expected;
+    }
+}
+
+fn into_losses(items: Vec<RawCustomer>) -> Vec<Loss> {
+    items
+        .into_iter()
+        .filter_map(|item| {
+            let loss = item.into_loss();
+            if loss.is_none() {
+                tracing::warn!("skipping an outflow item without customer id or outflow time");
+            }
+            loss
+        })
+        .collect()
+}
+
+fn decode<'a, T: serde::Deserialize<'a>>(
+    endpoint: &'static str,
+    body: &'a [u8],
+) -> Result<T, WeibanError> {
+    serde_json::from_slice(body).map_err(|e| WeibanError::Malformed {
+        endpoint,
+        reason: e.to_string(),
+    })
+}
+
+/// A transport error without its URL, which would carry the access token.
+fn describe(err: reqwest::Error) -> String {
+    let kind = if err.is_timeout() {
+        "timed out"
+    } else if err.is_connect() {
+        "connection failed"
+    } else if err.is_body() || err.is_decode() {
+        "connection broke while reading the answer"
+    } else {
+        "request failed"
+    };
+    let err = err.without_url();
+    let mut detail = err.to_string();
+    let mut source = std::error::Error::source(&err);
+    while let Some(inner) = source {
+        detail.push_str(": ");
+        detail.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    format!("{kind} ({})", crate::secret::redact_url(&detail))
+}

@@ -1,0 +1,400 @@
+//! Store stage: what has been seen, what still has to be delivered, and where polling stands.
+//!
+//! One sled database with four trees:
+//! - `seen`: every remembered loss, keyed by [`LossKey`] (time first, so pruning by age is one
+//!   range scan); the value is when we first saw it.
+//! - `outbox`: one entry per (destination, loss) still to be delivered, holding the loss itself
+//!   so that a restart can render and send it without asking Weiban again.
+//! - `destinations`: why a destination is waiting ([`DestinationState`]), when it has failed.
+//! - `meta`: the end of the last window fetched whole.
+//!
+//! A page of losses enters `seen` and `outbox` in one transaction and is flushed before anything
+//! is sent; an outbox entry leaves only after its destination accepted the message. A crash
+//! therefore repeats at most the messages that were in flight, and never loses one.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::Transactional;
+
+use crate::loss::{time_prefix, Loss, LossKey};
+
+const WINDOW_END: &[u8] = b"window_end";
+
+/// A store failure. The path is named; the cause says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "the store at {path} is in use by another churn-alert process; stop it first (only one process may use a store)"
+    )]
+    Locked { path: String },
+    #[error("cannot open the store at {path}: {source}")]
+    Open { path: String, source: sled::Error },
+    #[error("store operation failed: {0}")]
+    Sled(#[from] sled::Error),
+    #[error("store holds an unreadable record in `{tree}`: {reason}")]
+    Corrupt { tree: &'static str, reason: String },
+}
+
+impl From<TransactionError<StoreError>> for StoreError {
+    fn from(e: TransactionError<StoreError>) -> Self {
+        match e {
+            TransactionError::Abort(e) => e,
+            TransactionError::Storage(e) => StoreError::Sled(e),
+        }
+    }
+}
+
+/// A loss waiting for one destination.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Pending {
+    pub loss: Loss,
+    /// Unix seconds when it entered the outbox.
+    pub enqueued_at: i64,
+}
+
+/// Why a destination has pending deliveries that were not sent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct DestinationState {
+    pub status: DeliveryStatus,
+    /// The last error, with its errcode and meaning (never a key).
+    pub reason: String,
+    /// Unix seconds of the first failure in this streak.
+    pub since: i64,
+    /// Unix seconds before which no attempt is made; `None` for failures that wait for a person.
+    pub retry_at: Option<i64>,
+    pub attempts: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub(crate) enum DeliveryStatus {
+    /// A transient fault: retried automatically at `retry_at`.
+    Retrying,
+    /// A permanent fault (robot removed, bad key): waits for `state retry`.
+    Failed,
+}
+
+/// Numbers for `state stats`.
+#[derive(Debug, Serialize)]
+pub(crate) struct StoreStats {
+    pub remembered_losses: usize,
+    pub pending: BTreeMap<String, usize>,
+    pub last_window_end: Option<i64>,
+    pub size_on_disk: u64,
+}
+
+/// The embedded database. Cheap to clone; all clones share one sled instance.
+#[derive(Clone)]
+pub(crate) struct Store {
+    db: sled::Db,
+    seen: sled::Tree,
+    outbox: sled::Tree,
+    destinations: sled::Tree,
+    meta: sled::Tree,
+}
+
+impl Store {
+    /// Opens (or creates) the store at `path`; fails at once if another process holds it.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let shown = path.display().to_string();
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(8 * 1024 * 1024)
+            .open()
+            .map_err(|source| match &source {
+                sled::Error::Io(io)
+                    if io.kind() == std::io::ErrorKind::WouldBlock
+                        || io.to_string().contains("could not acquire lock") =>
+                {
+                    StoreError::Locked {
+                        path: shown.clone(),
+                    }
+                }
+                _ => StoreError::Open {
+                    path: shown.clone(),
+                    source,
+                },
+            })?;
+        Ok(Self {
+            seen: db.open_tree("seen")?,
+            outbox: db.open_tree("outbox")?,
+            destinations: db.open_tree("destinations")?,
+            meta: db.open_tree("meta")?,
+            db,
+        })
+    }
+
+    /// Remembers the losses not seen before and queues each for its destinations, atomically.
+    ///
+    /// Returns how many were new. Durable when this returns.
+    pub async fn record(
+        &self,
+        batch: &[(Loss, Vec<String>)],
+        now: i64,
+    ) -> Result<usize, StoreError> {
+        let entries: Vec<(LossKey, Vec<u8>)> = batch
+            .iter()
+            .map(|(loss, _)| {
+                let value = serde_json::to_vec(&Pending {
+                    loss: loss.clone(),
+                    enqueued_at: now,
+                })
+                .map_err(|e| StoreError::Corrupt {
+                    tree: "outbox",
+                    reason: e.to_string(),
+                })?;
+                Ok((loss.key(), value))
+            })
+            .collect::<Result<_, StoreError>>()?;
+        let new = (&self.seen, &self.outbox).transaction(|(seen, outbox)| {
+            let mut new = 0;
+            for ((_, destinations), (key, value)) in batch.iter().zip(&entries) {
+                if seen.get(key.as_bytes())?.is_some() {
+                    continue;
+                }
+                seen.insert(key.as_bytes(), &now.to_be_bytes())?;
+                for destination in destinations {
+                    outbox.insert(outbox_key(destination, key), value.as_slice())?;
+                }
+                new += 1;
+            }
+            Ok::<_, ConflictableTransactionError<StoreError>>(new)
+        })?;
+        if new > 0 {
+            self.db.flush_async().await?;
+        }
+        Ok(new)
+    }
+
+    /// Whether a loss is remembered.
+    #[cfg(test)]
+    pub fn is_seen(&self, key: &LossKey) -> Result<bool, StoreError> {
+        Ok(self.seen.contains_key(key.as_bytes())?)
+    }
+
+    pub fn last_window_end(&self) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .meta
+            .get(WINDOW_END)?
+            .and_then(|v| v.as_ref().try_into().ok().map(i64::from_be_bytes)))
+    }
+
+    /// Records that everything up to `end` was fetched whole. Durable when this returns.
+    pub async fn advance_window(&self, end: i64) -> Result<(), StoreError> {
+        self.meta.insert(WINDOW_END, &end.to_be_bytes())?;
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// Destinations with pending deliveries, and how many each.
+    pub fn pending_counts(&self) -> Result<BTreeMap<String, usize>, StoreError> {
+        let mut counts = BTreeMap::new();
+        for key in self.outbox.iter().keys() {
+            let key = key?;
+            let end = key.iter().position(|b| *b == 0).unwrap_or(key.len());
+            let destination = String::from_utf8_lossy(&key[..end]).into_owned();
+            *counts.entry(destination).or_insert(0) += 1;
+        }
+        Ok(counts)
+    }
+
+    /// Everything waiting for `destination`, oldest loss first.
+    pub fn pending(&self, destination: &str) -> Result<Vec<Pending>, StoreError> {
+        let mut prefix = destination.as_bytes().to_vec();
+        prefix.push(0);
+        self.outbox
+            .scan_prefix(&prefix)
+            .values()
+            .map(|value| {
+                let value = value?;
+                serde_json::from_slice(&value).map_err(|e| StoreError::Corrupt {
+                    tree: "outbox",
+                    reason: e.to_string(),
+                })
+            })
+            .collect()
+    }
+
+    /// Marks `losses` delivered to `destination`. Durable when this returns.
+    pub async fn complete(&self, destination: &str, losses: &[LossKey]) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for key in losses {
+            batch.remove(outbox_key(destination, key));
+        }
+        self.outbox.apply_batch(batch)?;
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    pub fn destination_state(
+        &self,
+        destination: &str,
+    ) -> Result<Option<DestinationState>, StoreError> {
+        self.destinations
+            .get(destination)?
+            .map(|v| {
+                serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt {
+                    tree: "destinations",
+                    reason: e.to_string(),
+                })
+            })
+            .transpose()
+    }
+
+    pub fn destination_states(&self) -> Result<BTreeMap<String, DestinationState>, StoreError> {
+        let mut states = BTreeMap::new();
+        for item in self.destinations.iter() {
+            let (key, value) = item?;
+            let state = serde_json::from_slice(&value).map_err(|e| StoreError::Corrupt {
+                tree: "destinations",
+                reason: e.to_string(),
+            })?;
+            states.insert(String::from_utf8_lossy(&key).into_owned(), state);
+        }
+        Ok(states)
+    }
+
+    pub async fn set_destination_state(
+        &self,
+        destination: &str,
+        state: &DestinationState,
+    ) -> Result<(), StoreError> {
+        let value = serde_json::to_vec(state).map_err(|e| StoreError::Corrupt {
+            tree: "destinations",
+            reason: e.to_string(),
+        })?;
+        self.destinations.insert(destination, value)?;
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    pub async fn clear_destination_state(&self, destination: &str) -> Result<bool, StoreError> {
+        let existed = self.destinations.remove(destination)?.is_some();
+        if existed {
+            self.db.flush_async().await?;
+        }
+        Ok(existed)
+    }
+
+    /// Forgets remembered losses that left before `cutoff` (unix seconds). Returns how many.
+    pub async fn prune(&self, cutoff: i64) -> Result<usize, StoreError> {
+        let mut batch = sled::Batch::default();
+        let mut pruned = 0;
+        for key in self.seen.range(..time_prefix(cutoff).to_vec()).keys() {
+            batch.remove(key?);
+            pruned += 1;
+        }
+        if pruned > 0 {
+            self.seen.apply_batch(batch)?;
+            self.db.flush_async().await?;
+        }
+        Ok(pruned)
+    }
+
+    /// Forgets every remembered loss of `customer_id`, so it is reported again when seen again.
+    pub async fn forget_customer(&self, customer_id: &str) -> Result<usize, StoreError> {
+        let mut batch = sled::Batch::default();
+        let mut forgotten = 0;
+        for key in self.seen.iter().keys() {
+            let key = key?;
+            if LossKey::from_bytes(&key).customer_id() == Some(customer_id) {
+                batch.remove(key);
+                forgotten += 1;
+            }
+        }
+        if forgotten > 0 {
+            self.seen.apply_batch(batch)?;
+            self.db.flush_async().await?;
+        }
+        Ok(forgotten)
+    }
+
+    pub fn stats(&self) -> Result<StoreStats, StoreError> {
+        Ok(StoreStats {
+            remembered_losses: self.seen.len(),
+            pending: self.pending_counts()?,
+            last_window_end: self.last_window_end()?,
+            size_on_disk: self.db.size_on_disk()?,
+        })
+    }
+
+    pub async fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+}
+
+fn outbox_key(destination: &str, loss: &LossKey) -> Vec<u8> {
+    let mut key = Vec::with_capacity(destination.len() + 1 + loss.as_bytes().len());
+    key.extend_from_slice(destination.as_bytes());
+    key.push(0);
+    key.extend_from_slice(loss.as_bytes());
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::loss::DeleteBy;
+
+    fn loss(customer: &str, at: i64) -> Loss {
+        Loss {
+            customer_id: customer.into(),
+            customer_name: customer.into(),
+            remark: None,
+            corp_name: None,
+            staff_id: "s1".into(),
+            staff_name: "S1".into(),
+            staff_email: None,
+            outflow_at: at,
+            delete_by: DeleteBy::Customer,
+            tags: vec![],
+            added_at: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn records_once_and_delivers_per_destination() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let dests = vec!["r/wecom/0".to_owned(), "r/wecom/1".to_owned()];
+        let batch = vec![
+            (loss("a", 10), dests.clone()),
+            (loss("b", 20), dests.clone()),
+        ];
+        assert_eq!(store.record(&batch, 100).await.unwrap(), 2);
+        assert_eq!(store.record(&batch, 101).await.unwrap(), 0);
+        assert_eq!(store.pending("r/wecom/0").unwrap().len(), 2);
+        store
+            .complete("r/wecom/0", &[loss("a", 10).key(), loss("b", 20).key()])
+            .await
+            .unwrap();
+        let counts = store.pending_counts().unwrap();
+        assert_eq!(counts.get("r/wecom/0"), None);
+        assert_eq!(counts.get("r/wecom/1"), Some(&2));
+    }
+
+    #[tokio::test]
+    async fn prune_forgets_only_old_losses() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let batch = vec![(loss("old", 10), vec![]), (loss("new", 1000), vec![])];
+        store.record(&batch, 0).await.unwrap();
+        assert_eq!(store.prune(500).await.unwrap(), 1);
+        assert!(!store.is_seen(&loss("old", 10).key()).unwrap());
+        assert!(store.is_seen(&loss("new", 1000).key()).unwrap());
+        assert_eq!(store.forget_customer("new").await.unwrap(), 1);
+        assert!(!store.is_seen(&loss("new", 1000).key()).unwrap());
+    }
+
+    #[test]
+    fn second_open_is_refused_with_a_human_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = Store::open(dir.path()).unwrap();
+        let err = Store::open(dir.path()).err().unwrap();
+        assert!(matches!(err, StoreError::Locked { .. }), "{err}");
+    }
+}
