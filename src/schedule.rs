@@ -83,12 +83,14 @@ fn to_cron_crate(expr: &str) -> Result<String, ScheduleError> {
     match fields.len() {
         5 => fields.insert(0, "0".to_owned()),
         6 => {}
-        n => return Err(cron_error(
-            expr,
-            format!(
+        n => {
+            return Err(cron_error(
+                expr,
+                format!(
                 "has {n} fields; write 5 (minute hour day month weekday) or 6 (with seconds first)"
             ),
-        )),
+            ))
+        }
     }
     fields[5] = weekday_field(&fields[5]).map_err(|reason| cron_error(expr, reason))?;
     Ok(fields.join(" "))
@@ -206,7 +208,7 @@ mod tests {
         let fired = runs("0 0 9 * * *", 3);
         assert_eq!(fired.len(), 3);
         for pair in fired.windows(2) {
-            assert_eq!((pair[1].clone() - pair[0].clone()).num_hours(), 24);
+            assert_eq!((pair[1] - pair[0]).num_hours(), 24);
         }
         assert!(fired
             .iter()
@@ -216,9 +218,9 @@ mod tests {
     #[test]
     fn shortcuts_and_steps() {
         let hourly = runs("@hourly", 2);
-        assert_eq!((hourly[1].clone() - hourly[0].clone()).num_minutes(), 60);
+        assert_eq!((hourly[1] - hourly[0]).num_minutes(), 60);
         let every5 = runs("*/5 * * * *", 2);
-        assert_eq!((every5[1].clone() - every5[0].clone()).num_minutes(), 5);
+        assert_eq!((every5[1] - every5[0]).num_minutes(), 5);
     }
 
     #[test]

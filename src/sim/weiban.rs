@@ -254,7 +254,7 @@ impl WeibanSim {
         for loss in losses {
             state.items.push((loss.outflow_at, loss.to_item(&template)));
         }
-        state.items.sort_by(|a, b| b.0.cmp(&a.0));
+        state.items.sort_by_key(|item| std::cmp::Reverse(item.0));
     }
 
     /// Adds raw items (for example the documented example itself).
@@ -264,7 +264,7 @@ impl WeibanSim {
             let at = item["outflow_at"].as_i64().unwrap_or(0);
             state.items.push((at, item));
         }
-        state.items.sort_by(|a, b| b.0.cmp(&a.0));
+        state.items.sort_by_key(|item| std::cmp::Reverse(item.0));
     }
 
     pub fn set_faults(&self, faults: WeibanFaults) {

@@ -44,12 +44,7 @@ pub(crate) struct Router {
 
 impl Router {
     pub fn new(config: &Config) -> Self {
-        let destinations = config
-            .routes
-            .iter()
-            .enumerate()
-            .flat_map(|(_, route)| wecom_destinations(route))
-            .collect();
+        let destinations = config.routes.iter().flat_map(wecom_destinations).collect();
         Self { destinations }
     }
 

@@ -1,0 +1,145 @@
+//! Test harness: loopback simulators in this process, the real `churn-alert` binary as a child.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+use churn_alert::sim::{RobotSim, WeibanSim, WeibanSimOptions};
+use tempfile::TempDir;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_churn-alert");
+
+/// Simulators, a temporary store and a config pointing at them.
+pub struct Env {
+    pub weiban: WeibanSim,
+    pub robot: RobotSim,
+    pub dir: TempDir,
+    pub config: PathBuf,
+}
+
+/// Settings that keep test cycles fast: short timeouts and back-offs.
+pub const FAST: &str = r#"
+[wecom]
+messages_per_minute = 0
+timeout = "2s"
+max_retries = 2
+retry_base = "10ms"
+blocked_wait = "1s"
+"#;
+
+pub const FAST_WEIBAN: &str = r#"
+request_timeout = "1s"
+retry_base = "10ms"
+rate_limit_wait = "200ms"
+max_retries = 8
+"#;
+
+impl Env {
+    pub async fn new() -> Self {
+        Self::with_options(WeibanSimOptions::default()).await
+    }
+
+    pub async fn with_options(options: WeibanSimOptions) -> Self {
+        let weiban = WeibanSim::start(options)
+            .await
+            .expect("start Weiban simulator");
+        let robot = RobotSim::start().await.expect("start robot simulator");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("config.toml");
+        let env = Self {
+            weiban,
+            robot,
+            dir,
+            config,
+        };
+        env.write_config(&env.managers_route(&["k1"]), FAST);
+        env
+    }
+
+    pub fn managers_route(&self, keys: &[&str]) -> String {
+        let urls: Vec<String> = keys
+            .iter()
+            .map(|k| format!("\"{}\"", self.robot.url(k)))
+            .collect();
+        format!(
+            "[[route]]\nname = \"managers\"\naudience = \"managers\"\nwecom_webhooks = [{}]\n",
+            urls.join(", ")
+        )
+    }
+
+    pub fn store_path(&self) -> PathBuf {
+        self.dir.path().join("store")
+    }
+
+    /// Writes the config: simulator URLs, fast settings, then `routes` and `extra` sections.
+    pub fn write_config(&self, routes: &str, extra: &str) {
+        let text = format!(
+            r#"
+[weiban]
+base_url = "{}"
+corp_id = "sim-corp"
+secret = "${{TEST_WEIBAN_SECRET}}"
+{FAST_WEIBAN}
+[schedule]
+cron = "* * * * * *"
+[store]
+path = "{}"
+{extra}
+{routes}
+"#,
+            self.weiban.base_url(),
+            self.store_path().display()
+        );
+        std::fs::write(&self.config, text).expect("write config");
+    }
+
+    pub async fn cmd(&self, args: &[&str]) -> Output {
+        run(args, &self.config).await
+    }
+
+    pub async fn once(&self) -> Output {
+        self.cmd(&["once"]).await
+    }
+}
+
+/// Runs the binary with `args` and `--config config`, with the test secret in its environment.
+pub async fn run(args: &[&str], config: &Path) -> Output {
+    let mut command = tokio::process::Command::new(BIN);
+    command
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .env("TEST_WEIBAN_SECRET", "sim-secret")
+        .env("RUST_LOG", "churn_alert=debug")
+        .kill_on_drop(true);
+    tokio::time::timeout(Duration::from_secs(120), command.output())
+        .await
+        .expect("churn-alert did not finish within 120 s")
+        .expect("run churn-alert")
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// All accepted message contents, concatenated.
+pub fn all_text(robot: &RobotSim) -> String {
+    robot
+        .received()
+        .iter()
+        .map(|m| m.content.as_str())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
