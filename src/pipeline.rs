@@ -194,7 +194,7 @@ impl Pipeline {
             destination: destination.describe(),
             ..Default::default()
         };
-        let state = self.store.destination_state(&destination.id)?;
+        let mut state = self.store.destination_state(&destination.id)?;
         match &state {
             Some(s) if s.status == DeliveryStatus::Failed => {
                 outcome.waiting = Some(format!(
@@ -238,6 +238,10 @@ impl Pipeline {
                     self.store
                         .complete(&destination.id, &message.losses)
                         .await?;
+                    // The robot takes messages again: a later fault starts a new streak.
+                    if state.take().is_some() {
+                        self.store.clear_destination_state(&destination.id).await?;
+                    }
                     metrics::counter!("churn_alert_messages_sent_total", "sink" => "wecom")
                         .increment(1);
                     tracing::debug!(destination = %outcome.destination, losses = message.losses.len(), bytes = message.content.len(), elapsed = ?started.elapsed(), "message accepted");
@@ -269,9 +273,6 @@ impl Pipeline {
                 }
             }
         }
-        if state.is_some() {
-            self.store.clear_destination_state(&destination.id).await?;
-        }
         Ok(outcome)
     }
 
@@ -286,12 +287,12 @@ impl Pipeline {
         let since = previous.map_or(now, |p| p.since);
         let (status, retry_at) = match err {
             RobotError::Permanent { .. } => (DeliveryStatus::Failed, None),
-            // Blocked robots stay blocked for minutes: wait, growing up to an hour.
+            // Blocked robots stay blocked for minutes: wait, doubling up to ten minutes.
             RobotError::Blocked | RobotError::Transient { .. } => {
                 let wait = self
                     .blocked_wait
                     .saturating_mul(1 << (attempts - 1).min(6))
-                    .min(3600);
+                    .min(600);
                 (DeliveryStatus::Retrying, Some(now + wait))
             }
         };

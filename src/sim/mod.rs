@@ -8,7 +8,7 @@
 pub mod robot;
 pub mod weiban;
 
-pub use robot::{Received, RobotFaults, RobotSim};
+pub use robot::{Attempt, Received, RobotFaults, RobotSim};
 pub use weiban::{SimLoss, WeibanFaults, WeibanSim, WeibanSimOptions};
 
 /// The documented `external_user/list/outflow` answer, byte for byte.

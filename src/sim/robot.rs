@@ -29,6 +29,16 @@ pub struct Received {
     pub at: Duration,
 }
 
+/// One request as the robot answered it.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub key: String,
+    /// When it arrived, relative to the robot's start.
+    pub at: Duration,
+    /// The errcode answered, or `None` for an HTTP error status.
+    pub errcode: Option<i64>,
+}
+
 /// Fault injection, each a probability per request.
 #[derive(Debug, Clone, Default)]
 pub struct RobotFaults {
@@ -40,7 +50,8 @@ pub struct RobotFaults {
 struct RobotState {
     started: Instant,
     received: Vec<Received>,
-    attempts: Vec<(String, Duration)>,
+    attempts: Vec<Attempt>,
+    answer_delay: Duration,
     removed: HashSet<String>,
     faults: RobotFaults,
     latency: Duration,
@@ -79,6 +90,7 @@ impl RobotSim {
             started: Instant::now(),
             received: Vec::new(),
             attempts: Vec::new(),
+            answer_delay: Duration::ZERO,
             removed: HashSet::new(),
             faults: RobotFaults::default(),
             latency: Duration::ZERO,
@@ -114,8 +126,15 @@ impl RobotSim {
         lock(&self.state).faults = faults;
     }
 
+    /// Delay before a request is looked at.
     pub fn set_latency(&self, latency: Duration) {
         lock(&self.state).latency = latency;
+    }
+
+    /// Delay between accepting a message and answering: a sender killed meanwhile never learns
+    /// that its message arrived, as when an answer is lost on the way back.
+    pub fn set_answer_delay(&self, delay: Duration) {
+        lock(&self.state).answer_delay = delay;
     }
 
     /// `None` lifts the 20-a-minute limit (benchmarks with pacing off).
@@ -133,8 +152,8 @@ impl RobotSim {
         lock(&self.state).received.clone()
     }
 
-    /// Every request, accepted or not: (key, time since start).
-    pub fn attempts(&self) -> Vec<(String, Duration)> {
+    /// Every request, accepted or not.
+    pub fn attempts(&self) -> Vec<Attempt> {
         lock(&self.state).attempts.clone()
     }
 }
@@ -152,26 +171,47 @@ async fn send(
     let latency = lock(&state).latency;
     tokio::time::sleep(latency).await;
     let key = q.key.unwrap_or_default();
-    let mut s = lock(&state);
-    let at = s.started.elapsed();
-    s.attempts.push((key.clone(), at));
-    if key.is_empty() || s.removed.contains(&key) {
-        return errcode(93000, "invalid webhook url");
+    let (answer, delay) = {
+        let mut s = lock(&state);
+        let at = s.started.elapsed();
+        let answer = judge(&mut s, &key, &body, at);
+        s.attempts.push(Attempt {
+            key,
+            at,
+            errcode: answer,
+        });
+        (answer, s.answer_delay)
+    };
+    tokio::time::sleep(delay).await;
+    match answer {
+        None => (StatusCode::SERVICE_UNAVAILABLE, "unavailable").into_response(),
+        Some(0) => errcode(0, "ok"),
+        Some(45009) => errcode(45009, "api freq out of limit"),
+        Some(93000) => errcode(93000, "invalid webhook url"),
+        Some(40058) => errcode(40058, "content exceeds max length"),
+        Some(code) => errcode(code, "system busy"),
+    }
+}
+
+/// Decides the answer (`None` = HTTP 503) and records an accepted message.
+fn judge(s: &mut RobotState, key: &str, body: &Value, at: Duration) -> Option<i64> {
+    if key.is_empty() || s.removed.contains(key) {
+        return Some(93000);
     }
     let roll = fastrand::f64();
     let faults = s.faults.clone();
     if roll < faults.unavailable {
-        return (StatusCode::SERVICE_UNAVAILABLE, "unavailable").into_response();
+        return None;
     }
     if roll < faults.unavailable + faults.busy {
-        return errcode(-1, "system busy");
+        return Some(-1);
     }
     if roll < faults.unavailable + faults.busy + faults.blocked {
-        return errcode(45009, "api freq out of limit");
+        return Some(45009);
     }
     if let Some(limit) = s.per_minute {
         let now = Instant::now();
-        let recent = s.recent.entry(key.clone()).or_default();
+        let recent = s.recent.entry(key.to_owned()).or_default();
         while recent
             .front()
             .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(60))
@@ -179,7 +219,7 @@ async fn send(
             recent.pop_front();
         }
         if recent.len() >= limit {
-            return errcode(45009, "api freq out of limit");
+            return Some(45009);
         }
         recent.push_back(now);
     }
@@ -190,7 +230,7 @@ async fn send(
         .to_owned();
     let limit = if msgtype == "text" { 2048 } else { 4096 };
     if content.len() > limit {
-        return errcode(40058, "content exceeds max length");
+        return Some(40058);
     }
     let mentioned = body[msgtype.as_str()]["mentioned_list"]
         .as_array()
@@ -207,13 +247,13 @@ async fn send(
         );
     }
     s.received.push(Received {
-        key,
+        key: key.to_owned(),
         msgtype,
         content,
         mentioned,
         at,
     });
-    errcode(0, "ok")
+    Some(0)
 }
 
 fn errcode(code: i64, message: &str) -> Response {

@@ -50,8 +50,8 @@ impl Default for WeibanSimOptions {
     }
 }
 
-/// Fault injection: each data request fails with probability `rate`, with a kind drawn
-/// uniformly from those enabled.
+/// Fault injection: each data request fails with probability `rate`; the kinds enabled take
+/// turns, so that every kind shows up once a handful of faults were injected.
 #[derive(Debug, Clone, Default)]
 pub struct WeibanFaults {
     pub rate: f64,
@@ -380,7 +380,8 @@ fn decide(s: &mut SimState, q: &OutflowQuery) -> Decision {
     }
     let kinds = s.options.faults.kinds();
     if !kinds.is_empty() && fastrand::f64() < s.options.faults.rate {
-        let kind = kinds[fastrand::usize(..kinds.len())];
+        let injected: u64 = s.stats.faults.values().sum();
+        let kind = kinds[injected as usize % kinds.len()];
         *s.stats.faults.entry(kind.into()).or_default() += 1;
         if kind == "10001" {
             s.tokens.clear();
