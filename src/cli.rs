@@ -29,8 +29,22 @@ pub enum Command {
     Check(ConfigArg),
     /// Start the built-in Weiban and robot simulators, run one real cycle, show the messages.
     Demo(DemoArgs),
+    /// Show what each destination would receive, without sending or touching the store.
+    Preview(PreviewArgs),
     /// Inspect and repair the store.
     State(StateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PreviewArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Only this route's destinations.
+    #[arg(long)]
+    pub route: Option<String>,
+    /// Render the losses Weiban reports now (the first-run window) instead of the sample.
+    #[arg(long)]
+    pub live: bool,
 }
 
 #[derive(Debug, Args)]

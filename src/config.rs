@@ -53,6 +53,7 @@ pub struct Config {
     pub wecom: WecomConfig,
     #[serde(default)]
     pub templates: TemplatesConfig,
+    pub smtp: Option<SmtpConfig>,
     #[serde(rename = "route", default)]
     pub routes: Vec<RouteConfig>,
 }
@@ -161,12 +162,77 @@ pub struct TemplatesConfig {
     pub dir: Option<PathBuf>,
 }
 
+/// `[smtp]`: the mail server for email destinations.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    pub host: String,
+    /// Defaults by `security`: 465 for `tls`, 587 for `starttls`, 25 for `none`.
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub security: SmtpSecurity,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    /// The sender, `Name <address>` or a bare address.
+    pub from: String,
+    #[serde(default = "default_smtp_timeout", with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl SmtpConfig {
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(match self.security {
+            SmtpSecurity::Tls => 465,
+            SmtpSecurity::Starttls => 587,
+            SmtpSecurity::None => 25,
+        })
+    }
+}
+
+/// How the SMTP connection is secured.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SmtpSecurity {
+    /// TLS from the first byte (port 465).
+    #[default]
+    Tls,
+    /// Plain connection upgraded with STARTTLS, required (port 587).
+    Starttls,
+    /// No encryption: only for a relay on localhost or a test server.
+    None,
+}
+
 /// Who a route's messages are for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Audience {
     /// One digest of everybody's losses, grouped by staff member.
     Managers,
+    /// One message per staff member about their own losses.
+    Staff,
+}
+
+/// WeCom message type used for a route's robots.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WecomMsgType {
+    /// Up to 4096 bytes, formatting, `<@userid>` mentions.
+    #[default]
+    Markdown,
+    /// Up to 2048 bytes, plain text, mentions through `mentioned_list`.
+    Text,
+}
+
+/// Which losses a route takes, by who deleted whom.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeleteByFilter {
+    /// The customer deleted the staff member.
+    Customer,
+    /// The staff member deleted the customer.
+    Staff,
+    #[default]
+    Any,
 }
 
 /// `[[route]]`: one set of destinations and what they receive.
@@ -178,8 +244,50 @@ pub struct RouteConfig {
     /// Full robot URLs as pasted from WeCom (they carry the key: never logged).
     #[serde(default)]
     pub wecom_webhooks: Vec<Secret>,
+    #[serde(default)]
+    pub wecom_msgtype: WecomMsgType,
+    /// Staff routes: @-mention the staff member in the group.
+    #[serde(default)]
+    pub mention: bool,
+    /// Staff routes: a staff member's own robot, by Weiban staff id (WeCom userid).
+    #[serde(default)]
+    pub staff_webhooks: BTreeMap<String, Secret>,
+    /// Email recipients of the full digest (never cut by storm protection).
+    #[serde(default)]
+    pub email_to: Vec<String>,
+    /// Staff routes: email each staff member at the address Weiban holds.
+    #[serde(default)]
+    pub email_staff: bool,
+    /// Staff routes: email addresses by staff id, overriding or filling in Weiban's.
+    #[serde(default)]
+    pub staff_emails: BTreeMap<String, String>,
+    /// More losses than this for one staff member in one batch are summarized (0 = never).
+    #[serde(default = "default_storm_threshold")]
+    pub storm_threshold: usize,
+    /// How many customers a summarized staff member still lists.
+    #[serde(default = "default_storm_list")]
+    pub storm_list: usize,
+    /// Only these staff ids (empty = everybody).
+    #[serde(default)]
+    pub staff: Vec<String>,
+    #[serde(default)]
+    pub exclude_staff: Vec<String>,
+    #[serde(default)]
+    pub delete_by: DeleteByFilter,
+    /// Only customers with at least one of these tags (empty = any).
+    #[serde(default)]
+    pub tags_any: Vec<String>,
 }
 
+fn default_storm_threshold() -> usize {
+    100
+}
+fn default_storm_list() -> usize {
+    20
+}
+fn default_smtp_timeout() -> Duration {
+    Duration::from_secs(30)
+}
 fn default_base_url() -> String {
     "https://open.weibanzhushou.com".into()
 }
@@ -313,19 +421,78 @@ impl Config {
                     format!("route name `{}` is used twice", route.name),
                 ));
             }
-            if route.wecom_webhooks.is_empty() {
+            self.validate_route(i, route)?;
+        }
+        if let Some(smtp) = &self.smtp {
+            if smtp.host.trim().is_empty() {
+                return Err(ConfigError::invalid("smtp.host", "must not be empty"));
+            }
+            check_mailbox("smtp.from", &smtp.from)?;
+            if smtp.password.is_some() && smtp.username.is_none() {
                 return Err(ConfigError::invalid(
-                    format!("route[{i}].wecom_webhooks"),
-                    format!("route `{}` has no destination", route.name),
+                    "smtp.username",
+                    "is required when smtp.password is set",
                 ));
             }
-            for (j, url) in route.wecom_webhooks.iter().enumerate() {
-                check_http_url(
-                    &format!("route[{i}].wecom_webhooks[{j}]"),
-                    url.expose(),
-                    true,
-                )?;
+        }
+        Ok(())
+    }
+
+    fn validate_route(&self, i: usize, route: &RouteConfig) -> Result<(), ConfigError> {
+        let key = |name: &str| format!("route[{i}].{name}");
+        let staff_only = [
+            ("mention", route.mention),
+            ("staff_webhooks", !route.staff_webhooks.is_empty()),
+            ("email_staff", route.email_staff),
+            ("staff_emails", !route.staff_emails.is_empty()),
+        ];
+        if route.audience == Audience::Managers {
+            if let Some((name, _)) = staff_only.iter().find(|(_, set)| *set) {
+                return Err(ConfigError::invalid(
+                    key(name),
+                    "only applies to `audience = \"staff\"` routes",
+                ));
             }
+        }
+        let has_destination = !route.wecom_webhooks.is_empty()
+            || !route.staff_webhooks.is_empty()
+            || !route.email_to.is_empty()
+            || route.email_staff;
+        if !has_destination {
+            return Err(ConfigError::invalid(
+                key("wecom_webhooks"),
+                format!(
+                    "route `{}` has no destination: set wecom_webhooks, staff_webhooks, email_to or email_staff",
+                    route.name
+                ),
+            ));
+        }
+        for (j, url) in route.wecom_webhooks.iter().enumerate() {
+            check_http_url(&key(&format!("wecom_webhooks[{j}]")), url.expose(), true)?;
+        }
+        for (staff, url) in &route.staff_webhooks {
+            check_http_url(&key(&format!("staff_webhooks.{staff}")), url.expose(), true)?;
+        }
+        for (j, address) in route.email_to.iter().enumerate() {
+            check_mailbox(&key(&format!("email_to[{j}]")), address)?;
+        }
+        for (staff, address) in &route.staff_emails {
+            check_mailbox(&key(&format!("staff_emails.{staff}")), address)?;
+        }
+        if (!route.email_to.is_empty() || route.email_staff) && self.smtp.is_none() {
+            return Err(ConfigError::invalid(
+                "smtp",
+                format!(
+                    "route `{}` sends email, but there is no [smtp] section",
+                    route.name
+                ),
+            ));
+        }
+        if route.storm_threshold > 0 && route.storm_list == 0 {
+            return Err(ConfigError::invalid(
+                key("storm_list"),
+                "must be at least 1",
+            ));
         }
         Ok(())
     }
@@ -342,6 +509,13 @@ impl Config {
     pub fn route(&self, name: &str) -> Option<&RouteConfig> {
         self.routes.iter().find(|r| r.name == name)
     }
+}
+
+fn check_mailbox(key: &str, address: &str) -> Result<(), ConfigError> {
+    address
+        .parse::<lettre::message::Mailbox>()
+        .map(|_| ())
+        .map_err(|e| ConfigError::invalid(key, format!("`{address}` is not an email address: {e}")))
 }
 
 fn check_http_url(key: &str, url: &str, secret: bool) -> Result<(), ConfigError> {

@@ -13,10 +13,10 @@ use futures::future::join_all;
 
 use crate::config::Config;
 use crate::loss::Loss;
-use crate::render::split::{pack, Batch};
-use crate::render::{Message, RenderError, Renderer, MARKDOWN_LIMIT};
+use crate::render::compose::{compose, Body, ComposeError, Outgoing};
+use crate::render::{RenderError, Renderer};
 use crate::shutdown::Shutdown;
-use crate::sink::{RobotError, WecomSink};
+use crate::sink::{EmailSink, SendError, WecomSink};
 use crate::source::{FetchError, WeibanClient, WeibanError, Window};
 use crate::store::{DeliveryStatus, DestinationState, Store, StoreError};
 use crate::transform::route::Target;
@@ -69,11 +69,12 @@ impl DeliveryReport {
 
 /// Everything a cycle needs, built once from the config.
 pub(crate) struct Pipeline {
+    config: Config,
     store: Store,
     weiban: WeibanClient,
-    router: Router,
     renderer: Renderer,
     wecom: WecomSink,
+    email: Option<EmailSink>,
     overlap: i64,
     first_lookback: i64,
     retention: i64,
@@ -81,23 +82,28 @@ pub(crate) struct Pipeline {
 }
 
 impl Pipeline {
-    pub fn new(config: &Config, store: Store) -> anyhow::Result<Self> {
+    pub fn new(config: Config, store: Store) -> anyhow::Result<Self> {
         let schedule = config.schedule()?;
         Ok(Self {
             store,
             weiban: WeibanClient::new(&config.weiban)?,
-            router: Router::new(config),
-            renderer: Renderer::markdown(schedule.timezone(), config.templates.dir.as_deref())?,
+            renderer: Renderer::new(schedule.timezone(), config.templates.dir.as_deref())?,
             wecom: WecomSink::new(&config.wecom)?,
+            email: config.smtp.as_ref().map(EmailSink::new).transpose()?,
             overlap: secs(config.weiban.overlap),
             first_lookback: secs(config.weiban.first_lookback),
             retention: secs(config.store.retention),
             blocked_wait: secs(config.wecom.blocked_wait).max(1),
+            config,
         })
     }
 
     pub fn store(&self) -> &Store {
         &self.store
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
     }
 
     /// Fetches the new window and records its losses; advances the window only when whole.
@@ -113,6 +119,7 @@ impl Pipeline {
         }
         .max(cutoff);
         let window = Window { start, end: now };
+        let router = Router::new(&self.config);
         let mut new_losses = 0;
         let fetched = self
             .weiban
@@ -122,7 +129,7 @@ impl Pipeline {
                     .into_iter()
                     .filter(|loss| loss.outflow_at >= cutoff)
                     .map(|loss| {
-                        let destinations = self.router.destinations_for(&loss);
+                        let destinations = router.destinations_for(&loss);
                         (loss, destinations)
                     })
                     .collect();
@@ -146,10 +153,11 @@ impl Pipeline {
         shutdown: &Shutdown,
     ) -> Result<DeliveryReport, CycleError> {
         let pending = self.store.pending_counts()?;
+        let router = Router::new(&self.config);
         let mut report = DeliveryReport::default();
         let mut jobs = Vec::new();
         for (id, count) in pending {
-            match self.router.get(&id) {
+            match router.get(&id) {
                 Some(destination) => jobs.push(self.deliver_to(destination, now, shutdown)),
                 None => report.waiting.push((
                     id.clone(),
@@ -171,22 +179,9 @@ impl Pipeline {
         Ok(report)
     }
 
-    fn render(&self, losses: &[Loss]) -> Result<Vec<Message>, RenderError> {
-        pack(
-            &self.renderer,
-            &Batch {
-                template: "digest.md.hbs",
-                losses,
-                window: None,
-                list_at_most: None,
-                limit: MARKDOWN_LIMIT,
-            },
-        )
-    }
-
     async fn deliver_to(
         &self,
-        destination: &Destination,
+        destination: Destination<'_>,
         now: i64,
         shutdown: &Shutdown,
     ) -> Result<DestinationOutcome, CycleError> {
@@ -199,7 +194,7 @@ impl Pipeline {
             Some(s) if s.status == DeliveryStatus::Failed => {
                 outcome.waiting = Some(format!(
                     "failed permanently: {}; fix the config, then run `churn-alert state retry --route {}`",
-                    s.reason, destination.route
+                    s.reason, destination.route.name
                 ));
                 return Ok(outcome);
             }
@@ -216,8 +211,18 @@ impl Pipeline {
             .into_iter()
             .map(|p| p.loss)
             .collect();
-        let messages = self.render(&losses)?;
-        let Target::Wecom { robot, .. } = &destination.target;
+        let messages = match compose(&self.renderer, &destination, &losses) {
+            Ok(messages) => messages,
+            Err(ComposeError::Render(e)) => return Err(e.into()),
+            Err(e @ ComposeError::NoAddress { .. }) => {
+                let err = SendError::Permanent {
+                    reason: e.to_string(),
+                };
+                return self
+                    .failed(&destination, &mut outcome, state.as_ref(), err, now)
+                    .await;
+            }
+        };
         for message in messages {
             if shutdown.is_shutdown() {
                 outcome.waiting = Some("shutting down".into());
@@ -226,7 +231,7 @@ impl Pipeline {
             let started = Instant::now();
             let mut signal = shutdown.clone();
             let sent = tokio::select! {
-                sent = self.wecom.send_markdown(robot, &message.content) => sent,
+                sent = self.send(&destination.target, &message) => sent,
                 () = signal.recv() => {
                     tracing::info!(destination = %outcome.destination, "abandoned an in-flight send for shutdown; it stays pending");
                     outcome.waiting = Some("shutting down".into());
@@ -244,51 +249,95 @@ impl Pipeline {
                     }
                     metrics::counter!("churn_alert_messages_sent_total", "sink" => "wecom")
                         .increment(1);
-                    tracing::debug!(destination = %outcome.destination, losses = message.losses.len(), bytes = message.content.len(), elapsed = ?started.elapsed(), "message accepted");
+                    tracing::debug!(destination = %outcome.destination, losses = message.losses.len(), elapsed = ?started.elapsed(), "message accepted");
                     outcome.messages_sent += 1;
                     outcome.losses_delivered += message.losses.len();
                 }
                 Err(err) => {
-                    metrics::counter!("churn_alert_messages_failed_total", "sink" => "wecom")
-                        .increment(1);
-                    let next = self.failure_state(state.as_ref(), &err, now);
-                    match next.status {
-                        DeliveryStatus::Failed => tracing::error!(
-                            destination = %outcome.destination,
-                            "{err}; its losses stay pending until the config is fixed and `churn-alert state retry --route {}` is run",
-                            destination.route
-                        ),
-                        DeliveryStatus::Retrying => tracing::warn!(
-                            destination = %outcome.destination,
-                            "{err}; retrying after {}s",
-                            next.retry_at.map_or(0, |at| at - now)
-                        ),
-                    }
-                    outcome.waiting = Some(err.to_string());
-                    outcome.retry_at = next.retry_at;
-                    self.store
-                        .set_destination_state(&destination.id, &next)
-                        .await?;
-                    return Ok(outcome);
+                    return self
+                        .failed(&destination, &mut outcome, state.as_ref(), err, now)
+                        .await;
                 }
             }
         }
         Ok(outcome)
     }
 
+    /// Sends one composed message through the sink its target names.
+    async fn send(&self, target: &Target, message: &Outgoing) -> Result<(), SendError> {
+        match (&message.body, target) {
+            (
+                Body::Wecom {
+                    msgtype,
+                    content,
+                    mentioned,
+                },
+                Target::Wecom { robot, .. },
+            ) => self.wecom.send(robot, *msgtype, content, mentioned).await,
+            (
+                Body::Email {
+                    to,
+                    subject,
+                    text,
+                    html,
+                },
+                Target::Email { .. },
+            ) => match &self.email {
+                Some(email) => email.send(to, subject, text, html).await,
+                None => Err(SendError::Permanent {
+                    reason: "email destination but no [smtp] section in the config".into(),
+                }),
+            },
+            _ => Err(SendError::Permanent {
+                reason: "message composed for another kind of destination".into(),
+            }),
+        }
+    }
+
+    /// Records a failed delivery, logs it once, and ends this destination's pass.
+    async fn failed(
+        &self,
+        destination: &Destination<'_>,
+        outcome: &mut DestinationOutcome,
+        previous: Option<&DestinationState>,
+        err: SendError,
+        now: i64,
+    ) -> Result<DestinationOutcome, CycleError> {
+        metrics::counter!("churn_alert_messages_failed_total", "sink" => sink_name(&destination.target)).increment(1);
+        let next = self.failure_state(previous, &err, now);
+        match next.status {
+            DeliveryStatus::Failed => tracing::error!(
+                destination = %outcome.destination,
+                "{err}; its losses stay pending until the config is fixed and `churn-alert state retry --route {}` is run",
+                destination.route.name
+            ),
+            DeliveryStatus::Retrying => tracing::warn!(
+                destination = %outcome.destination,
+                "{err}; retrying after {}s",
+                next.retry_at.map_or(0, |at| at - now)
+            ),
+        }
+        outcome.waiting = Some(err.to_string());
+        outcome.retry_at = next.retry_at;
+        self.store
+            .set_destination_state(&destination.id, &next)
+            .await?;
+        Ok(std::mem::take(outcome))
+    }
+
     /// The state after `err`: permanent faults wait for a person, others back off.
     fn failure_state(
         &self,
         previous: Option<&DestinationState>,
-        err: &RobotError,
+        err: &SendError,
         now: i64,
     ) -> DestinationState {
         let attempts = previous.map_or(0, |p| p.attempts) + 1;
         let since = previous.map_or(now, |p| p.since);
         let (status, retry_at) = match err {
-            RobotError::Permanent { .. } => (DeliveryStatus::Failed, None),
+            SendError::Permanent { .. } => (DeliveryStatus::Failed, None),
             // Blocked robots stay blocked for minutes: wait, doubling up to ten minutes.
-            RobotError::Blocked | RobotError::Transient { .. } => {
+            SendError::Blocked | SendError::Transient { .. } => {
                 let wait = self
                     .blocked_wait
                     .saturating_mul(1 << (attempts - 1).min(6))
@@ -314,6 +363,13 @@ struct DestinationOutcome {
     losses_delivered: usize,
     waiting: Option<String>,
     retry_at: Option<i64>,
+}
+
+fn sink_name(target: &Target) -> &'static str {
+    match target {
+        Target::Wecom { .. } => "wecom",
+        Target::Email { .. } => "email",
+    }
 }
 
 fn secs(d: Duration) -> i64 {

@@ -11,30 +11,32 @@ use chrono::Utc;
 
 use crate::cli::ConfigArg;
 use crate::config::Config;
-use crate::render::split::{pack, Batch};
-use crate::render::{Renderer, BUILTIN, MARKDOWN_LIMIT};
+use crate::render::compose::compose;
+use crate::render::Renderer;
 use crate::source::model::documented_example;
 use crate::transform::Router;
 
 pub(crate) fn check(args: &ConfigArg) -> anyhow::Result<ExitCode> {
     let config = Config::load(&args.config)?;
     let schedule = config.schedule()?;
-    let renderer = Renderer::markdown(schedule.timezone(), config.templates.dir.as_deref())?;
-    let sample = documented_example();
-    for (name, _) in BUILTIN {
-        pack(
-            &renderer,
-            &Batch {
-                template: name,
-                losses: &sample,
-                window: None,
-                list_at_most: None,
-                limit: MARKDOWN_LIMIT,
-            },
-        )
-        .with_context(|| format!("template {name} fails on the documented example"))?;
+    let renderer = Renderer::new(schedule.timezone(), config.templates.dir.as_deref())?;
+    // Every route renders the documented example through each of its destinations' templates.
+    let mut sample = documented_example();
+    for loss in &mut sample {
+        loss.staff_email
+            .get_or_insert_with(|| "staff@example.com".into());
     }
-    let destinations = Router::new(&config).all().len();
+    let router = Router::new(&config);
+    let mut destinations = 0;
+    for loss in &sample {
+        for id in router.destinations_for(loss) {
+            if let Some(destination) = router.get(&id) {
+                compose(&renderer, &destination, &sample)
+                    .with_context(|| format!("{} cannot be rendered", destination.describe()))?;
+                destinations += 1;
+            }
+        }
+    }
     eprintln!(
         "config {} is valid: {} route(s), {} destination(s), templates render; next runs ({}):",
         args.config.display(),

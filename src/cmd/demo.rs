@@ -40,7 +40,8 @@ pub(crate) async fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         &dir.path().join("store"),
     );
     let config = Config::from_toml(&text, Path::new("demo.toml"), &env_from(BTreeMap::new()))?;
-    let pipeline = Pipeline::new(&config, Store::open(&config.store.path)?)?;
+    let store = Store::open(&config.store.path)?;
+    let pipeline = Pipeline::new(config, store)?;
 
     println!(
         "churn-alert demo: 模拟微伴中有 {} 位流失客户（{} 位员工），运行一次完整周期……\n",

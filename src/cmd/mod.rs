@@ -3,6 +3,7 @@
 mod check;
 mod demo;
 mod once;
+mod preview;
 mod run;
 mod state;
 
@@ -45,15 +46,15 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Run(args) => run::run(&args).await,
         Command::Check(args) => check::check(&args),
         Command::Demo(args) => demo::demo(&args).await,
+        Command::Preview(args) => preview::preview(&args).await,
         Command::State(args) => state::state(args.command).await,
     }
 }
 
 /// Loads the config and opens its store: what every working command starts with.
-fn open(config_path: &std::path::Path) -> anyhow::Result<(Config, Pipeline)> {
+fn open(config_path: &std::path::Path) -> anyhow::Result<Pipeline> {
     let config = Config::load(config_path)?;
     let store = Store::open(&config.store.path)?;
-    let pipeline = Pipeline::new(&config, store)
-        .with_context(|| format!("config {} cannot be used", config_path.display()))?;
-    Ok((config, pipeline))
+    Pipeline::new(config, store)
+        .with_context(|| format!("config {} cannot be used", config_path.display()))
 }

@@ -6,7 +6,7 @@ use crate::cli::ConfigArg;
 use crate::shutdown::Shutdown;
 
 pub(crate) async fn once(args: &ConfigArg) -> anyhow::Result<ExitCode> {
-    let (_config, pipeline) = super::open(&args.config)?;
+    let pipeline = super::open(&args.config)?;
     let report = pipeline.cycle(&Shutdown::on_signals()).await?;
     pipeline.store().flush().await?;
     if report.is_clean() {

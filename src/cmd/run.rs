@@ -14,7 +14,8 @@ use crate::pipeline::unix_now;
 use crate::shutdown::Shutdown;
 
 pub(crate) async fn run(args: &ConfigArg) -> anyhow::Result<ExitCode> {
-    let (config, pipeline) = super::open(&args.config)?;
+    let pipeline = super::open(&args.config)?;
+    let config = pipeline.config();
     let schedule = config.schedule()?;
     let mut shutdown = Shutdown::on_signals();
     tracing::info!(cron = %config.schedule.cron, timezone = %config.schedule.timezone, "churn-alert running");

@@ -5,6 +5,7 @@
 //! registry's escape function ([`escape`]). [`split`] packs the rendered entries into messages
 //! that fit the channel's byte limit.
 
+pub(crate) mod compose;
 pub(crate) mod escape;
 mod helpers;
 pub(crate) mod split;
@@ -18,7 +19,7 @@ use serde::Serialize;
 
 use crate::loss::{DeleteBy, Loss};
 
-pub(crate) use split::{Message, MARKDOWN_LIMIT};
+pub(crate) use split::MARKDOWN_LIMIT;
 
 /// The built-in templates, by file name. A file of the same name in `[templates] dir` wins.
 pub(crate) const BUILTIN: &[(&str, &str)] = &[(
@@ -49,6 +50,10 @@ pub(crate) struct MessageContext {
     pub staff_count: usize,
     /// The polling window (unix seconds), when known.
     pub window: Option<WindowContext>,
+    /// Whether to @-mention the staff member (staff templates).
+    pub mention: bool,
+    /// The staff member, when the message is about exactly one (staff templates).
+    pub staff: Option<StaffContext>,
     pub groups: Vec<StaffGroup>,
 }
 
@@ -74,6 +79,16 @@ pub(crate) struct StaffContext {
     pub id: String,
     pub name: String,
     pub email: Option<String>,
+}
+
+impl From<&Loss> for StaffContext {
+    fn from(loss: &Loss) -> Self {
+        Self {
+            id: loss.staff_id.clone(),
+            name: loss.staff_name.clone(),
+            email: loss.staff_email.clone(),
+        }
+    }
 }
 
 /// One lost customer. Every key is always present (null when unknown), as strict mode wants.
@@ -109,18 +124,31 @@ impl From<&Loss> for CustomerContext {
     }
 }
 
-/// Renders messages for one channel (one escape rule) from named templates.
+/// Renders messages from named templates, each escaped for its channel.
+///
+/// One Handlebars registry per escape rule: WeCom markdown ([`escape::markdown`]), HTML
+/// (Handlebars' own escaping) and plain text (none). Strict mode everywhere.
 pub(crate) struct Renderer {
-    registry: Handlebars<'static>,
+    markdown: Handlebars<'static>,
+    html: Handlebars<'static>,
+    text: Handlebars<'static>,
 }
 
 impl Renderer {
-    /// Loads the built-in templates and the overrides in `dir`, escaping for WeCom markdown.
-    pub fn markdown(tz: Tz, dir: Option<&Path>) -> Result<Self, RenderError> {
-        let mut registry = Handlebars::new();
-        registry.set_strict_mode(true);
-        registry.register_escape_fn(escape::markdown);
-        helpers::register(&mut registry, tz);
+    /// Loads the built-in templates and the overrides in `dir`.
+    pub fn new(tz: Tz, dir: Option<&Path>) -> Result<Self, RenderError> {
+        let registry = |escape: fn(&str) -> String| {
+            let mut registry = Handlebars::new();
+            registry.set_strict_mode(true);
+            registry.register_escape_fn(escape);
+            helpers::register(&mut registry, tz);
+            registry
+        };
+        let mut renderer = Self {
+            markdown: registry(escape::markdown),
+            html: registry(handlebars::html_escape),
+            text: registry(handlebars::no_escape),
+        };
         for (name, builtin) in BUILTIN {
             let source = match dir.map(|d| d.join(name)) {
                 Some(path) if path.exists() => {
@@ -131,18 +159,39 @@ impl Renderer {
                 }
                 _ => (*builtin).to_owned(),
             };
-            registry
+            renderer
+                .registry_mut(name)
                 .register_template_string(name, source)
                 .map_err(|e| RenderError::Template {
                     name: (*name).to_owned(),
                     reason: e.to_string(),
                 })?;
         }
-        Ok(Self { registry })
+        Ok(renderer)
+    }
+
+    fn registry_mut(&mut self, name: &str) -> &mut Handlebars<'static> {
+        if name.ends_with(".md.hbs") {
+            &mut self.markdown
+        } else if name.ends_with(".html.hbs") {
+            &mut self.html
+        } else {
+            &mut self.text
+        }
+    }
+
+    fn registry(&self, name: &str) -> &Handlebars<'static> {
+        if name.ends_with(".md.hbs") {
+            &self.markdown
+        } else if name.ends_with(".html.hbs") {
+            &self.html
+        } else {
+            &self.text
+        }
     }
 
     pub fn render(&self, name: &str, context: &MessageContext) -> Result<String, RenderError> {
-        self.registry
+        self.registry(name)
             .render(name, context)
             .map(|text| text.trim_end().to_owned())
             .map_err(|e| RenderError::Template {

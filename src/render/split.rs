@@ -32,9 +32,18 @@ pub(crate) struct Batch<'a> {
     pub template: &'a str,
     pub losses: &'a [Loss],
     pub window: Option<WindowContext>,
-    /// At most this many customers are listed per staff member; the rest are counted.
-    pub list_at_most: Option<usize>,
+    pub storm: Option<Storm>,
+    /// Whether templates should @-mention the staff member.
+    pub mention: bool,
+    /// Byte limit of one message.
     pub limit: usize,
+}
+
+/// Storm protection: a staff member with more than `threshold` losses lists only `list`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Storm {
+    pub threshold: usize,
+    pub list: usize,
 }
 
 /// One staff member's listed losses and how many more were left out.
@@ -44,34 +53,14 @@ struct Group<'a> {
 }
 
 pub(crate) fn pack(renderer: &Renderer, batch: &Batch<'_>) -> Result<Vec<Message>, RenderError> {
-    let groups: Vec<Group<'_>> = group_by_staff(batch.losses)
-        .into_iter()
-        .map(|(_, mut items)| {
-            // At least one entry per staff member is listed, so every group has a place.
-            let keep = batch
-                .list_at_most
-                .unwrap_or(usize::MAX)
-                .clamp(1, items.len().max(1));
-            let omitted = items.split_off(keep);
-            Group {
-                listed: items,
-                omitted,
-            }
-        })
-        .collect();
-    // Entries in display order: (group, index in group).
-    let entries: Vec<(usize, usize)> = groups
-        .iter()
-        .enumerate()
-        .flat_map(|(g, group)| (0..group.listed.len()).map(move |i| (g, i)))
-        .collect();
+    let groups = groups(batch);
+    let entries = entries(&groups);
     let packer = Packer {
         renderer,
         batch,
         groups: &groups,
         entries: &entries,
     };
-
     let mut ranges = Vec::new();
     let mut start = 0;
     while start < entries.len() {
@@ -120,6 +109,48 @@ pub(crate) fn pack(renderer: &Renderer, batch: &Batch<'_>) -> Result<Vec<Message
         .collect()
 }
 
+/// Renders the whole batch as one message, whatever its size (email has no byte limit).
+pub(crate) fn render_whole(renderer: &Renderer, batch: &Batch<'_>) -> Result<Message, RenderError> {
+    let groups = groups(batch);
+    let entries = entries(&groups);
+    let packer = Packer {
+        renderer,
+        batch,
+        groups: &groups,
+        entries: &entries,
+    };
+    Ok(Message {
+        content: packer.render(0..entries.len(), 1, 1)?,
+        losses: packer.keys(0..entries.len()),
+    })
+}
+
+/// Entries in display order: (group, index in group).
+fn entries(groups: &[Group<'_>]) -> Vec<(usize, usize)> {
+    groups
+        .iter()
+        .enumerate()
+        .flat_map(|(g, group)| (0..group.listed.len()).map(move |i| (g, i)))
+        .collect()
+}
+
+fn groups<'a>(batch: &Batch<'a>) -> Vec<Group<'a>> {
+    group_by_staff(batch.losses)
+        .into_iter()
+        .map(|(_, mut items)| {
+            let keep = match batch.storm {
+                Some(storm) if items.len() > storm.threshold => storm.list.max(1),
+                _ => items.len(),
+            };
+            let omitted = items.split_off(keep.min(items.len()));
+            Group {
+                listed: items,
+                omitted,
+            }
+        })
+        .collect()
+}
+
 struct Packer<'a> {
     renderer: &'a Renderer,
     batch: &'a Batch<'a>,
@@ -143,11 +174,7 @@ impl Packer<'_> {
                 let first = group.listed.first().or(group.omitted.first());
                 let Some(first) = first else { continue };
                 groups.push(StaffGroup {
-                    staff: StaffContext {
-                        id: first.staff_id.clone(),
-                        name: first.staff_name.clone(),
-                        email: first.staff_email.clone(),
-                    },
+                    staff: StaffContext::from(*first),
                     count: group.listed.len() + group.omitted.len(),
                     customers: Vec::new(),
                     omitted: 0,
@@ -162,12 +189,18 @@ impl Packer<'_> {
                 }
             }
         }
+        let staff = match self.groups {
+            [only] => only.listed.first().map(|l| StaffContext::from(*l)),
+            _ => None,
+        };
         let context = MessageContext {
             part,
             parts,
             total: self.batch.losses.len(),
             staff_count: self.groups.len(),
             window: self.batch.window,
+            mention: self.batch.mention,
+            staff,
             groups,
         };
         self.renderer.render(self.batch.template, &context)
@@ -226,7 +259,7 @@ mod tests {
     }
 
     fn renderer() -> Renderer {
-        Renderer::markdown(chrono_tz::Asia::Shanghai, None).unwrap()
+        Renderer::new(chrono_tz::Asia::Shanghai, None).unwrap()
     }
 
     #[test]
@@ -236,7 +269,8 @@ mod tests {
             template: "digest.md.hbs",
             losses: &all,
             window: None,
-            list_at_most: None,
+            storm: None,
+            mention: false,
             limit: MARKDOWN_LIMIT,
         };
         let messages = pack(&renderer(), &batch).unwrap();
@@ -277,7 +311,8 @@ mod tests {
             template: "digest.md.hbs",
             losses: &all,
             window: None,
-            list_at_most: None,
+            storm: None,
+            mention: false,
             limit: MARKDOWN_LIMIT,
         };
         let messages = pack(&renderer(), &batch).unwrap();
@@ -288,13 +323,17 @@ mod tests {
     }
 
     #[test]
-    fn list_at_most_counts_the_rest_and_still_reports_them() {
+    fn storms_list_the_first_and_count_the_rest_but_report_all() {
         let all = losses(150, 1);
         let batch = Batch {
             template: "digest.md.hbs",
             losses: &all,
             window: None,
-            list_at_most: Some(10),
+            storm: Some(Storm {
+                threshold: 100,
+                list: 10,
+            }),
+            mention: false,
             limit: MARKDOWN_LIMIT,
         };
         let messages = pack(&renderer(), &batch).unwrap();

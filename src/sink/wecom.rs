@@ -10,19 +10,9 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::pacer::Pacer;
-use crate::config::WecomConfig;
+use super::SendError;
+use crate::config::{WecomConfig, WecomMsgType};
 use crate::secret::{redact_url, Secret};
-
-/// Why a robot did not take a message. Never contains the robot key.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum RobotError {
-    #[error("robot is blocked for sending too fast (errcode 45009: api freq out of limit)")]
-    Blocked,
-    #[error("robot refused the message permanently (errcode {code}: {meaning})")]
-    Permanent { code: i64, meaning: &'static str },
-    #[error("robot did not accept the message: {reason}")]
-    Transient { reason: String },
-}
 
 #[derive(Deserialize)]
 struct Answer {
@@ -49,12 +39,12 @@ pub(crate) struct WecomSink {
 }
 
 impl WecomSink {
-    pub fn new(config: &WecomConfig) -> Result<Self, RobotError> {
+    pub fn new(config: &WecomConfig) -> Result<Self, SendError> {
         let http = reqwest::Client::builder()
             .timeout(config.timeout)
             .user_agent(concat!("churn-alert/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| RobotError::Transient {
+            .map_err(|e| SendError::Transient {
                 reason: e.without_url().to_string(),
             })?;
         Ok(Self {
@@ -65,15 +55,29 @@ impl WecomSink {
         })
     }
 
-    /// Sends one markdown message, retrying transient faults with back-off.
-    pub async fn send_markdown(&self, robot: &Secret, content: &str) -> Result<(), RobotError> {
-        let body = serde_json::json!({ "msgtype": "markdown", "markdown": { "content": content } });
+    /// Sends one message, retrying transient faults with back-off.
+    pub async fn send(
+        &self,
+        robot: &Secret,
+        msgtype: WecomMsgType,
+        content: &str,
+        mentioned: &[String],
+    ) -> Result<(), SendError> {
+        let body = match msgtype {
+            WecomMsgType::Markdown => {
+                serde_json::json!({ "msgtype": "markdown", "markdown": { "content": content } })
+            }
+            WecomMsgType::Text => serde_json::json!({
+                "msgtype": "text",
+                "text": { "content": content, "mentioned_list": mentioned }
+            }),
+        };
         let mut attempt = 0;
         loop {
             self.pacer.acquire(robot.expose()).await;
             let err = match self.try_send(robot, &body).await {
                 Ok(()) => return Ok(()),
-                Err(err @ (RobotError::Blocked | RobotError::Permanent { .. })) => return Err(err),
+                Err(err @ (SendError::Blocked | SendError::Permanent { .. })) => return Err(err),
                 Err(err) => err,
             };
             if attempt >= self.max_retries {
@@ -87,8 +91,8 @@ impl WecomSink {
         }
     }
 
-    async fn try_send(&self, robot: &Secret, body: &serde_json::Value) -> Result<(), RobotError> {
-        let transient = |reason: String| RobotError::Transient { reason };
+    async fn try_send(&self, robot: &Secret, body: &serde_json::Value) -> Result<(), SendError> {
+        let transient = |reason: String| SendError::Transient { reason };
         let response = self
             .http
             .post(robot.expose())
@@ -99,23 +103,28 @@ impl WecomSink {
         let status = response.status();
         let bytes = response.bytes().await.map_err(|e| transient(describe(e)))?;
         if !status.is_success() {
-            return Err(transient(format!("HTTP {}", status.as_u16())));
+            return Err(transient(format!(
+                "robot answered HTTP {}",
+                status.as_u16()
+            )));
         }
         let answer: Answer = serde_json::from_slice(&bytes)
-            .map_err(|e| transient(format!("answer is not JSON: {e}")))?;
+            .map_err(|e| transient(format!("robot answer is not JSON: {e}")))?;
         match answer.errcode {
             Some(0) => Ok(()),
-            Some(45009) => Err(RobotError::Blocked),
-            Some(code @ (93000 | 40058)) => Err(RobotError::Permanent {
-                code,
-                meaning: meaning(code),
+            Some(45009) => Err(SendError::Blocked),
+            Some(code @ (93000 | 40058)) => Err(SendError::Permanent {
+                reason: format!(
+                    "robot refused the message permanently (errcode {code}: {})",
+                    meaning(code)
+                ),
             }),
             Some(code) => Err(transient(format!(
-                "errcode {code} ({}): {}",
+                "robot did not accept the message: errcode {code} ({}): {}",
                 meaning(code),
                 answer.errmsg.unwrap_or_default()
             ))),
-            None => Err(transient("answer has no errcode".into())),
+            None => Err(transient("robot answer has no errcode".into())),
         }
     }
 }
@@ -129,5 +138,8 @@ fn describe(err: reqwest::Error) -> String {
     } else {
         "request failed"
     };
-    format!("{kind} ({})", redact_url(&err.without_url().to_string()))
+    format!(
+        "robot {kind} ({})",
+        redact_url(&err.without_url().to_string())
+    )
 }

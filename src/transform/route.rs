@@ -1,18 +1,25 @@
 //! Routes expanded into destinations, and the choice of destinations for each loss.
 //!
-//! A destination is one place a message is delivered to: one robot URL of one route. Its id,
-//! `<route>/wecom/<index>`, is what the outbox is keyed by; it names the robot by position, not
-//! by URL, so that fixing a wrong URL in the config re-targets what is pending for it.
+//! A destination is one place a message is delivered to. Its id is what the outbox is keyed
+//! by, `<route>/<kind>/<argument>`:
+//! - `managers/wecom/0`: the route's first robot (by position, not URL, so that fixing a wrong
+//!   URL in the config re-targets what is pending for it);
+//! - `sales/staff-wecom/zhangsan`: a staff member's own robot (`staff_webhooks`);
+//! - `managers/email/boss@example.com`: a fixed email recipient (`email_to`);
+//! - `sales/staff-email/zhangsan`: a staff member's own mailbox (`email_staff`).
+//!
+//! Ids are parsed back against the current config at delivery time, so a staff member's
+//! destination exists as soon as they lose a customer, without listing staff anywhere.
 
-use crate::config::{Config, RouteConfig};
-use crate::loss::Loss;
+use crate::config::{Audience, Config, DeleteByFilter, RouteConfig, WecomMsgType};
+use crate::loss::{DeleteBy, Loss};
 use crate::secret::{redact_url, Secret};
 
-/// One place messages are delivered to.
+/// One place messages are delivered to, resolved against the config.
 #[derive(Debug, Clone)]
-pub(crate) struct Destination {
+pub(crate) struct Destination<'a> {
     pub id: String,
-    pub route: String,
+    pub route: &'a RouteConfig,
     pub target: Target,
 }
 
@@ -20,60 +27,239 @@ pub(crate) struct Destination {
 #[derive(Debug, Clone)]
 pub(crate) enum Target {
     /// A WeCom group robot, by its full webhook URL.
-    Wecom { robot: Secret, position: usize },
+    Wecom {
+        robot: Secret,
+        msgtype: WecomMsgType,
+        /// Set for a staff member's own robot: only their losses go there.
+        staff: Option<String>,
+    },
+    /// An email recipient; `staff` is set for a staff member's own mailbox.
+    Email {
+        to: Option<String>,
+        staff: Option<String>,
+    },
 }
 
-impl Destination {
+impl Destination<'_> {
     /// A human description that never contains a credential.
     pub fn describe(&self) -> String {
+        let route = &self.route.name;
         match &self.target {
-            Target::Wecom { robot, position } => format!(
-                "route `{}`, robot #{} ({})",
-                self.route,
-                position + 1,
+            Target::Wecom {
+                robot,
+                staff: Some(staff),
+                ..
+            } => format!(
+                "route `{route}`, robot of staff {staff} ({})",
                 redact_url(robot.expose())
             ),
+            Target::Wecom { robot, .. } => {
+                let position = self.id.rsplit('/').next().unwrap_or("0");
+                let position: usize = position.parse().unwrap_or(0);
+                format!(
+                    "route `{route}`, robot #{} ({})",
+                    position + 1,
+                    redact_url(robot.expose())
+                )
+            }
+            Target::Email {
+                to: Some(to),
+                staff: Some(staff),
+            } => format!("route `{route}`, email to staff {staff} <{to}>"),
+            Target::Email {
+                to: None,
+                staff: Some(staff),
+            } => format!("route `{route}`, email to staff {staff} (no address known)"),
+            Target::Email { to, .. } => {
+                format!("route `{route}`, email to {}", to.as_deref().unwrap_or("?"))
+            }
         }
     }
 }
 
-/// The configured routes, expanded into destinations.
-pub(crate) struct Router {
-    destinations: Vec<Destination>,
+/// The configured routes, expanding losses into destination ids and ids into destinations.
+pub(crate) struct Router<'a> {
+    config: &'a Config,
 }
 
-impl Router {
-    pub fn new(config: &Config) -> Self {
-        let destinations = config.routes.iter().flat_map(wecom_destinations).collect();
-        Self { destinations }
+impl<'a> Router<'a> {
+    pub fn new(config: &'a Config) -> Self {
+        Self { config }
     }
 
     /// Ids of the destinations that `loss` must reach.
-    pub fn destinations_for(&self, _loss: &Loss) -> Vec<String> {
-        self.destinations.iter().map(|d| d.id.clone()).collect()
+    pub fn destinations_for(&self, loss: &Loss) -> Vec<String> {
+        let mut ids = Vec::new();
+        for route in self.config.routes.iter().filter(|r| accepts(r, loss)) {
+            let name = &route.name;
+            let own_robot = route.audience == Audience::Staff
+                && route.staff_webhooks.contains_key(&loss.staff_id);
+            if own_robot {
+                ids.push(format!("{name}/staff-wecom/{}", loss.staff_id));
+            } else {
+                ids.extend((0..route.wecom_webhooks.len()).map(|i| format!("{name}/wecom/{i}")));
+            }
+            if route.email_staff {
+                ids.push(format!("{name}/staff-email/{}", loss.staff_id));
+            }
+            ids.extend(route.email_to.iter().map(|to| format!("{name}/email/{to}")));
+        }
+        ids
     }
 
-    pub fn get(&self, id: &str) -> Option<&Destination> {
-        self.destinations.iter().find(|d| d.id == id)
-    }
-
-    pub fn all(&self) -> &[Destination] {
-        &self.destinations
+    /// Resolves an outbox id against the current config; `None` if it is no longer there.
+    pub fn get(&self, id: &str) -> Option<Destination<'a>> {
+        let mut parts = id.splitn(3, '/');
+        let (name, kind, arg) = (parts.next()?, parts.next()?, parts.next()?);
+        let route = self.config.route(name)?;
+        let target = match kind {
+            "wecom" => Target::Wecom {
+                robot: route
+                    .wecom_webhooks
+                    .get(arg.parse::<usize>().ok()?)?
+                    .clone(),
+                msgtype: route.wecom_msgtype,
+                staff: None,
+            },
+            "staff-wecom" => Target::Wecom {
+                robot: route.staff_webhooks.get(arg)?.clone(),
+                msgtype: route.wecom_msgtype,
+                staff: Some(arg.to_owned()),
+            },
+            "email" => Target::Email {
+                to: route.email_to.iter().find(|to| to.as_str() == arg).cloned(),
+                staff: None,
+            },
+            "staff-email" if route.email_staff => Target::Email {
+                // Filled in from the losses (Weiban's address) when not configured.
+                to: route.staff_emails.get(arg).cloned(),
+                staff: Some(arg.to_owned()),
+            },
+            _ => return None,
+        };
+        if matches!(
+            &target,
+            Target::Email {
+                to: None,
+                staff: None
+            }
+        ) {
+            return None;
+        }
+        Some(Destination {
+            id: id.to_owned(),
+            route,
+            target,
+        })
     }
 }
 
-fn wecom_destinations(route: &RouteConfig) -> Vec<Destination> {
-    route
-        .wecom_webhooks
-        .iter()
-        .enumerate()
-        .map(|(position, robot)| Destination {
-            id: format!("{}/wecom/{position}", route.name),
-            route: route.name.clone(),
-            target: Target::Wecom {
-                robot: robot.clone(),
-                position,
-            },
-        })
-        .collect()
+/// Whether a route's filters let `loss` through.
+fn accepts(route: &RouteConfig, loss: &Loss) -> bool {
+    let staff_ok = route.staff.is_empty() || route.staff.contains(&loss.staff_id);
+    let not_excluded = !route.exclude_staff.contains(&loss.staff_id);
+    let delete_by_ok = match route.delete_by {
+        DeleteByFilter::Any => true,
+        DeleteByFilter::Customer => loss.delete_by == DeleteBy::Customer,
+        DeleteByFilter::Staff => loss.delete_by == DeleteBy::Staff,
+    };
+    let tags_ok = route.tags_any.is_empty() || loss.tags.iter().any(|t| route.tags_any.contains(t));
+    staff_ok && not_excluded && delete_by_ok && tags_ok
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn config(routes: &str) -> Config {
+        let text = format!(
+            "[weiban]\ncorp_id = \"c\"\nsecret = \"s\"\n[schedule]\ncron = \"* * * * *\"\n[smtp]\nhost = \"localhost\"\nfrom = \"a@example.com\"\n{routes}"
+        );
+        Config::from_toml(&text, Path::new("t.toml"), &|_| None).unwrap()
+    }
+
+    fn loss(staff: &str, by: DeleteBy, tags: &[&str]) -> Loss {
+        Loss {
+            customer_id: "c1".into(),
+            customer_name: "C".into(),
+            remark: None,
+            corp_name: None,
+            staff_id: staff.into(),
+            staff_name: staff.into(),
+            staff_email: None,
+            outflow_at: 1,
+            delete_by: by,
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            added_at: None,
+        }
+    }
+
+    #[test]
+    fn staff_routes_prefer_the_staff_members_own_robot() {
+        let config = config(
+            r#"
+[[route]]
+name = "sales"
+audience = "staff"
+wecom_webhooks = ["http://h/send?key=group"]
+staff_webhooks = { zhang = "http://h/send?key=zhang" }
+email_staff = true
+email_to = ["boss@example.com"]
+"#,
+        );
+        let router = Router::new(&config);
+        assert_eq!(
+            router.destinations_for(&loss("zhang", DeleteBy::Customer, &[])),
+            [
+                "sales/staff-wecom/zhang",
+                "sales/staff-email/zhang",
+                "sales/email/boss@example.com"
+            ]
+        );
+        assert_eq!(
+            router.destinations_for(&loss("li", DeleteBy::Customer, &[])),
+            [
+                "sales/wecom/0",
+                "sales/staff-email/li",
+                "sales/email/boss@example.com"
+            ]
+        );
+        assert!(router.get("sales/staff-wecom/zhang").is_some());
+        assert!(router.get("sales/staff-wecom/li").is_none());
+        assert!(router.get("gone/wecom/0").is_none());
+        let described = router.get("sales/staff-wecom/zhang").unwrap().describe();
+        assert!(!described.contains("key=zhang"), "{described}");
+    }
+
+    #[test]
+    fn filters_select_staff_delete_by_and_tags() {
+        let config = config(
+            r#"
+[[route]]
+name = "vip"
+audience = "managers"
+wecom_webhooks = ["http://h/send?key=k"]
+exclude_staff = ["bot"]
+delete_by = "customer"
+tags_any = ["VIP"]
+"#,
+        );
+        let router = Router::new(&config);
+        assert_eq!(
+            router
+                .destinations_for(&loss("a", DeleteBy::Customer, &["VIP"]))
+                .len(),
+            1
+        );
+        assert!(router
+            .destinations_for(&loss("a", DeleteBy::Staff, &["VIP"]))
+            .is_empty());
+        assert!(router
+            .destinations_for(&loss("a", DeleteBy::Customer, &["x"]))
+            .is_empty());
+        assert!(router
+            .destinations_for(&loss("bot", DeleteBy::Customer, &["VIP"]))
+            .is_empty());
+    }
 }

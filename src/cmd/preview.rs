@@ -1,0 +1,134 @@
+//! `churn-alert preview`: what each destination would receive, without sending anything.
+//!
+//! Renders through the same code path as delivery ([`compose`]), for the documented example
+//! or, with `--live`, for the losses Weiban reports in the first-run window. The store is
+//! never opened, so previews work while the daemon runs; a live preview therefore cannot tell
+//! which of those losses were already reported.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+
+use crate::cli::PreviewArgs;
+use crate::config::Config;
+use crate::loss::Loss;
+use crate::pipeline::unix_now;
+use crate::render::compose::{compose, Body};
+use crate::render::Renderer;
+use crate::source::model::documented_example;
+use crate::source::{FetchError, WeibanClient, Window};
+use crate::transform::Router;
+
+pub(crate) async fn preview(args: &PreviewArgs) -> anyhow::Result<ExitCode> {
+    let config = Config::load(&args.config.config)?;
+    if let Some(route) = &args.route {
+        if config.route(route).is_none() {
+            anyhow::bail!("no route named `{route}` in the config");
+        }
+    }
+    let renderer = Renderer::new(
+        config.schedule()?.timezone(),
+        config.templates.dir.as_deref(),
+    )?;
+    let losses = if args.live {
+        live_losses(&config).await?
+    } else {
+        documented_example()
+    };
+    let router = Router::new(&config);
+    let mut per_destination: BTreeMap<String, Vec<Loss>> = BTreeMap::new();
+    for loss in &losses {
+        for id in router.destinations_for(loss) {
+            let in_route = args
+                .route
+                .as_ref()
+                .is_none_or(|r| id.split('/').next() == Some(r.as_str()));
+            if in_route {
+                per_destination.entry(id).or_default().push(loss.clone());
+            }
+        }
+    }
+    println!(
+        "preview of {} loss(es) ({}); nothing is sent, the store is not touched\n",
+        losses.len(),
+        if args.live {
+            "live from Weiban"
+        } else {
+            "the documented example"
+        }
+    );
+    if per_destination.is_empty() {
+        println!("no destination would receive anything");
+    }
+    for (id, losses) in per_destination {
+        let Some(destination) = router.get(&id) else {
+            continue;
+        };
+        let messages = match compose(&renderer, &destination, &losses) {
+            Ok(messages) => messages,
+            Err(e) => {
+                println!(
+                    "══ {} ══\n(cannot be delivered: {e})\n",
+                    destination.describe()
+                );
+                continue;
+            }
+        };
+        println!(
+            "══ {} — {} message(s) ══",
+            destination.describe(),
+            messages.len()
+        );
+        for (i, message) in messages.iter().enumerate() {
+            match &message.body {
+                Body::Wecom {
+                    msgtype,
+                    content,
+                    mentioned,
+                } => {
+                    println!(
+                        "── {}/{} · {msgtype:?} · {} bytes{} ──",
+                        i + 1,
+                        messages.len(),
+                        content.len(),
+                        if mentioned.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" · mentions {}", mentioned.join(", "))
+                        }
+                    );
+                    println!("{content}\n");
+                }
+                Body::Email {
+                    to,
+                    subject,
+                    text,
+                    html,
+                } => {
+                    println!("To: {to}\nSubject: {subject}\n── text/plain ──\n{text}\n── text/html ({} bytes) ──\n{html}\n", html.len());
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn live_losses(config: &Config) -> anyhow::Result<Vec<Loss>> {
+    let client = WeibanClient::new(&config.weiban)?;
+    let now = unix_now();
+    let window = Window {
+        start: now - i64::try_from(config.weiban.first_lookback.as_secs()).unwrap_or(86_400),
+        end: now,
+    };
+    let mut losses = Vec::new();
+    client
+        .fetch_window(window, async |page: Vec<Loss>| {
+            losses.extend(page);
+            Ok::<_, std::convert::Infallible>(())
+        })
+        .await
+        .map_err(|e| match e {
+            FetchError::Weiban(e) => anyhow::Error::new(e),
+            FetchError::Sink(never) => match never {},
+        })?;
+    Ok(losses)
+}

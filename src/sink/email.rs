@@ -1,0 +1,94 @@
+//! Email over SMTP (lettre, rustls): multipart text + HTML with a UTF-8 subject.
+//!
+//! SMTP 5xx answers (a rejected recipient, a refused login) are permanent; 4xx answers and
+//! network faults are transient. The password lives in [`crate::secret::Secret`] and never
+//! reaches an error message.
+
+use lettre::message::{header::ContentType, Mailbox, MultiPart, SinglePart};
+use lettre::transport::smtp::authentication::Credentials;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+
+use super::SendError;
+use crate::config::{SmtpConfig, SmtpSecurity};
+
+/// Sends mail through one SMTP server.
+pub(crate) struct EmailSink {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+}
+
+impl EmailSink {
+    pub fn new(config: &SmtpConfig) -> Result<Self, SendError> {
+        let setup = |e: lettre::transport::smtp::Error| SendError::Permanent {
+            reason: format!("SMTP server {} cannot be used: {e}", config.host),
+        };
+        let builder = match config.security {
+            SmtpSecurity::Tls => {
+                AsyncSmtpTransport::<Tokio1Executor>::relay(&config.host).map_err(setup)?
+            }
+            SmtpSecurity::Starttls => {
+                AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&config.host).map_err(setup)?
+            }
+            SmtpSecurity::None => {
+                AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&config.host)
+            }
+        };
+        let mut builder = builder.port(config.port()).timeout(Some(config.timeout));
+        if let Some(user) = &config.username {
+            let password = config
+                .password
+                .as_ref()
+                .map(|p| p.expose().to_owned())
+                .unwrap_or_default();
+            builder = builder.credentials(Credentials::new(user.clone(), password));
+        }
+        let from = config.from.parse().map_err(|e| SendError::Permanent {
+            reason: format!("smtp.from `{}` is not an address: {e}", config.from),
+        })?;
+        Ok(Self {
+            transport: builder.build(),
+            from,
+        })
+    }
+
+    pub async fn send(
+        &self,
+        to: &str,
+        subject: &str,
+        text: &str,
+        html: &str,
+    ) -> Result<(), SendError> {
+        let to: Mailbox = to.parse().map_err(|e| SendError::Permanent {
+            reason: format!("`{to}` is not an email address: {e}"),
+        })?;
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(subject)
+            .multipart(
+                MultiPart::alternative()
+                    .singlepart(
+                        SinglePart::builder()
+                            .header(ContentType::TEXT_PLAIN)
+                            .body(text.to_owned()),
+                    )
+                    .singlepart(
+                        SinglePart::builder()
+                            .header(ContentType::TEXT_HTML)
+                            .body(html.to_owned()),
+                    ),
+            )
+            .map_err(|e| SendError::Permanent {
+                reason: format!("email could not be built: {e}"),
+            })?;
+        match self.transport.send(message).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.is_permanent() => Err(SendError::Permanent {
+                reason: format!("SMTP server refused the email: {e}"),
+            }),
+            Err(e) => Err(SendError::Transient {
+                reason: format!("email not sent: {e}"),
+            }),
+        }
+    }
+}
