@@ -21,6 +21,8 @@ const VARS: &[(&str, &str)] = &[
     ("WEIBAN_CORP_ID", "corp"),
     ("WEIBAN_SECRET", "secret"),
     ("WECOM_MANAGERS_KEY", "key"),
+    ("WECOM_SALES_KEY", "key2"),
+    ("SMTP_PASSWORD", "pw"),
 ];
 
 fn example() -> String {
@@ -89,4 +91,30 @@ fn bad_timezone_is_named() {
     let (ok, err) = check_variant(&example().replace("Asia/Shanghai", "Asia/Atlantis"), VARS);
     assert!(!ok);
     assert!(err.contains("schedule.timezone"), "{err}");
+}
+
+#[test]
+fn a_misspelt_template_variable_fails_check_naming_the_template() {
+    let dir = tempfile::tempdir().unwrap();
+    let templates = dir.path().join("templates");
+    std::fs::create_dir(&templates).unwrap();
+    std::fs::write(
+        templates.join("digest.md.hbs"),
+        "{{#each groups}}{{staf.name}}{{/each}}",
+    )
+    .unwrap();
+    let text = example().replace(
+        "# [templates]\n# dir = \"templates\"",
+        &format!("[templates]\ndir = \"{}\"", templates.display()),
+    );
+    assert!(
+        text.contains("[templates]\ndir"),
+        "the example config changed shape"
+    );
+    let (ok, err) = check_variant(&text, VARS);
+    assert!(!ok);
+    assert!(
+        err.contains("digest.md.hbs") && err.contains("staf"),
+        "{err}"
+    );
 }

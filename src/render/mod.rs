@@ -22,10 +22,30 @@ use crate::loss::{DeleteBy, Loss};
 pub(crate) use split::MARKDOWN_LIMIT;
 
 /// The built-in templates, by file name. A file of the same name in `[templates] dir` wins.
-pub(crate) const BUILTIN: &[(&str, &str)] = &[(
-    "digest.md.hbs",
-    include_str!("../../templates/digest.md.hbs"),
-)];
+/// The extension picks the escaping: `.md` for WeCom markdown, `.html` for HTML, `.txt` none.
+pub(crate) const BUILTIN: &[(&str, &str)] = &[
+    (
+        "digest.md.hbs",
+        include_str!("../../templates/digest.md.hbs"),
+    ),
+    (
+        "digest.txt.hbs",
+        include_str!("../../templates/digest.txt.hbs"),
+    ),
+    (
+        "digest.html.hbs",
+        include_str!("../../templates/digest.html.hbs"),
+    ),
+    ("staff.md.hbs", include_str!("../../templates/staff.md.hbs")),
+    (
+        "staff.txt.hbs",
+        include_str!("../../templates/staff.txt.hbs"),
+    ),
+    (
+        "staff.html.hbs",
+        include_str!("../../templates/staff.html.hbs"),
+    ),
+];
 
 /// A template that cannot be loaded or rendered; names the template file.
 #[derive(Debug, thiserror::Error)]

@@ -1,6 +1,8 @@
 //! Test harness: loopback simulators in this process, the real `churn-alert` binary as a child.
 #![allow(dead_code)]
 
+pub mod smtp;
+
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
@@ -113,9 +115,9 @@ pub async fn run(args: &[&str], config: &Path) -> Output {
         .env("TEST_WEIBAN_SECRET", "sim-secret")
         .env("RUST_LOG", "churn_alert=debug")
         .kill_on_drop(true);
-    tokio::time::timeout(Duration::from_secs(120), command.output())
+    tokio::time::timeout(Duration::from_secs(300), command.output())
         .await
-        .expect("churn-alert did not finish within 120 s")
+        .expect("churn-alert did not finish within 300 s")
         .expect("run churn-alert")
 }
 
