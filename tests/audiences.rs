@@ -90,7 +90,7 @@ wecom_webhooks = ["{text}"]
             .iter()
             .find(|l| m.content.contains(&l.customer_name))
             .unwrap();
-        assert_eq!(m.mentioned, [first_customer.staff_id.clone()]);
+        assert_eq!(m.mentioned, std::slice::from_ref(&first_customer.staff_id));
         assert_eq!(staff_of(&m.content), Some(first_customer.staff_id.clone()));
     }
 }
