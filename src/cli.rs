@@ -22,13 +22,15 @@ pub enum Command {
     /// Run one cycle (deliver what is pending, poll, deliver what is new), then exit.
     ///
     /// Exits 0 when every due message was accepted, 1 otherwise.
-    Once(ConfigArg),
+    Once(OnceArgs),
     /// Run cycles on the schedule until SIGINT or SIGTERM.
     Run(ConfigArg),
     /// Validate the config, templates and schedule; print the next 5 run times.
     Check(ConfigArg),
     /// Start the built-in Weiban and robot simulators, run one real cycle, show the messages.
     Demo(DemoArgs),
+    /// Walk the past in windows: report its losses, or with --mark-only just remember them.
+    Backfill(BackfillArgs),
     /// Show what each destination would receive, without sending or touching the store.
     Preview(PreviewArgs),
     /// Inspect and repair the store.
@@ -52,6 +54,30 @@ pub struct ConfigArg {
     /// Path to the TOML config file.
     #[arg(short, long, value_name = "FILE", env = "CHURN_ALERT_CONFIG")]
     pub config: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct OnceArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Print what would be sent, then exit; send nothing and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BackfillArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Start: a date (`2025-01-01`, midnight in the schedule's zone) or an RFC 3339 time.
+    #[arg(long)]
+    pub since: String,
+    /// Only remember the losses, report nothing (so going live does not flood the group).
+    #[arg(long)]
+    pub mark_only: bool,
+    /// Length of each window fetched.
+    #[arg(long, default_value = "1d", value_parser = humantime::parse_duration)]
+    pub window: std::time::Duration,
 }
 
 #[derive(Debug, Args)]

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::schedule::{Schedule, ScheduleError};
+use crate::schedule::{QuietHours, Schedule, ScheduleError};
 use crate::secret::{redact_url, Secret};
 
 /// Why a configuration could not be used. Every variant names the key or the file.
@@ -54,6 +54,7 @@ pub struct Config {
     #[serde(default)]
     pub templates: TemplatesConfig,
     pub smtp: Option<SmtpConfig>,
+    pub server: Option<ServerConfig>,
     #[serde(rename = "route", default)]
     pub routes: Vec<RouteConfig>,
 }
@@ -101,6 +102,8 @@ pub struct ScheduleConfig {
     pub cron: String,
     #[serde(default = "default_timezone")]
     pub timezone: String,
+    /// A daily span (`21:00-08:30`, in `timezone`) during which deliveries are held.
+    pub quiet_hours: Option<String>,
 }
 
 /// `[store]`: the embedded database.
@@ -160,6 +163,18 @@ impl Default for WecomConfig {
 pub struct TemplatesConfig {
     /// A folder whose `*.hbs` files replace the built-in templates of the same name.
     pub dir: Option<PathBuf>,
+}
+
+/// `[server]`: the optional HTTP endpoint for `/healthz` and `/metrics`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on, for example `127.0.0.1:9898`.
+    pub listen: String,
+    /// `/healthz` fails when the last successful poll is older than this. Default: twice the
+    /// schedule's interval plus five minutes.
+    #[serde(default, with = "humantime_serde")]
+    pub healthy_poll_age: Option<Duration>,
 }
 
 /// `[smtp]`: the mail server for email destinations.
@@ -369,7 +384,26 @@ impl Config {
             parse_error(e.message().replace("`route`", "`[[route]]`"))
         })?;
         config.validate()?;
+        config.register_secrets();
         Ok(config)
+    }
+
+    /// Tells the log writer which values to mask, whatever logs them.
+    fn register_secrets(&self) {
+        use crate::logging::{register_secret, register_url_secrets};
+        register_secret(self.weiban.secret.expose());
+        if let Some(password) = self.smtp.as_ref().and_then(|s| s.password.as_ref()) {
+            register_secret(password.expose());
+        }
+        for route in &self.routes {
+            for url in route
+                .wecom_webhooks
+                .iter()
+                .chain(route.staff_webhooks.values())
+            {
+                register_url_secrets(url.expose());
+            }
+        }
     }
 
     /// Checks what serde cannot: values that parse but make no sense.
@@ -400,6 +434,18 @@ impl Config {
             ));
         }
         self.schedule()?;
+        self.quiet_hours()?;
+        if let Some(server) = &self.server {
+            server.listen.parse::<std::net::SocketAddr>().map_err(|e| {
+                ConfigError::invalid(
+                    "server.listen",
+                    format!(
+                        "`{}` is not an address like 127.0.0.1:9898: {e}",
+                        server.listen
+                    ),
+                )
+            })?;
+        }
         if self.routes.is_empty() {
             return Err(ConfigError::invalid(
                 "route",
@@ -503,6 +549,17 @@ impl Config {
             ScheduleError::Timezone(_) => ConfigError::invalid("schedule.timezone", e.to_string()),
             ScheduleError::Cron { .. } => ConfigError::invalid("schedule.cron", e.to_string()),
         })
+    }
+
+    /// The parsed quiet hours, if any.
+    pub fn quiet_hours(&self) -> Result<Option<QuietHours>, ConfigError> {
+        self.schedule
+            .quiet_hours
+            .as_deref()
+            .map(|spec| {
+                QuietHours::parse(spec).map_err(|e| ConfigError::invalid("schedule.quiet_hours", e))
+            })
+            .transpose()
     }
 
     /// Route by name.

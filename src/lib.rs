@@ -16,6 +16,7 @@ pub mod pipeline;
 pub mod render;
 pub mod schedule;
 pub mod secret;
+pub mod server;
 pub mod shutdown;
 pub mod sim;
 pub mod sink;

@@ -1,9 +1,17 @@
 //! Log set-up: `RUST_LOG` filters, `--log-format text|json`, always to stderr.
 //!
-//! Credentials never reach a log line because they never reach a formatter: they live in
-//! [`crate::secret::Secret`], and URLs that carry them are passed through
-//! [`crate::secret::redact_url`] before they are logged.
+//! Credentials are kept out of log lines twice over. First, they never reach a formatter:
+//! they live in [`crate::secret::Secret`], and URLs that carry them pass through
+//! [`crate::secret::redact_url`] before they are logged. Second, because dependencies log at
+//! debug and trace level with texts we do not control, every formatted line goes through
+//! [`RedactingWriter`], which masks each registered secret value ([`register_secret`]: the
+//! Weiban secret, access tokens, robot URLs' keys, the SMTP password) and every
+//! `key=` / `access_token=` query value before it reaches stderr.
 
+use std::io::{self, Write};
+use std::sync::{OnceLock, RwLock};
+
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::EnvFilter;
 
 /// How log lines look.
@@ -19,7 +27,7 @@ pub fn init(format: LogFormat) {
         .unwrap_or_else(|_| EnvFilter::new("warn,churn_alert=info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(RedactingStderr)
         .with_target(false);
     let result = match format {
         LogFormat::Text => builder.try_init(),
@@ -27,5 +35,127 @@ pub fn init(format: LogFormat) {
     };
     if let Err(e) = result {
         eprintln!("churn-alert: logging could not be set up: {e}");
+    }
+}
+
+fn secrets() -> &'static RwLock<Vec<String>> {
+    static SECRETS: OnceLock<RwLock<Vec<String>>> = OnceLock::new();
+    SECRETS.get_or_init(RwLock::default)
+}
+
+/// Masks `value` in every log line from now on. Values shorter than 4 bytes are ignored, as
+/// masking them would garble ordinary text without protecting anything.
+pub fn register_secret(value: &str) {
+    if value.len() < 4 {
+        return;
+    }
+    let mut list = secrets().write().unwrap_or_else(|p| p.into_inner());
+    if !list.iter().any(|s| s == value) {
+        list.push(value.to_owned());
+        // Longest first, so that a secret containing another is masked whole.
+        list.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    }
+}
+
+/// Registers the secret parts of a URL: the values of its credential query parameters.
+pub fn register_url_secrets(url: &str) {
+    let Some((_, query)) = url.split_once('?') else {
+        return;
+    };
+    for pair in query.split(['&', '#']) {
+        if let Some((name, value)) = pair.split_once('=') {
+            if matches!(
+                name,
+                "key" | "access_token" | "secret" | "token" | "password"
+            ) {
+                register_secret(value);
+            }
+        }
+    }
+}
+
+/// `text` with every registered secret and credential query value masked.
+pub fn redact(text: &str) -> String {
+    let mut out = text.to_owned();
+    for secret in secrets().read().unwrap_or_else(|p| p.into_inner()).iter() {
+        if out.contains(secret.as_str()) {
+            out = out.replace(secret.as_str(), "***");
+        }
+    }
+    for param in ["access_token=", "key=", "secret=", "password="] {
+        out = mask_after(&out, param);
+    }
+    out
+}
+
+/// Masks the value after each `param` (up to `&`, whitespace or a quote).
+fn mask_after(text: &str, param: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(pos) = rest.find(param) {
+        let (head, tail) = rest.split_at(pos + param.len());
+        out.push_str(head);
+        let end = tail
+            .find(|c: char| c == '&' || c == '"' || c == '\'' || c.is_whitespace() || c == ')')
+            .unwrap_or(tail.len());
+        if end > 0 && &tail[..end] != "***" {
+            out.push_str("***");
+        } else {
+            out.push_str(&tail[..end]);
+        }
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Makes a [`RedactingWriter`] over stderr for each event.
+struct RedactingStderr;
+
+impl<'a> MakeWriter<'a> for RedactingStderr {
+    type Writer = RedactingWriter;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        RedactingWriter { buffer: Vec::new() }
+    }
+}
+
+/// Collects one formatted event and writes it redacted to stderr when dropped.
+pub struct RedactingWriter {
+    buffer: Vec<u8>,
+}
+
+impl Write for RedactingWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.buffer.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for RedactingWriter {
+    fn drop(&mut self) {
+        let text = redact(&String::from_utf8_lossy(&self.buffer));
+        let _ = io::stderr().lock().write_all(text.as_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registered_secrets_and_query_credentials_are_masked() {
+        register_secret("s3cret-value");
+        let line = redact("secret s3cret-value in http://h/x?a=1&access_token=tok123&key=abc def");
+        assert_eq!(
+            line,
+            "secret *** in http://h/x?a=1&access_token=***&key=*** def"
+        );
+        register_url_secrets("http://h/send?key=robot-key-1");
+        assert_eq!(redact("robot-key-1 leaked"), "*** leaked");
     }
 }

@@ -7,14 +7,18 @@
 //! delivered only after the destination accepted it. A destination that failed keeps its
 //! pending losses and a [`DestinationState`] saying why and when to try again.
 
+use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
 
 use futures::future::join_all;
+
+use chrono_tz::Tz;
 
 use crate::config::Config;
 use crate::loss::Loss;
 use crate::render::compose::{compose, Body, ComposeError, Outgoing};
 use crate::render::{RenderError, Renderer};
+use crate::schedule::QuietHours;
 use crate::shutdown::Shutdown;
 use crate::sink::{EmailSink, SendError, WecomSink};
 use crate::source::{FetchError, WeibanClient, WeibanError, Window};
@@ -59,6 +63,8 @@ pub(crate) struct DeliveryReport {
     pub waiting: Vec<(String, String)>,
     /// Earliest time (unix seconds) a waiting destination may be tried again.
     pub next_retry_at: Option<i64>,
+    /// Deliveries held for quiet hours (not a failure: they go out when the hours end).
+    pub held: usize,
 }
 
 impl DeliveryReport {
@@ -75,6 +81,8 @@ pub(crate) struct Pipeline {
     renderer: Renderer,
     wecom: WecomSink,
     email: Option<EmailSink>,
+    quiet_hours: Option<QuietHours>,
+    tz: Tz,
     overlap: i64,
     first_lookback: i64,
     retention: i64,
@@ -90,6 +98,8 @@ impl Pipeline {
             renderer: Renderer::new(schedule.timezone(), config.templates.dir.as_deref())?,
             wecom: WecomSink::new(&config.wecom)?,
             email: config.smtp.as_ref().map(EmailSink::new).transpose()?,
+            quiet_hours: config.quiet_hours()?,
+            tz: schedule.timezone(),
             overlap: secs(config.weiban.overlap),
             first_lookback: secs(config.weiban.first_lookback),
             retention: secs(config.store.retention),
@@ -106,30 +116,64 @@ impl Pipeline {
         &self.config
     }
 
+    pub fn renderer(&self) -> &Renderer {
+        &self.renderer
+    }
+
     /// Fetches the new window and records its losses; advances the window only when whole.
     pub async fn poll(&self, now: i64) -> Result<PollReport, CycleError> {
-        let cutoff = now - self.retention;
-        let pruned = self.store.prune(cutoff).await?;
+        let pruned = self.store.prune(self.cutoff(now)).await?;
         if pruned > 0 {
             tracing::info!(pruned, "forgot losses older than the retention");
         }
+        let window = self.next_window(now)?;
+        let (fetched, new_losses) = self.record_window(window, now, false).await?;
+        self.store.advance_window(window.end).await?;
+        Ok(PollReport {
+            window: Some(window),
+            fetched,
+            new_losses,
+        })
+    }
+
+    /// Oldest outflow time still reported: older losses are pruned and must not come back.
+    pub fn cutoff(&self, now: i64) -> i64 {
+        now - self.retention
+    }
+
+    /// The window a poll at `now` fetches: from the last whole window (minus the overlap).
+    pub fn next_window(&self, now: i64) -> Result<Window, CycleError> {
         let start = match self.store.last_window_end()? {
             Some(end) => end - self.overlap,
             None => now - self.first_lookback,
         }
-        .max(cutoff);
-        let window = Window { start, end: now };
+        .max(self.cutoff(now));
+        Ok(Window { start, end: now })
+    }
+
+    /// Fetches `window` and records its new losses page by page; `mark_only` remembers them
+    /// without queueing any delivery. Returns (fetched, new). Does not move the window.
+    pub async fn record_window(
+        &self,
+        window: Window,
+        now: i64,
+        mark_only: bool,
+    ) -> Result<(u64, usize), CycleError> {
+        let cutoff = self.cutoff(now);
         let router = Router::new(&self.config);
         let mut new_losses = 0;
         let fetched = self
             .weiban
             .fetch_window(window, async |losses: Vec<Loss>| {
-                // Older than the retention: pruned from `seen`, so it must not come back.
                 let batch: Vec<(Loss, Vec<String>)> = losses
                     .into_iter()
                     .filter(|loss| loss.outflow_at >= cutoff)
                     .map(|loss| {
-                        let destinations = router.destinations_for(&loss);
+                        let destinations = if mark_only {
+                            Vec::new()
+                        } else {
+                            router.destinations_for(&loss)
+                        };
                         (loss, destinations)
                     })
                     .collect();
@@ -137,13 +181,39 @@ impl Pipeline {
                 Ok::<_, StoreError>(())
             })
             .await?;
-        self.store.advance_window(window.end).await?;
         metrics::counter!("churn_alert_losses_found_total").increment(new_losses as u64);
-        Ok(PollReport {
-            window: Some(window),
-            fetched,
-            new_losses,
-        })
+        Ok((fetched, new_losses))
+    }
+
+    /// What a cycle at `now` would send, per destination id: what is pending plus what the
+    /// next window holds that is not remembered yet. Changes nothing.
+    pub async fn plan(&self, now: i64) -> Result<BTreeMap<String, Vec<Loss>>, CycleError> {
+        let mut plan: BTreeMap<String, Vec<Loss>> = BTreeMap::new();
+        for id in self.store.pending_counts()?.into_keys() {
+            let pending = self.store.pending(&id)?.into_iter().map(|p| p.loss);
+            plan.entry(id).or_default().extend(pending);
+        }
+        let cutoff = self.cutoff(now);
+        let router = Router::new(&self.config);
+        let mut seen_now = HashSet::new();
+        self.weiban
+            .fetch_window(self.next_window(now)?, async |losses: Vec<Loss>| {
+                for loss in losses {
+                    let key = loss.key();
+                    if loss.outflow_at < cutoff
+                        || self.store.is_seen(&key)?
+                        || !seen_now.insert(key)
+                    {
+                        continue;
+                    }
+                    for id in router.destinations_for(&loss) {
+                        plan.entry(id).or_default().push(loss.clone());
+                    }
+                }
+                Ok::<_, StoreError>(())
+            })
+            .await?;
+        Ok(plan)
     }
 
     /// Sends what is pending, every destination concurrently.
@@ -153,8 +223,19 @@ impl Pipeline {
         shutdown: &Shutdown,
     ) -> Result<DeliveryReport, CycleError> {
         let pending = self.store.pending_counts()?;
-        let router = Router::new(&self.config);
         let mut report = DeliveryReport::default();
+        if let Some(end) = self.quiet_until(now) {
+            report.held = pending.values().sum();
+            report.next_retry_at = Some(end);
+            if report.held > 0 {
+                tracing::info!(
+                    held = report.held,
+                    "quiet hours: deliveries held until they end"
+                );
+            }
+            return Ok(report);
+        }
+        let router = Router::new(&self.config);
         let mut jobs = Vec::new();
         for (id, count) in pending {
             match router.get(&id) {
@@ -261,6 +342,13 @@ impl Pipeline {
             }
         }
         Ok(outcome)
+    }
+
+    /// If `now` falls in quiet hours, when they end (unix seconds).
+    fn quiet_until(&self, now: i64) -> Option<i64> {
+        let quiet = self.quiet_hours?;
+        let local = chrono::DateTime::from_timestamp(now, 0)?.with_timezone(&self.tz);
+        quiet.ends_after(local).map(|end| end.timestamp())
     }
 
     /// Sends one composed message through the sink its target names.
@@ -424,6 +512,7 @@ impl Pipeline {
                 delivery.losses_delivered += second.losses_delivered;
                 delivery.waiting = second.waiting;
                 delivery.next_retry_at = second.next_retry_at;
+                delivery.held = second.held;
             }
         }
         let pending = self.store.pending_counts()?.values().sum();
@@ -436,17 +525,22 @@ impl Pipeline {
             pending,
             elapsed: started.elapsed(),
         };
-        report.log();
+        report.log(self.tz);
         Ok(report)
     }
 }
 
 impl CycleReport {
-    fn log(&self) {
+    fn log(&self, tz: Tz) {
+        let time = |t: i64| {
+            chrono::DateTime::from_timestamp(t, 0)
+                .map(|t| t.with_timezone(&tz).format("%m-%d %H:%M:%S").to_string())
+                .unwrap_or_else(|| t.to_string())
+        };
         let window = self
             .poll
             .window
-            .map(|w| format!("{}..{}", w.start, w.end))
+            .map(|w| format!("{}..{}", time(w.start), time(w.end)))
             .unwrap_or_else(|| "-".into());
         match &self.poll_error {
             None => tracing::info!(
@@ -455,6 +549,7 @@ impl CycleReport {
                 new_losses = self.poll.new_losses,
                 messages_sent = self.delivery.messages_sent,
                 pending = self.pending,
+                held = self.delivery.held,
                 elapsed_ms = self.elapsed.as_millis() as u64,
                 "cycle done"
             ),

@@ -8,7 +8,7 @@
 
 use std::str::FromStr;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveTime, TimeZone, Utc};
 use chrono_tz::Tz;
 
 /// Why a schedule could not be parsed.
@@ -154,10 +154,92 @@ fn weekday(token: &str) -> Result<usize, String> {
         .ok_or_else(|| format!("`{token}` is not a weekday (0–7 or SUN–SAT)"))
 }
 
+/// A daily span, in the schedule's zone, during which deliveries are held (`21:00-08:30`).
+///
+/// Polling goes on; what is found waits in the outbox and goes out, merged into one digest
+/// per destination, when the span ends. A span may cross midnight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QuietHours {
+    start: NaiveTime,
+    end: NaiveTime,
+}
+
+impl QuietHours {
+    pub fn parse(spec: &str) -> Result<Self, String> {
+        let (start, end) = spec
+            .split_once('-')
+            .ok_or_else(|| format!("`{spec}` is not a span like 21:00-08:30"))?;
+        let time = |t: &str| {
+            NaiveTime::parse_from_str(t.trim(), "%H:%M")
+                .map_err(|_| format!("`{t}` is not a time like 08:30"))
+        };
+        let (start, end) = (time(start)?, time(end)?);
+        if start == end {
+            return Err(format!("`{spec}` is empty: start and end are equal"));
+        }
+        Ok(Self { start, end })
+    }
+
+    /// Whether `at` falls in the span.
+    pub fn contains(&self, at: NaiveTime) -> bool {
+        if self.start < self.end {
+            self.start <= at && at < self.end
+        } else {
+            at >= self.start || at < self.end
+        }
+    }
+
+    /// If `now` is quiet, when the quiet span ends (in `now`'s zone).
+    pub fn ends_after(&self, now: DateTime<Tz>) -> Option<DateTime<Tz>> {
+        if !self.contains(now.time()) {
+            return None;
+        }
+        let tz = now.timezone();
+        let mut day = now.date_naive();
+        if now.time() >= self.end {
+            day = day.succ_opt()?;
+        }
+        // A local time that does not exist (a DST gap) ends the span at the next one that does.
+        (0..120).find_map(|minutes| {
+            tz.from_local_datetime(&day.and_time(self.end + chrono::Duration::minutes(minutes)))
+                .earliest()
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use chrono::{Datelike, TimeZone, Timelike, Weekday};
+
+    #[test]
+    fn quiet_hours_cross_midnight() {
+        let quiet = QuietHours::parse("21:00-08:30").unwrap();
+        let tz: Tz = "Asia/Shanghai".parse().unwrap();
+        let at = |h, m| tz.with_ymd_and_hms(2026, 11, 25, h, m, 0).unwrap();
+        assert!(quiet.contains(at(22, 0).time()) && quiet.contains(at(3, 0).time()));
+        assert!(!quiet.contains(at(8, 30).time()) && !quiet.contains(at(12, 0).time()));
+        assert_eq!(
+            quiet.ends_after(at(22, 0)),
+            Some(tz.with_ymd_and_hms(2026, 11, 26, 8, 30, 0).unwrap())
+        );
+        assert_eq!(quiet.ends_after(at(3, 0)), Some(at(8, 30)));
+        assert_eq!(quiet.ends_after(at(12, 0)), None);
+        assert!(QuietHours::parse("21:00").is_err() && QuietHours::parse("25:00-01:00").is_err());
+    }
+
+    #[test]
+    fn daily_runs_keep_local_time_across_a_dst_change() {
+        let schedule = Schedule::parse("0 9 * * *", "America/New_York").unwrap();
+        // 2026-03-08: clocks go from 02:00 to 03:00 in New York.
+        let start = Utc.with_ymd_and_hms(2026, 3, 6, 12, 0, 0).unwrap();
+        let runs = schedule.upcoming(start, 4);
+        for run in &runs {
+            assert_eq!((run.hour(), run.minute()), (9, 0), "{run}");
+        }
+        assert_eq!(runs[0].to_rfc3339(), "2026-03-06T09:00:00-05:00");
+        assert_eq!(runs[2].to_rfc3339(), "2026-03-08T09:00:00-04:00");
+    }
 
     fn runs(expr: &str, n: usize) -> Vec<DateTime<Tz>> {
         let schedule = Schedule::parse(expr, "Asia/Shanghai").unwrap();

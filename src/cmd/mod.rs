@@ -1,5 +1,6 @@
 //! The commands, one file each, and the dispatch between them.
 
+mod backfill;
 mod check;
 mod demo;
 mod once;
@@ -43,6 +44,7 @@ pub fn main() -> ExitCode {
 async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Once(args) => once::once(&args).await,
+        Command::Backfill(args) => backfill::backfill(&args).await,
         Command::Run(args) => run::run(&args).await,
         Command::Check(args) => check::check(&args),
         Command::Demo(args) => demo::demo(&args).await,

@@ -1,14 +1,37 @@
 //! `churn-alert once`: one cycle, exit status says whether everything due was delivered.
+//!
+//! With `--dry-run` it prints what the cycle would send (what is pending plus what the next
+//! window holds that is not remembered yet) and changes nothing.
 
 use std::process::ExitCode;
 
-use crate::cli::ConfigArg;
+use crate::cli::OnceArgs;
+use crate::pipeline::unix_now;
 use crate::shutdown::Shutdown;
+use crate::transform::Router;
 
-pub(crate) async fn once(args: &ConfigArg) -> anyhow::Result<ExitCode> {
-    let pipeline = super::open(&args.config)?;
+pub(crate) async fn once(args: &OnceArgs) -> anyhow::Result<ExitCode> {
+    let pipeline = super::open(&args.config.config)?;
+    if args.dry_run {
+        let plan = pipeline.plan(unix_now()).await?;
+        let losses: usize = plan.values().map(Vec::len).sum();
+        println!(
+            "dry run: {losses} deliveries would be made; nothing is sent, nothing is changed\n"
+        );
+        if plan.is_empty() {
+            println!("nothing new to send");
+        }
+        super::preview::print_plan(pipeline.renderer(), &Router::new(pipeline.config()), plan);
+        return Ok(ExitCode::SUCCESS);
+    }
     let report = pipeline.cycle(&Shutdown::on_signals()).await?;
     pipeline.store().flush().await?;
+    if report.delivery.held > 0 {
+        eprintln!(
+            "churn-alert: {} deliveries are held for quiet hours and go out when they end",
+            report.delivery.held
+        );
+    }
     if report.is_clean() {
         return Ok(ExitCode::SUCCESS);
     }

@@ -59,11 +59,21 @@ pub(crate) async fn preview(args: &PreviewArgs) -> anyhow::Result<ExitCode> {
     if per_destination.is_empty() {
         println!("no destination would receive anything");
     }
+    print_plan(&renderer, &router, per_destination);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints what each destination would receive, as its sink would get it.
+pub(super) fn print_plan(
+    renderer: &Renderer,
+    router: &Router<'_>,
+    per_destination: BTreeMap<String, Vec<Loss>>,
+) {
     for (id, losses) in per_destination {
         let Some(destination) = router.get(&id) else {
             continue;
         };
-        let messages = match compose(&renderer, &destination, &losses) {
+        let messages = match compose(renderer, &destination, &losses) {
             Ok(messages) => messages,
             Err(e) => {
                 println!(
@@ -109,7 +119,6 @@ pub(crate) async fn preview(args: &PreviewArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 async fn live_losses(config: &Config) -> anyhow::Result<Vec<Loss>> {

@@ -1,34 +1,43 @@
 //! `churn-alert run`: cycles on the schedule until SIGINT or SIGTERM.
 //!
 //! Cycles run one at a time in this loop, so they can never overlap: a cycle that overruns
-//! its next run simply makes the loop skip the runs it missed (with a log line) and wait for
-//! the next one. Between scheduled runs, a destination waiting to retry (a blocked robot) gets
-//! a delivery-only pass at its retry time instead of waiting for the next scheduled cycle.
+//! its next run makes the loop skip the runs it missed (with a log line) and wait for the
+//! next one. Between scheduled runs, a destination waiting to retry (a blocked robot) or
+//! deliveries held for quiet hours get a delivery-only pass at their time instead of waiting
+//! for the next scheduled cycle.
+//!
+//! On SIGINT/SIGTERM the current cycle gets a few seconds to abandon its in-flight send (it
+//! stays pending), then the store is flushed and the process exits 0.
 
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::Utc;
 
 use crate::cli::ConfigArg;
-use crate::pipeline::unix_now;
+use crate::pipeline::{unix_now, Pipeline};
+use crate::server::Health;
 use crate::shutdown::Shutdown;
+
+/// How long a cycle may take to wind down after a shutdown signal before it is dropped.
+const WIND_DOWN: Duration = Duration::from_secs(5);
 
 pub(crate) async fn run(args: &ConfigArg) -> anyhow::Result<ExitCode> {
     let pipeline = super::open(&args.config)?;
     let config = pipeline.config();
     let schedule = config.schedule()?;
     let mut shutdown = Shutdown::on_signals();
+    let health = Arc::new(Health::new(unix_now(), healthy_poll_age(&pipeline)));
+    if let Some(server) = &config.server {
+        let listen = server.listen.parse()?;
+        crate::server::serve(listen, Arc::clone(&health), shutdown.clone()).await?;
+    }
     tracing::info!(cron = %config.schedule.cron, timezone = %config.schedule.timezone, "churn-alert running");
 
     // Resume what a previous process left pending before waiting for the first run.
-    let mut retry_at = match pipeline.deliver(unix_now(), &shutdown).await {
-        Ok(report) => report.next_retry_at,
-        Err(e) => {
-            tracing::error!("delivering pending messages failed: {e}");
-            None
-        }
-    };
-    loop {
+    let mut retry_at = delivery_pass(&pipeline, &shutdown).await;
+    while !shutdown.is_shutdown() {
         let now = Utc::now();
         let Some(tick) = schedule.next_after(now) else {
             anyhow::bail!("schedule `{}` has no future run", config.schedule.cron);
@@ -43,19 +52,31 @@ pub(crate) async fn run(args: &ConfigArg) -> anyhow::Result<ExitCode> {
             () = shutdown.recv() => break,
         }
         if wake < tick {
-            retry_at = match pipeline.deliver(unix_now(), &shutdown).await {
-                Ok(report) => report.next_retry_at,
-                Err(e) => {
-                    tracing::error!("delivery pass failed: {e}");
-                    None
-                }
-            };
+            retry_at = delivery_pass(&pipeline, &shutdown).await;
             continue;
         }
-        retry_at = match pipeline.cycle(&shutdown).await {
-            Ok(report) => report.delivery.next_retry_at,
-            Err(e) => {
+        let listener = shutdown.clone();
+        let cycle = pipeline.cycle(&listener);
+        tokio::pin!(cycle);
+        let result = tokio::select! {
+            result = &mut cycle => Some(result),
+            () = shutdown.recv() => tokio::time::timeout(WIND_DOWN, &mut cycle).await.ok(),
+        };
+        retry_at = match result {
+            Some(Ok(report)) => {
+                if report.poll_error.is_none() {
+                    health.poll_succeeded(unix_now());
+                }
+                report.delivery.next_retry_at
+            }
+            Some(Err(e)) => {
                 tracing::error!("cycle failed: {e}; trying again at the next run");
+                None
+            }
+            None => {
+                tracing::info!(
+                    "abandoned the cycle for shutdown; what it had not sent stays pending"
+                );
                 None
             }
         };
@@ -67,14 +88,40 @@ pub(crate) async fn run(args: &ConfigArg) -> anyhow::Result<ExitCode> {
         if missed > 0 {
             tracing::warn!(
                 missed,
-                "the cycle overran its next scheduled runs; they were skipped"
+                "the cycle overran {missed} scheduled run(s); they were skipped, not queued"
             );
-        }
-        if shutdown.is_shutdown() {
-            break;
         }
     }
     pipeline.store().flush().await?;
     tracing::info!("stopped; the store is flushed");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Delivers what is due; returns when to look again.
+async fn delivery_pass(pipeline: &Pipeline, shutdown: &Shutdown) -> Option<i64> {
+    match pipeline.deliver(unix_now(), shutdown).await {
+        Ok(report) => report.next_retry_at,
+        Err(e) => {
+            tracing::error!("delivering pending messages failed: {e}");
+            None
+        }
+    }
+}
+
+/// `server.healthy_poll_age`, or twice the schedule's interval plus five minutes.
+fn healthy_poll_age(pipeline: &Pipeline) -> Duration {
+    let config = pipeline.config();
+    if let Some(age) = config.server.as_ref().and_then(|s| s.healthy_poll_age) {
+        return age;
+    }
+    let interval = config
+        .schedule()
+        .ok()
+        .map(|s| s.upcoming(Utc::now(), 2))
+        .and_then(|runs| match runs.as_slice() {
+            [a, b] => (*b - *a).to_std().ok(),
+            _ => None,
+        })
+        .unwrap_or(Duration::from_secs(3600));
+    interval * 2 + Duration::from_secs(300)
 }

@@ -345,6 +345,7 @@ impl WeibanClient {
                 })?;
         let lifetime = Duration::from_secs(token.expires_in.unwrap_or(7200));
         let usable = lifetime.checked_sub(TOKEN_MARGIN).unwrap_or(lifetime / 2);
+        crate::logging::register_secret(&access_token);
         tracing::debug!(expires_in = ?lifetime, "fetched a Weiban access token");
         Ok(CachedToken {
             token: Secret::new(access_token),

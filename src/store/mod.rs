@@ -170,7 +170,6 @@ impl Store {
     }
 
     /// Whether a loss is remembered.
-    #[cfg(test)]
     pub fn is_seen(&self, key: &LossKey) -> Result<bool, StoreError> {
         Ok(self.seen.contains_key(key.as_bytes())?)
     }

@@ -1,0 +1,131 @@
+//! `churn-alert backfill`: walk the past in windows, within Weiban's limits.
+//!
+//! Each window is fetched and recorded like a poll (so a crash loses nothing and a rerun
+//! repeats nothing). With `--mark-only` losses are only remembered, so that going live does
+//! not flood the group with history; otherwise they are delivered at the end, paced like any
+//! delivery. Progress shows as a bar on a terminal and as plain lines otherwise.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use chrono::{DateTime, NaiveDate, TimeZone};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::cli::BackfillArgs;
+use crate::pipeline::unix_now;
+use crate::shutdown::Shutdown;
+use crate::source::Window;
+
+pub(crate) async fn backfill(args: &BackfillArgs) -> anyhow::Result<ExitCode> {
+    let pipeline = super::open(&args.config.config)?;
+    let tz = pipeline.config().schedule()?.timezone();
+    let since = parse_since(&args.since, tz)?;
+    let now = unix_now();
+    let cutoff = pipeline.cutoff(now);
+    if since < cutoff {
+        tracing::warn!(
+            "--since reaches past store.retention: losses before {} are skipped, as they would be forgotten at once",
+            DateTime::from_timestamp(cutoff, 0).map(|t| t.with_timezone(&tz).to_rfc3339()).unwrap_or_default()
+        );
+    }
+    let step = i64::try_from(args.window.as_secs())
+        .unwrap_or(86_400)
+        .max(60);
+    let windows: Vec<Window> = (since.max(cutoff)..now)
+        .step_by(step as usize)
+        .map(|start| Window {
+            start,
+            end: (start + step - 1).min(now),
+        })
+        .collect();
+    let shutdown = Shutdown::on_signals();
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = ProgressBar::new(windows.len() as u64);
+        bar.set_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} windows · {msg} · {eta} left")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let (mut fetched, mut new) = (0, 0);
+    for (i, window) in windows.iter().enumerate() {
+        if shutdown.is_shutdown() {
+            anyhow::bail!("interrupted; rerun the same command to continue (nothing is repeated)");
+        }
+        let (f, n) = pipeline
+            .record_window(*window, now, args.mark_only)
+            .await
+            .with_context(|| {
+                format!(
+                    "window {} of {} failed; rerun to continue",
+                    i + 1,
+                    windows.len()
+                )
+            })?;
+        fetched += f;
+        new += n;
+        let day = DateTime::from_timestamp(window.start, 0)
+            .map(|t| t.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string())
+            .unwrap_or_default();
+        match &bar {
+            Some(bar) => {
+                bar.set_message(format!("{day} · {new} new of {fetched} found"));
+                bar.inc(1);
+            }
+            None => {
+                tracing::info!(window = i + 1, of = windows.len(), from = %day, fetched = f, new = n, "backfill window done")
+            }
+        }
+    }
+    if let Some(bar) = bar {
+        bar.finish();
+    }
+    if pipeline
+        .store()
+        .last_window_end()?
+        .is_none_or(|end| end < now)
+    {
+        pipeline.store().advance_window(now).await?;
+    }
+    let verb = if args.mark_only {
+        "remembered (not reported)"
+    } else {
+        "queued"
+    };
+    println!(
+        "backfill: {} window(s), {fetched} losses found, {new} new {verb}",
+        windows.len()
+    );
+    if args.mark_only {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let report = pipeline.deliver(unix_now(), &shutdown).await?;
+    println!(
+        "backfill: {} message(s) sent for {} loss(es)",
+        report.messages_sent, report.losses_delivered
+    );
+    for (destination, reason) in &report.waiting {
+        eprintln!("churn-alert: not delivered to {destination}: {reason}");
+    }
+    Ok(if report.all_delivered() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// A date (midnight in `tz`) or an RFC 3339 time, as unix seconds.
+fn parse_since(text: &str, tz: chrono_tz::Tz) -> anyhow::Result<i64> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
+        return Ok(t.timestamp());
+    }
+    let date = NaiveDate::parse_from_str(text, "%Y-%m-%d").with_context(|| {
+        format!("--since `{text}` is neither a date like 2025-01-01 nor an RFC 3339 time")
+    })?;
+    let midnight = date.and_hms_opt(0, 0, 0).context("midnight")?;
+    tz.from_local_datetime(&midnight)
+        .earliest()
+        .map(|t| t.timestamp())
+        .with_context(|| format!("--since `{text}` does not exist in {tz}"))
+}
