@@ -145,3 +145,45 @@ pub fn now() -> i64 {
         .map(|d| d.as_secs() as i64)
         .unwrap_or_default()
 }
+
+/// Starts `churn-alert run` on the env's config, stderr piped (read it after stopping).
+pub fn spawn_run(config: &Path, rust_log: &str) -> tokio::process::Child {
+    tokio::process::Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(config)
+        .env("TEST_WEIBAN_SECRET", "sim-secret")
+        .env("RUST_LOG", rust_log)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn churn-alert run")
+}
+
+/// Sends SIGTERM to a child process.
+pub fn sigterm(child: &tokio::process::Child) {
+    let pid = child.id().expect("child is running");
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .expect("run kill");
+    assert!(status.success());
+}
+
+/// Adds `line` under the `[schedule]` table of the config file.
+pub fn add_to_schedule(config: &Path, line: &str) {
+    let text = std::fs::read_to_string(config).expect("read config");
+    std::fs::write(
+        config,
+        text.replace("[schedule]\n", &format!("[schedule]\n{line}\n")),
+    )
+    .expect("write config");
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
