@@ -35,6 +35,18 @@ pub enum Command {
     Preview(PreviewArgs),
     /// Inspect and repair the store.
     State(StateArgs),
+    /// Measure throughput, host cost, packing, store footprint and latency (BENCHMARKS.md).
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Every scenario at a small scale, to check the harness (figures not meaningful).
+    #[arg(long)]
+    pub smoke: bool,
+    /// Simulated Weiban latency per request for the throughput scenario, in milliseconds.
+    #[arg(long, default_value_t = 200)]
+    pub latency_ms: u64,
 }
 
 #[derive(Debug, Args)]

@@ -26,6 +26,9 @@ use crate::store::{DeliveryStatus, DestinationState, Store, StoreError};
 use crate::transform::route::Target;
 use crate::transform::{Destination, Router};
 
+/// Most losses rendered for one destination at a time.
+const DELIVERY_BATCH: usize = 2000;
+
 /// Why a cycle could not finish its poll.
 #[derive(Debug, thiserror::Error)]
 pub enum CycleError {
@@ -286,59 +289,72 @@ impl Pipeline {
             }
             _ => {}
         }
-        let losses: Vec<Loss> = self
-            .store
-            .pending(&destination.id)?
-            .into_iter()
-            .map(|p| p.loss)
-            .collect();
-        let messages = match compose(&self.renderer, &destination, &losses) {
-            Ok(messages) => messages,
-            Err(ComposeError::Render(e)) => return Err(e.into()),
-            Err(e @ ComposeError::NoAddress { .. }) => {
-                let err = SendError::Permanent {
-                    reason: e.to_string(),
-                };
-                return self
-                    .failed(&destination, &mut outcome, state.as_ref(), err, now)
-                    .await;
+        // Pending losses are taken a batch at a time so that a huge backlog (a backfill, a
+        // long outage) never sits in memory whole; delivered ones leave the outbox, so each
+        // read starts with what is still due.
+        loop {
+            let losses: Vec<Loss> = self
+                .store
+                .pending_batch(&destination.id, DELIVERY_BATCH)?
+                .into_iter()
+                .map(|p| p.loss)
+                .collect();
+            if losses.is_empty() {
+                break;
             }
-        };
-        for message in messages {
-            if shutdown.is_shutdown() {
-                outcome.waiting = Some("shutting down".into());
-                return Ok(outcome);
-            }
-            let started = Instant::now();
-            let mut signal = shutdown.clone();
-            let sent = tokio::select! {
-                sent = self.send(&destination.target, &message) => sent,
-                () = signal.recv() => {
-                    tracing::info!(destination = %outcome.destination, "abandoned an in-flight send for shutdown; it stays pending");
-                    outcome.waiting = Some("shutting down".into());
-                    return Ok(outcome);
-                }
-            };
-            match sent {
-                Ok(()) => {
-                    self.store
-                        .complete(&destination.id, &message.losses)
-                        .await?;
-                    // The robot takes messages again: a later fault starts a new streak.
-                    if state.take().is_some() {
-                        self.store.clear_destination_state(&destination.id).await?;
-                    }
-                    metrics::counter!("churn_alert_messages_sent_total", "sink" => "wecom")
-                        .increment(1);
-                    tracing::debug!(destination = %outcome.destination, losses = message.losses.len(), elapsed = ?started.elapsed(), "message accepted");
-                    outcome.messages_sent += 1;
-                    outcome.losses_delivered += message.losses.len();
-                }
-                Err(err) => {
+            let mut reported = 0;
+            let messages = match compose(&self.renderer, &destination, &losses) {
+                Ok(messages) => messages,
+                Err(ComposeError::Render(e)) => return Err(e.into()),
+                Err(e @ ComposeError::NoAddress { .. }) => {
+                    let err = SendError::Permanent {
+                        reason: e.to_string(),
+                    };
                     return self
                         .failed(&destination, &mut outcome, state.as_ref(), err, now)
                         .await;
                 }
+            };
+            for message in messages {
+                if shutdown.is_shutdown() {
+                    outcome.waiting = Some("shutting down".into());
+                    return Ok(outcome);
+                }
+                let started = Instant::now();
+                let mut signal = shutdown.clone();
+                let sent = tokio::select! {
+                    sent = self.send(&destination.target, &message) => sent,
+                    () = signal.recv() => {
+                        tracing::info!(destination = %outcome.destination, "abandoned an in-flight send for shutdown; it stays pending");
+                        outcome.waiting = Some("shutting down".into());
+                        return Ok(outcome);
+                    }
+                };
+                match sent {
+                    Ok(()) => {
+                        self.store
+                            .complete(&destination.id, &message.losses)
+                            .await?;
+                        // The robot takes messages again: a later fault starts a new streak.
+                        if state.take().is_some() {
+                            self.store.clear_destination_state(&destination.id).await?;
+                        }
+                        metrics::counter!("churn_alert_messages_sent_total", "sink" => "wecom")
+                            .increment(1);
+                        tracing::debug!(destination = %outcome.destination, losses = message.losses.len(), elapsed = ?started.elapsed(), "message accepted");
+                        outcome.messages_sent += 1;
+                        outcome.losses_delivered += message.losses.len();
+                        reported += message.losses.len();
+                    }
+                    Err(err) => {
+                        return self
+                            .failed(&destination, &mut outcome, state.as_ref(), err, now)
+                            .await;
+                    }
+                }
+            }
+            if losses.len() < DELIVERY_BATCH || reported < losses.len() {
+                break;
             }
         }
         Ok(outcome)

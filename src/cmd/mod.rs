@@ -1,6 +1,7 @@
 //! The commands, one file each, and the dispatch between them.
 
 mod backfill;
+mod bench;
 mod check;
 mod demo;
 mod once;
@@ -50,6 +51,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Demo(args) => demo::demo(&args).await,
         Command::Preview(args) => preview::preview(&args).await,
         Command::State(args) => state::state(args.command).await,
+        Command::Bench(args) => bench::bench(&args).await,
     }
 }
 

@@ -202,11 +202,21 @@ impl Store {
 
     /// Everything waiting for `destination`, oldest loss first.
     pub fn pending(&self, destination: &str) -> Result<Vec<Pending>, StoreError> {
+        self.pending_batch(destination, usize::MAX)
+    }
+
+    /// The first `limit` losses waiting for `destination`, oldest first.
+    pub fn pending_batch(
+        &self,
+        destination: &str,
+        limit: usize,
+    ) -> Result<Vec<Pending>, StoreError> {
         let mut prefix = destination.as_bytes().to_vec();
         prefix.push(0);
         self.outbox
             .scan_prefix(&prefix)
             .values()
+            .take(limit)
             .map(|value| {
                 let value = value?;
                 serde_json::from_slice(&value).map_err(|e| StoreError::Corrupt {

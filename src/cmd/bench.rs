@@ -1,0 +1,460 @@
+//! `churn-alert bench`: the five figures of BENCHMARKS.md, measured on the real pipeline.
+//!
+//! Each scenario starts the built-in simulators in this process and the real `churn-alert`
+//! binary (this executable) as a child, the way an operator runs it, and reads the child's
+//! CPU time and memory from `/proc` while it runs. `--smoke` runs every scenario at a small
+//! scale so that the test suite keeps the harness working; the figures only mean something
+//! at full scale, in a release build.
+
+use std::path::{Path, PathBuf};
+use std::process::{ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+
+use crate::cli::BenchArgs;
+use crate::loss::{DeleteBy, Loss};
+use crate::pipeline::unix_now;
+use crate::sim::{RobotSim, SimLoss, WeibanSim, WeibanSimOptions};
+use crate::store::Store;
+
+/// Sizes of one benchmark run.
+struct Scale {
+    backfill_losses: usize,
+    host_losses: usize,
+    packing_losses: usize,
+    store_losses: usize,
+    latency_schedule_secs: u64,
+    latency_samples: usize,
+}
+
+const FULL: Scale = Scale {
+    backfill_losses: 20_000,
+    host_losses: 100_000,
+    packing_losses: 1_000,
+    store_losses: 1_000_000,
+    latency_schedule_secs: 10,
+    latency_samples: 3,
+};
+
+const SMOKE: Scale = Scale {
+    backfill_losses: 1_000,
+    host_losses: 2_000,
+    packing_losses: 1_000,
+    store_losses: 20_000,
+    latency_schedule_secs: 2,
+    latency_samples: 1,
+};
+
+pub(crate) async fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
+    let scale = if args.smoke { &SMOKE } else { &FULL };
+    let exe = std::env::current_exe().context("cannot find the churn-alert executable")?;
+    let latency = Duration::from_millis(args.latency_ms);
+    println!(
+        "churn-alert bench ({}; {} build; {} cores)",
+        if args.smoke {
+            "smoke scale: figures are not meaningful"
+        } else {
+            "full scale"
+        },
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        },
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
+
+    let backfill = backfill_throughput(&exe, scale.backfill_losses, latency).await?;
+    println!(
+        "1. backfill throughput: {} losses, {} requests in {:.1} s = {:.0} requests/min = {:.1} % of the 600/min ceiling; limit errors (10052/10053): {} (target >= 90 %, 0)",
+        scale.backfill_losses, backfill.requests, backfill.seconds, backfill.per_minute,
+        backfill.per_minute / 6.0, backfill.limit_errors
+    );
+
+    let host = host_cost(&exe, scale.host_losses).await?;
+    println!(
+        "2. host cost: {} losses end to end in {:.1} s wall, {:.2} CPU s, peak RSS {:.1} MB, {} messages; idle RSS of `run` {:.1} MB (targets <= 40 MB, <= 10 MB)",
+        scale.host_losses, host.wall, host.cpu, host.peak_mb, host.messages, host.idle_mb
+    );
+
+    let packing = robot_packing(&exe, scale.packing_losses).await?;
+    println!(
+        "3. robot packing: {} losses over 20 staff in {} messages for {} bytes; ceil(bytes/4096) = {}; ratio {:.3} (target <= 1.15)",
+        scale.packing_losses, packing.messages, packing.bytes, packing.floor, packing.ratio
+    );
+
+    let footprint = store_footprint(scale.store_losses).await?;
+    println!(
+        "4. store footprint: {} losses recorded, {} pruned, {} remembered, {} bytes on disk = {:.0} bytes per remembered loss (target <= 300)",
+        scale.store_losses, footprint.pruned, footprint.remembered, footprint.bytes, footprint.per_loss
+    );
+
+    let latencies =
+        end_to_end_latency(&exe, scale.latency_schedule_secs, scale.latency_samples).await?;
+    let worst = latencies.iter().cloned().fold(0.0, f64::max);
+    println!(
+        "5. latency: loss appears -> robot receives, schedule every {} s: {} (worst {:.1} s; target <= {} s)",
+        scale.latency_schedule_secs,
+        latencies.iter().map(|l| format!("{l:.1} s")).collect::<Vec<_>>().join(", "),
+        worst,
+        scale.latency_schedule_secs + 5
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A config for the simulators, with a store in `dir`.
+fn write_config(
+    dir: &Path,
+    weiban: &str,
+    robot: &str,
+    cron: &str,
+    per_minute: u32,
+) -> anyhow::Result<PathBuf> {
+    let path = dir.join("bench.toml");
+    let text = format!(
+        r#"
+[weiban]
+base_url = "{weiban}"
+corp_id = "sim-corp"
+secret = "sim-secret"
+first_lookback = "48h"
+[schedule]
+cron = "{cron}"
+[store]
+path = "{}"
+[wecom]
+messages_per_minute = {per_minute}
+[[route]]
+name = "managers"
+audience = "managers"
+storm_threshold = 0
+wecom_webhooks = ["{robot}"]
+"#,
+        dir.join("store").display()
+    );
+    std::fs::write(&path, text)?;
+    Ok(path)
+}
+
+/// CPU seconds and memory of a running child, read from /proc.
+#[derive(Debug, Default, Clone, Copy)]
+struct ProcSample {
+    cpu: f64,
+    peak_kb: u64,
+    rss_kb: u64,
+}
+
+fn sample(pid: u32) -> Option<ProcSample> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) start at ")".
+    let after = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok());
+    // utime and stime are fields 14 and 15 of stat, 11 and 12 after the name; 100 ticks/s.
+    let cpu = (ticks(11)? + ticks(12)?) as f64 / 100.0;
+    Some(ProcSample {
+        cpu,
+        peak_kb: field("VmHWM:")?,
+        rss_kb: field("VmRSS:")?,
+    })
+}
+
+/// Runs the binary to completion, sampling it every 20 ms.
+async fn run_measured(exe: &Path, args: &[&str]) -> anyhow::Result<(f64, ProcSample)> {
+    let started = Instant::now();
+    let mut child = tokio::process::Command::new(exe)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()?;
+    let pid = child.id().context("child pid")?;
+    let mut last = ProcSample::default();
+    loop {
+        if let Some(status) = child.try_wait()? {
+            anyhow::ensure!(
+                status.success(),
+                "churn-alert {} failed: {status}",
+                args.join(" ")
+            );
+            return Ok((started.elapsed().as_secs_f64(), last));
+        }
+        if let Some(s) = sample(pid) {
+            last = ProcSample {
+                cpu: s.cpu,
+                peak_kb: s.peak_kb.max(last.peak_kb),
+                rss_kb: s.rss_kb,
+            };
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn spread(prefix: &str, n: usize, staff: usize, span_secs: i64) -> Vec<SimLoss> {
+    let spacing = (span_secs / n.max(1) as i64).max(1);
+    SimLoss::generate(prefix, n, staff, unix_now() - 60, spacing)
+}
+
+struct Backfill {
+    requests: u64,
+    seconds: f64,
+    per_minute: f64,
+    limit_errors: u64,
+}
+
+async fn backfill_throughput(
+    exe: &Path,
+    losses: usize,
+    latency: Duration,
+) -> anyhow::Result<Backfill> {
+    let weiban = WeibanSim::start(WeibanSimOptions {
+        latency,
+        ..Default::default()
+    })
+    .await?;
+    weiban.add_losses(&spread("回填", losses, 50, 20 * 3600));
+    let robot = RobotSim::start().await?;
+    let dir = tempfile::tempdir()?;
+    let config = write_config(
+        dir.path(),
+        &weiban.base_url(),
+        &robot.url("bench"),
+        "0 0 * * * *",
+        20,
+    )?;
+    let since = chrono::DateTime::from_timestamp(unix_now() - 86_400, 0)
+        .context("time")?
+        .to_rfc3339();
+    let config = config.display().to_string();
+    let (seconds, _) = run_measured(
+        exe,
+        &[
+            "backfill",
+            "--config",
+            &config,
+            "--since",
+            &since,
+            "--mark-only",
+            "--window",
+            "2d",
+        ],
+    )
+    .await?;
+    let stats = weiban.stats();
+    Ok(Backfill {
+        requests: stats.outflow_requests,
+        seconds,
+        per_minute: stats.outflow_requests as f64 / seconds * 60.0,
+        limit_errors: stats.limit_errors.values().sum(),
+    })
+}
+
+struct Host {
+    wall: f64,
+    cpu: f64,
+    peak_mb: f64,
+    messages: usize,
+    idle_mb: f64,
+}
+
+async fn host_cost(exe: &Path, losses: usize) -> anyhow::Result<Host> {
+    let weiban = WeibanSim::start(WeibanSimOptions::default()).await?;
+    weiban.add_losses(&spread("成本", losses, 50, 40 * 3600));
+    let robot = RobotSim::start().await?;
+    robot.set_per_minute(None);
+    let dir = tempfile::tempdir()?;
+    let config = write_config(
+        dir.path(),
+        &weiban.base_url(),
+        &robot.url("bench"),
+        "*/3 * * * * *",
+        0,
+    )?;
+    let config = config.display().to_string();
+    let (wall, measured) = run_measured(exe, &["once", "--config", &config]).await?;
+    let messages = robot.received().len();
+
+    // Idle: `run` on the same store, sampled between its cycles (every 3 s).
+    let mut child = tokio::process::Command::new(exe)
+        .args(["run", "--config", &config])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let pid = child.id().context("child pid")?;
+    let mut samples = Vec::new();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(9) {
+        if let Some(s) = sample(pid) {
+            samples.push(s.rss_kb);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    child.start_kill()?;
+    let _ = child.wait().await;
+    samples.sort_unstable();
+    let idle_kb = samples.get(samples.len() / 2).copied().unwrap_or(0);
+    Ok(Host {
+        wall,
+        cpu: measured.cpu,
+        peak_mb: measured.peak_kb as f64 / 1024.0,
+        messages,
+        idle_mb: idle_kb as f64 / 1024.0,
+    })
+}
+
+struct Packing {
+    messages: usize,
+    bytes: usize,
+    floor: usize,
+    ratio: f64,
+}
+
+async fn robot_packing(exe: &Path, losses: usize) -> anyhow::Result<Packing> {
+    let weiban = WeibanSim::start(WeibanSimOptions::default()).await?;
+    weiban.add_losses(&spread("装箱", losses, 20, 3600));
+    let robot = RobotSim::start().await?;
+    robot.set_per_minute(None);
+    let dir = tempfile::tempdir()?;
+    let config = write_config(
+        dir.path(),
+        &weiban.base_url(),
+        &robot.url("bench"),
+        "0 0 * * * *",
+        0,
+    )?;
+    let config = config.display().to_string();
+    run_measured(exe, &["once", "--config", &config]).await?;
+    let received = robot.received();
+    let bytes: usize = received.iter().map(|m| m.content.len()).sum();
+    let floor = bytes.div_ceil(4096).max(1);
+    Ok(Packing {
+        messages: received.len(),
+        bytes,
+        floor,
+        ratio: received.len() as f64 / floor as f64,
+    })
+}
+
+struct Footprint {
+    pruned: usize,
+    remembered: usize,
+    bytes: u64,
+    per_loss: f64,
+}
+
+async fn store_footprint(losses: usize) -> anyhow::Result<Footprint> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("store");
+    let now = unix_now();
+    // Spread over 100 days, pruned at 90 days: a tenth goes.
+    let span = 100 * 86_400;
+    let store = Store::open(&path)?;
+    let mut batch = Vec::with_capacity(1000);
+    for i in 0..losses {
+        let staff = i % 50;
+        batch.push((
+            Loss {
+                customer_id: format!("wmP_2OPAAA{i:022}"),
+                customer_name: String::new(),
+                remark: None,
+                corp_name: None,
+                staff_id: format!("staff{staff:02}"),
+                staff_name: String::new(),
+                staff_email: None,
+                outflow_at: now - (i as i64 * span / losses as i64),
+                delete_by: DeleteBy::Customer,
+                tags: Vec::new(),
+                added_at: None,
+            },
+            Vec::new(),
+        ));
+        if batch.len() == 1000 {
+            store.record(&batch, now).await?;
+            batch.clear();
+        }
+    }
+    store.record(&batch, now).await?;
+    let pruned = store.prune(now - 90 * 86_400).await?;
+    let remembered = store.stats()?.remembered_losses;
+    store.flush().await?;
+    drop(store);
+    let bytes = dir_size(&path)?;
+    Ok(Footprint {
+        pruned,
+        remembered,
+        bytes,
+        per_loss: bytes as f64 / remembered.max(1) as f64,
+    })
+}
+
+fn dir_size(path: &Path) -> std::io::Result<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(path)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        total += if meta.is_dir() {
+            dir_size(&entry.path())?
+        } else {
+            meta.len()
+        };
+    }
+    Ok(total)
+}
+
+async fn end_to_end_latency(
+    exe: &Path,
+    schedule_secs: u64,
+    samples: usize,
+) -> anyhow::Result<Vec<f64>> {
+    let weiban = WeibanSim::start(WeibanSimOptions::default()).await?;
+    let robot = RobotSim::start().await?;
+    let dir = tempfile::tempdir()?;
+    let cron = format!("*/{schedule_secs} * * * * *");
+    let config = write_config(
+        dir.path(),
+        &weiban.base_url(),
+        &robot.url("bench"),
+        &cron,
+        20,
+    )?;
+    let mut child = tokio::process::Command::new(exe)
+        .args(["run", "--config", &config.display().to_string()])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()?;
+    let mut latencies = Vec::new();
+    for i in 0..samples {
+        // A random moment within the schedule's period.
+        tokio::time::sleep(Duration::from_millis(fastrand::u64(
+            500..schedule_secs * 1000,
+        )))
+        .await;
+        let before = robot.received().len();
+        let appeared = Instant::now();
+        weiban.add_losses(&SimLoss::generate(&format!("延迟{i}"), 1, 1, unix_now(), 1));
+        let deadline = appeared + Duration::from_secs(schedule_secs * 3 + 30);
+        while robot.received().len() == before {
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "the loss never reached the robot"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        latencies.push(appeared.elapsed().as_secs_f64());
+    }
+    child.start_kill()?;
+    let _ = child.wait().await;
+    Ok(latencies)
+}
