@@ -47,6 +47,9 @@ pub struct BenchArgs {
     /// Simulated Weiban latency per request for the throughput scenario, in milliseconds.
     #[arg(long, default_value_t = 200)]
     pub latency_ms: u64,
+    /// Run only these scenarios (1–5), for profiling one of them.
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<u8>,
 }
 
 #[derive(Debug, Args)]

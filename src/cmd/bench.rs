@@ -65,41 +65,48 @@ pub(crate) async fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
 
-    let backfill = backfill_throughput(&exe, scale.backfill_losses, latency).await?;
-    println!(
+    let wanted = |n: u8| args.only.is_empty() || args.only.contains(&n);
+    if wanted(1) {
+        let backfill = backfill_throughput(&exe, scale.backfill_losses, latency).await?;
+        println!(
         "1. backfill throughput: {} losses, {} requests in {:.1} s = {:.0} requests/min = {:.1} % of the 600/min ceiling; limit errors (10052/10053): {} (target >= 90 %, 0)",
         scale.backfill_losses, backfill.requests, backfill.seconds, backfill.per_minute,
         backfill.per_minute / 6.0, backfill.limit_errors
     );
-
-    let host = host_cost(&exe, scale.host_losses).await?;
-    println!(
+    }
+    if wanted(2) {
+        let host = host_cost(&exe, scale.host_losses).await?;
+        println!(
         "2. host cost: {} losses end to end in {:.1} s wall, {:.2} CPU s, peak RSS {:.1} MB, {} messages; idle RSS of `run` {:.1} MB (targets <= 40 MB, <= 10 MB)",
         scale.host_losses, host.wall, host.cpu, host.peak_mb, host.messages, host.idle_mb
     );
-
-    let packing = robot_packing(&exe, scale.packing_losses).await?;
-    println!(
+    }
+    if wanted(3) {
+        let packing = robot_packing(&exe, scale.packing_losses).await?;
+        println!(
         "3. robot packing: {} losses over 20 staff in {} messages for {} bytes; ceil(bytes/4096) = {}; ratio {:.3} (target <= 1.15)",
         scale.packing_losses, packing.messages, packing.bytes, packing.floor, packing.ratio
     );
-
-    let footprint = store_footprint(scale.store_losses).await?;
-    println!(
+    }
+    if wanted(4) {
+        let footprint = store_footprint(scale.store_losses).await?;
+        println!(
         "4. store footprint: {} losses recorded, {} pruned, {} remembered, {} bytes on disk = {:.0} bytes per remembered loss (target <= 300)",
         scale.store_losses, footprint.pruned, footprint.remembered, footprint.bytes, footprint.per_loss
     );
-
-    let latencies =
-        end_to_end_latency(&exe, scale.latency_schedule_secs, scale.latency_samples).await?;
-    let worst = latencies.iter().cloned().fold(0.0, f64::max);
-    println!(
+    }
+    if wanted(5) {
+        let latencies =
+            end_to_end_latency(&exe, scale.latency_schedule_secs, scale.latency_samples).await?;
+        let worst = latencies.iter().cloned().fold(0.0, f64::max);
+        println!(
         "5. latency: loss appears -> robot receives, schedule every {} s: {} (worst {:.1} s; target <= {} s)",
         scale.latency_schedule_secs,
         latencies.iter().map(|l| format!("{l:.1} s")).collect::<Vec<_>>().join(", "),
         worst,
         scale.latency_schedule_secs + 5
     );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
