@@ -378,7 +378,18 @@ impl Config {
             path: path.to_owned(),
             message,
         };
-        let mut tree: toml::Value = toml::from_str(text).map_err(|e| parse_error(e.to_string()))?;
+        // The error's own rendering quotes the offending line, which may hold a secret typed
+        // into the file: give the position and the message only.
+        let mut tree: toml::Value = toml::from_str(text).map_err(|e: toml::de::Error| {
+            let position = e
+                .span()
+                .map(|span| {
+                    let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+                    format!("line {line}: ")
+                })
+                .unwrap_or_default();
+            parse_error(format!("{position}{}", e.message()))
+        })?;
         expand_env(&mut tree, "", env)?;
         let config: Config = tree.try_into().map_err(|e: toml::de::Error| {
             parse_error(e.message().replace("`route`", "`[[route]]`"))

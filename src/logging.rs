@@ -50,11 +50,16 @@ pub fn register_secret(value: &str) {
         return;
     }
     let mut list = secrets().write().unwrap_or_else(|p| p.into_inner());
-    if !list.iter().any(|s| s == value) {
-        list.push(value.to_owned());
-        // Longest first, so that a secret containing another is masked whole.
-        list.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    // JSON logs escape quotes and backslashes before the writer sees them.
+    let json = serde_json::to_string(value).unwrap_or_default();
+    let json = json.trim_matches('"');
+    for form in [value, json] {
+        if !form.is_empty() && !list.iter().any(|s| s == form) {
+            list.push(form.to_owned());
+        }
     }
+    // Longest first, so that a secret containing another is masked whole.
+    list.sort_by_key(|s| std::cmp::Reverse(s.len()));
 }
 
 /// Registers the secret parts of a URL: the values of its credential query parameters.

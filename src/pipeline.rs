@@ -16,7 +16,7 @@ use chrono_tz::Tz;
 
 use crate::config::Config;
 use crate::loss::Loss;
-use crate::render::compose::{compose, Body, ComposeError, Outgoing};
+use crate::render::compose::{compose, Body, Outgoing};
 use crate::render::{RenderError, Renderer};
 use crate::schedule::QuietHours;
 use crate::shutdown::Shutdown;
@@ -146,12 +146,21 @@ impl Pipeline {
 
     /// The window a poll at `now` fetches: from the last whole window (minus the overlap).
     pub fn next_window(&self, now: i64) -> Result<Window, CycleError> {
-        let start = match self.store.last_window_end()? {
+        let wanted = match self.store.last_window_end()? {
             Some(end) => end - self.overlap,
             None => now - self.first_lookback,
+        };
+        let cutoff = self.cutoff(now);
+        if wanted < cutoff {
+            tracing::warn!(
+                skipped_secs = cutoff - wanted,
+                "the window would reach back past store.retention; losses older than the retention are not fetched (raise store.retention to cover long outages)"
+            );
         }
-        .max(self.cutoff(now));
-        Ok(Window { start, end: now })
+        Ok(Window {
+            start: wanted.max(cutoff),
+            end: now,
+        })
     }
 
     /// Fetches `window` and records its new losses page by page; `mark_only` remembers them
@@ -242,15 +251,27 @@ impl Pipeline {
         let mut jobs = Vec::new();
         for (id, count) in pending {
             match router.get(&id) {
-                Some(destination) => jobs.push(self.deliver_to(destination, now, shutdown)),
+                Some(destination) => jobs.push(async move {
+                    let described = destination.describe();
+                    (described, self.deliver_to(destination, now, shutdown).await)
+                }),
                 None => report.waiting.push((
                     id.clone(),
                     format!("{count} pending, but this destination is no longer in the config"),
                 )),
             }
         }
-        for outcome in join_all(jobs).await {
-            let outcome = outcome?;
+        for (described, outcome) in join_all(jobs).await {
+            // One destination's trouble (a store record it cannot read) is its own: the
+            // others deliver, and the cycle still polls.
+            let outcome = match outcome {
+                Ok(outcome) => outcome,
+                Err(e) => {
+                    tracing::error!(destination = %described, "delivery failed: {e}");
+                    report.waiting.push((described, e.to_string()));
+                    continue;
+                }
+            };
             report.messages_sent += outcome.messages_sent;
             report.losses_delivered += outcome.losses_delivered;
             if let Some(reason) = outcome.waiting {
@@ -293,20 +314,16 @@ impl Pipeline {
         // long outage) never sits in memory whole; delivered ones leave the outbox, so each
         // read starts with what is still due.
         loop {
-            let losses: Vec<Loss> = self
-                .store
-                .pending_batch(&destination.id, DELIVERY_BATCH)?
-                .into_iter()
-                .map(|p| p.loss)
-                .collect();
+            let losses = self.store.pending_batch(&destination.id, DELIVERY_BATCH)?;
             if losses.is_empty() {
                 break;
             }
             let mut reported = 0;
             let messages = match compose(&self.renderer, &destination, &losses) {
                 Ok(messages) => messages,
-                Err(ComposeError::Render(e)) => return Err(e.into()),
-                Err(e @ ComposeError::NoAddress { .. }) => {
+                Err(e) => {
+                    // A template that fails on this data, or a staff member without an
+                    // address: waits for a person, visible in `state pending`.
                     let err = SendError::Permanent {
                         reason: e.to_string(),
                     };
@@ -318,6 +335,11 @@ impl Pipeline {
             for message in messages {
                 if shutdown.is_shutdown() {
                     outcome.waiting = Some("shutting down".into());
+                    return Ok(outcome);
+                }
+                if let Some(end) = self.quiet_until(unix_now()) {
+                    // Quiet hours began during this pass: the rest waits for their end.
+                    outcome.retry_at = Some(end);
                     return Ok(outcome);
                 }
                 let started = Instant::now();
@@ -408,6 +430,8 @@ impl Pipeline {
         now: i64,
     ) -> Result<DestinationOutcome, CycleError> {
         metrics::counter!("churn_alert_messages_failed_total", "sink" => sink_name(&destination.target)).increment(1);
+        // A pass can run for minutes (pacing): wait from now, not from when it started.
+        let now = now.max(unix_now());
         let next = self.failure_state(previous, &err, now);
         match next.status {
             DeliveryStatus::Failed => tracing::error!(
@@ -440,12 +464,13 @@ impl Pipeline {
         let since = previous.map_or(now, |p| p.since);
         let (status, retry_at) = match err {
             SendError::Permanent { .. } => (DeliveryStatus::Failed, None),
-            // Blocked robots stay blocked for minutes: wait, doubling up to ten minutes.
+            // Blocked robots stay blocked for minutes: wait, doubling up to ten minutes (or
+            // `blocked_wait` itself, if that is longer).
             SendError::Blocked | SendError::Transient { .. } => {
                 let wait = self
                     .blocked_wait
                     .saturating_mul(1 << (attempts - 1).min(6))
-                    .min(600);
+                    .min(self.blocked_wait.max(600));
                 (DeliveryStatus::Retrying, Some(now + wait))
             }
         };
@@ -510,7 +535,17 @@ impl Pipeline {
     pub async fn cycle(&self, shutdown: &Shutdown) -> Result<CycleReport, CycleError> {
         let started = Instant::now();
         let now = unix_now();
-        let mut delivery = self.deliver(now, shutdown).await?;
+        let mut delivery = match self.deliver(now, shutdown).await {
+            Ok(report) => report,
+            Err(e) => {
+                // Never let a delivery problem stop polling: new losses must still be recorded.
+                tracing::error!("delivering pending messages failed: {e}");
+                DeliveryReport {
+                    waiting: vec![("outbox".into(), e.to_string())],
+                    ..Default::default()
+                }
+            }
+        };
         let mut poll = PollReport::default();
         let mut poll_error = None;
         if !shutdown.is_shutdown() {

@@ -199,10 +199,15 @@ impl QuietHours {
         if now.time() >= self.end {
             day = day.succ_opt()?;
         }
-        // A local time that does not exist (a DST gap) ends the span at the next one that does.
+        // A local time that does not exist (a DST gap) ends the span at the next one that
+        // does; one that exists twice (a DST fold) ends it at the first one still ahead.
         (0..120).find_map(|minutes| {
-            tz.from_local_datetime(&day.and_time(self.end + chrono::Duration::minutes(minutes)))
-                .earliest()
+            let local = day.and_time(self.end + chrono::Duration::minutes(minutes));
+            let candidates = tz.from_local_datetime(&local);
+            [candidates.earliest(), candidates.latest()]
+                .into_iter()
+                .flatten()
+                .find(|end| *end > now)
         })
     }
 }

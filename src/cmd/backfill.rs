@@ -106,7 +106,10 @@ pub(crate) async fn backfill(args: &BackfillArgs) -> anyhow::Result<ExitCode> {
         report.messages_sent, report.losses_delivered
     );
     for (destination, reason) in &report.waiting {
-        eprintln!("churn-alert: not delivered to {destination}: {reason}");
+        eprintln!(
+            "churn-alert: not delivered to {destination}: {}",
+            crate::logging::redact(reason)
+        );
     }
     Ok(if report.all_delivered() {
         ExitCode::SUCCESS

@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::render::compose::compose;
 use crate::render::Renderer;
 use crate::source::model::documented_example;
+use crate::store::Pending;
 use crate::transform::Router;
 
 pub(crate) fn check(args: &ConfigArg) -> anyhow::Result<ExitCode> {
@@ -27,11 +28,12 @@ pub(crate) fn check(args: &ConfigArg) -> anyhow::Result<ExitCode> {
             .get_or_insert_with(|| "staff@example.com".into());
     }
     let router = Router::new(&config);
+    let pending = Pending::one_poll(sample.clone());
     let mut destinations = 0;
     for loss in &sample {
         for id in router.destinations_for(loss) {
             if let Some(destination) = router.get(&id) {
-                compose(&renderer, &destination, &sample)
+                compose(&renderer, &destination, &pending)
                     .with_context(|| format!("{} cannot be rendered", destination.describe()))?;
                 destinations += 1;
             }

@@ -36,7 +36,7 @@ pub fn main() -> ExitCode {
     match runtime.block_on(dispatch(cli.command)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("churn-alert: {e:#}");
+            eprintln!("churn-alert: {}", crate::logging::redact(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }

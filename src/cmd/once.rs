@@ -6,6 +6,7 @@
 use std::process::ExitCode;
 
 use crate::cli::OnceArgs;
+use crate::logging::redact;
 use crate::pipeline::unix_now;
 use crate::shutdown::Shutdown;
 use crate::transform::Router;
@@ -36,10 +37,13 @@ pub(crate) async fn once(args: &OnceArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if let Some(error) = &report.poll_error {
-        eprintln!("churn-alert: polling failed: {error}");
+        eprintln!("churn-alert: polling failed: {}", redact(error));
     }
     for (destination, reason) in &report.delivery.waiting {
-        eprintln!("churn-alert: not delivered to {destination}: {reason}");
+        eprintln!(
+            "churn-alert: not delivered to {destination}: {}",
+            redact(reason)
+        );
     }
     eprintln!(
         "churn-alert: {} deliveries stay pending and are retried by the next run",

@@ -16,6 +16,7 @@ use crate::render::compose::{compose, Body};
 use crate::render::Renderer;
 use crate::source::model::documented_example;
 use crate::source::{FetchError, WeibanClient, Window};
+use crate::store::Pending;
 use crate::transform::Router;
 
 pub(crate) async fn preview(args: &PreviewArgs) -> anyhow::Result<ExitCode> {
@@ -73,7 +74,7 @@ pub(super) fn print_plan(
         let Some(destination) = router.get(&id) else {
             continue;
         };
-        let messages = match compose(renderer, &destination, &losses) {
+        let messages = match compose(renderer, &destination, &Pending::one_poll(losses)) {
             Ok(messages) => messages,
             Err(e) => {
                 println!(

@@ -45,14 +45,22 @@ pub(crate) async fn run(args: &ConfigArg) -> anyhow::Result<ExitCode> {
         let tick = tick.with_timezone(&Utc);
         let retry = retry_at.and_then(|at| chrono::DateTime::<Utc>::from_timestamp(at, 0));
         let wake = retry.filter(|r| *r < tick).unwrap_or(tick);
-        let sleep = (wake - now).to_std().unwrap_or_default();
+        // A retry time already past (a clock step, a long pass) must not make the loop spin;
+        // long sleeps are cut so that a wall-clock jump is noticed within a minute.
+        let mut sleep = (wake - now).to_std().unwrap_or_default();
+        if wake < tick {
+            sleep = sleep.max(Duration::from_secs(1));
+        }
+        let sleep = sleep.min(Duration::from_secs(60));
         tracing::debug!(next_run = %tick.with_timezone(&schedule.timezone()).to_rfc3339(), "waiting");
         tokio::select! {
             () = tokio::time::sleep(sleep) => {}
             () = shutdown.recv() => break,
         }
-        if wake < tick {
-            retry_at = delivery_pass(&pipeline, &shutdown).await;
+        if Utc::now() < tick {
+            if Utc::now() >= wake {
+                retry_at = delivery_pass(&pipeline, &shutdown).await;
+            }
             continue;
         }
         let listener = shutdown.clone();

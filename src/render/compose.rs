@@ -4,9 +4,12 @@
 //! that `preview` shows exactly what would be sent.
 
 use crate::config::{Audience, WecomMsgType};
+use std::collections::HashMap;
+
 use crate::loss::{Loss, LossKey};
 use crate::render::split::{pack, render_whole, Batch, Storm};
 use crate::render::{group_by_staff, RenderError, Renderer, MARKDOWN_LIMIT};
+use crate::store::Pending;
 use crate::transform::route::{Destination, Target};
 
 /// WeCom text content limit, in UTF-8 bytes.
@@ -50,8 +53,14 @@ pub(crate) enum ComposeError {
 pub(crate) fn compose(
     renderer: &Renderer,
     destination: &Destination<'_>,
-    losses: &[Loss],
+    pending: &[Pending],
 ) -> Result<Vec<Outgoing>, ComposeError> {
+    let losses: Vec<Loss> = pending.iter().map(|p| p.loss.clone()).collect();
+    let losses = losses.as_slice();
+    let enqueued: HashMap<LossKey, i64> = pending
+        .iter()
+        .map(|p| (p.loss.key(), p.enqueued_at))
+        .collect();
     let route = destination.route;
     let per_staff = route.audience == Audience::Staff;
     let storm = (route.storm_threshold > 0).then_some(Storm {
@@ -70,6 +79,7 @@ pub(crate) fn compose(
                     losses,
                     window: None,
                     storm,
+                    enqueued: Some(&enqueued),
                     mention: mention.is_some(),
                     limit,
                 };
@@ -99,6 +109,7 @@ pub(crate) fn compose(
             let mut out = Vec::new();
             for (staff_id, group) in group_by_staff(losses) {
                 let group: Vec<Loss> = group.into_iter().cloned().collect();
+                let group = group.as_slice();
                 let mention = route.mention.then_some(staff_id.as_str());
                 out.extend(wecom(&template, &group, mention)?);
             }
@@ -137,6 +148,7 @@ pub(crate) fn compose(
                 losses,
                 window: None,
                 storm: None,
+                enqueued: None,
                 mention: false,
                 limit: usize::MAX,
             };

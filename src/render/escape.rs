@@ -25,9 +25,11 @@ pub(crate) fn markdown(text: &str) -> String {
             '|' => out.push('｜'),
             '\\' => out.push('＼'),
             '"' => out.push('＂'),
+            // Entities such as `&lt;@all&gt;` must not turn back into markup.
+            '&' => out.push('＆'),
             // A bare scheme (`http://`) may be auto-linked: break it.
             ':' if chars.peek() == Some(&'/') => out.push('：'),
-            '\r' | '\n' | '\t' => out.push(' '),
+            '\r' | '\n' | '\t' | '\u{85}' | '\u{2028}' | '\u{2029}' => out.push(' '),
             c if c.is_control() => {}
             c => out.push(c),
         }
@@ -41,8 +43,12 @@ mod tests {
 
     #[test]
     fn mentions_links_and_headings_are_neutralised() {
-        let escaped = markdown("<@all>[x](http://evil)\n# hi **b** <font color=\"red\">");
-        for needle in ["<@", "](", "http://", "\n#", "**", "<font"] {
+        let escaped = markdown(
+            "<@all>[x](http://evil)\n# hi **b** <font color=\"red\"> &lt;@all&gt;\u{2028}# h",
+        );
+        for needle in [
+            "<@", "](", "http://", "\n#", "**", "<font", "&lt;", "\u{2028}",
+        ] {
             assert!(!escaped.contains(needle), "{needle} in {escaped}");
         }
         assert_eq!(markdown("子川 13:37"), "子川 13:37");

@@ -31,7 +31,18 @@ impl HelperDef for TimeHelper {
             .and_then(|p| p.value().as_str())
             .unwrap_or("%Y-%m-%d %H:%M");
         let text = match Utc.timestamp_opt(seconds, 0).single() {
-            Some(t) => t.with_timezone(&self.tz).format(format).to_string(),
+            Some(t) => {
+                // A bad format string is a template error, not a panic.
+                let mut out = String::new();
+                std::fmt::Write::write_fmt(
+                    &mut out,
+                    format_args!("{}", t.with_timezone(&self.tz).format(format)),
+                )
+                .map_err(|_| {
+                    RenderErrorReason::Other(format!("`{format}` is not a valid time format"))
+                })?;
+                out
+            }
             None => seconds.to_string(),
         };
         Ok(ScopedJson::Derived(Value::String(text)))
@@ -73,7 +84,36 @@ handlebars_helper!(truncate: |text: str, max_chars: u64| {
     }
 });
 
+/// `{{mention staff.id}}`: a WeCom `<@userid>` mention, unescaped, for ids that can only be
+/// user ids (letters, digits, `_ . @ -`); anything else renders as nothing.
+struct MentionHelper;
+
+impl HelperDef for MentionHelper {
+    fn call_inner<'reg: 'rc, 'rc>(
+        &self,
+        h: &Helper<'rc>,
+        _: &'reg Handlebars<'reg>,
+        _: &'rc Context,
+        _: &mut RenderContext<'reg, 'rc>,
+    ) -> Result<ScopedJson<'rc>, RenderError> {
+        let id = h
+            .param(0)
+            .and_then(|p| p.value().as_str())
+            .unwrap_or_default();
+        let valid = !id.is_empty()
+            && id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '@' | '-'));
+        Ok(ScopedJson::Derived(Value::String(if valid {
+            format!("<@{id}>")
+        } else {
+            String::new()
+        })))
+    }
+}
+
 pub(crate) fn register(registry: &mut Handlebars<'static>, tz: Tz) {
+    registry.register_helper("mention", Box::new(MentionHelper));
     registry.register_helper("time", Box::new(TimeHelper { tz }));
     registry.register_helper("delete_by_text", Box::new(delete_by_text));
     registry.register_helper("days_known_between", Box::new(days_known_between));

@@ -11,6 +11,8 @@ use super::{
     group_by_staff, CustomerContext, MessageContext, RenderError, Renderer, StaffContext,
     StaffGroup, WindowContext,
 };
+use std::collections::HashMap;
+
 use crate::loss::{Loss, LossKey};
 
 /// WeCom markdown content limit, in UTF-8 bytes.
@@ -33,13 +35,17 @@ pub(crate) struct Batch<'a> {
     pub losses: &'a [Loss],
     pub window: Option<WindowContext>,
     pub storm: Option<Storm>,
+    /// When each loss entered the outbox (its poll), for storm counting; `None` = one poll.
+    pub enqueued: Option<&'a HashMap<LossKey, i64>>,
     /// Whether templates should @-mention the staff member.
     pub mention: bool,
     /// Byte limit of one message.
     pub limit: usize,
 }
 
-/// Storm protection: a staff member with more than `threshold` losses lists only `list`.
+/// Storm protection: a staff member with more than `threshold` losses from one poll lists only
+/// `list` of them. Counted per poll, so that a backlog (a robot down for days, a quiet night)
+/// is still listed in full.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Storm {
     pub threshold: usize,
@@ -137,16 +143,36 @@ fn entries(groups: &[Group<'_>]) -> Vec<(usize, usize)> {
 fn groups<'a>(batch: &Batch<'a>) -> Vec<Group<'a>> {
     group_by_staff(batch.losses)
         .into_iter()
-        .map(|(_, mut items)| {
-            let keep = match batch.storm {
-                Some(storm) if items.len() > storm.threshold => storm.list.max(1),
-                _ => items.len(),
+        .map(|(_, items)| {
+            let Some(storm) = batch.storm else {
+                return Group {
+                    listed: items,
+                    omitted: Vec::new(),
+                };
             };
-            let omitted = items.split_off(keep.min(items.len()));
-            Group {
-                listed: items,
-                omitted,
+            let poll_of = |loss: &Loss| {
+                batch
+                    .enqueued
+                    .and_then(|e| e.get(&loss.key()).copied())
+                    .unwrap_or(0)
+            };
+            let mut per_poll: HashMap<i64, usize> = HashMap::new();
+            for loss in &items {
+                *per_poll.entry(poll_of(loss)).or_default() += 1;
             }
+            let (mut listed, mut omitted) = (Vec::new(), Vec::new());
+            let mut storm_listed = 0;
+            for loss in items {
+                if per_poll[&poll_of(loss)] <= storm.threshold {
+                    listed.push(loss);
+                } else if storm_listed < storm.list.max(1) {
+                    storm_listed += 1;
+                    listed.push(loss);
+                } else {
+                    omitted.push(loss);
+                }
+            }
+            Group { listed, omitted }
         })
         .collect()
 }
@@ -270,6 +296,7 @@ mod tests {
             losses: &all,
             window: None,
             storm: None,
+            enqueued: None,
             mention: false,
             limit: MARKDOWN_LIMIT,
         };
@@ -312,6 +339,7 @@ mod tests {
             losses: &all,
             window: None,
             storm: None,
+            enqueued: None,
             mention: false,
             limit: MARKDOWN_LIMIT,
         };
@@ -333,6 +361,7 @@ mod tests {
                 threshold: 100,
                 list: 10,
             }),
+            enqueued: None,
             mention: false,
             limit: MARKDOWN_LIMIT,
         };
@@ -342,5 +371,53 @@ mod tests {
             .content
             .contains("另有 <font color=\"warning\">140</font> 位"));
         assert_eq!(messages[0].losses.len(), 150);
+
+        // The same 150 from three polls of 50 are no storm: all are listed.
+        let enqueued: HashMap<LossKey, i64> = all
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (l.key(), (i / 50) as i64))
+            .collect();
+        let batch = Batch {
+            enqueued: Some(&enqueued),
+            ..batch
+        };
+        let messages = pack(&renderer(), &batch).unwrap();
+        let text: String = messages.iter().map(|m| m.content.as_str()).collect();
+        assert!(!text.contains("另有"), "a backlog is not a storm");
+        assert!(all.iter().all(|l| text.contains(&l.customer_name)));
+    }
+
+    #[test]
+    fn mentions_keep_underscores_and_refuse_markup() {
+        let mut all = losses(1, 1);
+        all[0].staff_id = "zhang_san".into();
+        let batch = Batch {
+            template: "staff.md.hbs",
+            losses: &all,
+            window: None,
+            storm: None,
+            enqueued: None,
+            mention: true,
+            limit: MARKDOWN_LIMIT,
+        };
+        let messages = pack(&renderer(), &batch).unwrap();
+        assert!(
+            messages[0].content.contains("<@zhang_san>"),
+            "{}",
+            messages[0].content
+        );
+        let mut hostile = all.clone();
+        hostile[0].staff_id = "x><@all".into();
+        let batch = Batch {
+            losses: &hostile,
+            ..batch
+        };
+        let messages = pack(&renderer(), &batch).unwrap();
+        assert!(
+            !messages[0].content.contains("<@"),
+            "{}",
+            messages[0].content
+        );
     }
 }

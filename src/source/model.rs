@@ -17,8 +17,8 @@ pub(crate) fn documented_example() -> Vec<Loss> {
         .map(|answer| {
             answer
                 .external_user_list
-                .into_iter()
-                .filter_map(RawCustomer::into_loss)
+                .iter()
+                .filter_map(RawCustomer::to_loss)
                 .collect()
         })
         .unwrap_or_default()
@@ -32,18 +32,20 @@ pub(crate) struct Envelope {
     pub errmsg: Option<String>,
 }
 
-/// `POST /open-api/access_token/get`.
-#[derive(Debug, Deserialize)]
+/// `POST /open-api/access_token/get`. No `Debug`: it holds the token.
+#[derive(Deserialize)]
 pub(crate) struct TokenAnswer {
     pub access_token: Option<String>,
     pub expires_in: Option<u64>,
 }
 
 /// `GET /open-api/external_user/list/outflow`.
+/// Items stay untyped here, so that one item with a surprising field type costs that item at
+/// most, never the page.
 #[derive(Debug, Deserialize)]
 pub(crate) struct OutflowAnswer {
     #[serde(default)]
-    pub external_user_list: Vec<RawCustomer>,
+    pub external_user_list: Vec<serde_json::Value>,
     #[serde(default)]
     pub total_count: u64,
 }
@@ -87,6 +89,53 @@ fn non_empty(s: Option<String>) -> Option<String> {
 }
 
 impl RawCustomer {
+    /// Converts one list item as it came over the wire: typed when it matches the documented
+    /// shape, field by field otherwise (numbers sent as strings, tags as plain strings).
+    pub fn to_loss(item: &serde_json::Value) -> Option<Loss> {
+        match RawCustomer::deserialize(item) {
+            Ok(raw) => raw.into_loss(),
+            Err(_) => Self::lenient(item).into_loss(),
+        }
+    }
+
+    fn lenient(v: &serde_json::Value) -> Self {
+        use serde_json::Value;
+        let text = |v: &Value| match v {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        };
+        let int = |v: &Value| v.as_i64().or_else(|| v.as_str()?.trim().parse().ok());
+        let staff = &v["staff"];
+        let relation = &v["staff_relation"];
+        Self {
+            id: text(&v["id"]),
+            name: text(&v["name"]),
+            corp_name: text(&v["corp_name"]),
+            corp_full_name: text(&v["corp_full_name"]),
+            outflow_at: int(&v["outflow_at"]),
+            tags: v["tags"].as_array().map(|tags| {
+                tags.iter()
+                    .map(|t| RawTag {
+                        name: text(&t["name"]).or_else(|| text(t)),
+                    })
+                    .collect()
+            }),
+            staff: Some(RawStaff {
+                id: text(&staff["id"]),
+                name: text(&staff["name"]),
+                email: text(&staff["email"]),
+            }),
+            staff_relation: Some(RawRelation {
+                delete_by: text(&relation["delete_by"]),
+                remark: text(&relation["remark"]),
+                created_at: int(&relation["created_at"]),
+                deleted_at: int(&relation["deleted_at"]),
+                staff_ext_id: text(&relation["staff_ext_id"]),
+            }),
+        }
+    }
+
     /// Converts one list item; `None` when it lacks what identifies a loss (customer id and time).
     pub fn into_loss(self) -> Option<Loss> {
         let customer_id = non_empty(self.id)?;
@@ -146,9 +195,8 @@ mod tests {
         assert_eq!(answer.total_count, 1);
         let loss = answer
             .external_user_list
-            .into_iter()
-            .next()
-            .and_then(RawCustomer::into_loss)
+            .first()
+            .and_then(RawCustomer::to_loss)
             .unwrap();
         assert_eq!(loss.customer_id, "wmP_2OPAAAndyggEamnj--LN5MIJbpCQ");
         assert_eq!(loss.customer_name, "子川");
@@ -160,6 +208,19 @@ mod tests {
         assert_eq!(loss.added_at, Some(1_734_951_802));
         assert_eq!(loss.staff_email, None);
         assert_eq!(loss.display_remark(), None);
+    }
+
+    #[test]
+    fn surprising_types_cost_nothing() {
+        let item: serde_json::Value = serde_json::from_str(
+            r#"{"id":"c2","outflow_at":"1736314633","tags":["VIP"],"staff":{"id":"mia","name":"Mia"},"staff_relation":{"delete_by":"external_user","created_at":"x"}}"#,
+        )
+        .unwrap();
+        let loss = RawCustomer::to_loss(&item).unwrap();
+        assert_eq!(loss.outflow_at, 1_736_314_633);
+        assert_eq!(loss.tags, ["VIP"]);
+        assert_eq!(loss.staff_id, "mia");
+        assert_eq!(loss.delete_by, DeleteBy::Customer);
     }
 
     #[test]

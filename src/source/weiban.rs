@@ -53,7 +53,7 @@ struct CachedToken {
 
 /// One page as fetched.
 struct Page {
-    items: Vec<RawCustomer>,
+    items: Vec<serde_json::Value>,
     total_count: u64,
 }
 
@@ -70,7 +70,12 @@ pub(crate) struct WeibanClient {
     token: Mutex<Option<CachedToken>>,
     in_flight: Arc<Semaphore>,
     in_flight_limit: AtomicUsize,
+    max_in_flight: usize,
+    /// Set once a fetch gave up a slot after 10052, so that a burst costs one slot, not all.
+    reduced_this_fetch: std::sync::atomic::AtomicBool,
     rate: DefaultDirectRateLimiter,
+    /// Until when Weiban blocks us after a 10053: every request waits it out, not just one.
+    blocked_until: std::sync::Mutex<Option<Instant>>,
 }
 
 impl WeibanClient {
@@ -100,7 +105,10 @@ impl WeibanClient {
             token: Mutex::new(None),
             in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
             in_flight_limit: AtomicUsize::new(config.max_in_flight),
+            max_in_flight: config.max_in_flight,
+            reduced_this_fetch: std::sync::atomic::AtomicBool::new(false),
             rate: RateLimiter::direct(quota),
+            blocked_until: std::sync::Mutex::new(None),
         })
     }
 
@@ -114,6 +122,27 @@ impl WeibanClient {
         &self,
         window: Window,
         mut sink: impl AsyncFnMut(Vec<Loss>) -> Result<(), E>,
+    ) -> Result<u64, FetchError<E>> {
+        self.restore_in_flight();
+        // A list that shrinks while it is paged shifts items past a page boundary unseen: start
+        // the window over once (what was already recorded is deduplicated), then give up so
+        // that the window does not advance.
+        match self.fetch_window_once(window, &mut sink).await {
+            Err(FetchError::Weiban(WeibanError::Inconsistent { reason, .. })) => {
+                tracing::info!(
+                    "Weiban's list changed while paging ({reason}); fetching the window again"
+                );
+                metrics::counter!("churn_alert_weiban_refetches_total").increment(1);
+                self.fetch_window_once(window, &mut sink).await
+            }
+            other => other,
+        }
+    }
+
+    async fn fetch_window_once<E>(
+        &self,
+        window: Window,
+        sink: &mut impl AsyncFnMut(Vec<Loss>) -> Result<(), E>,
     ) -> Result<u64, FetchError<E>> {
         let first = self.outflow_page(window, 0, self.page_size).await?;
         let step = first.items.len() as u64;
@@ -152,11 +181,21 @@ impl WeibanClient {
             };
             let page = page?;
             let got = page.items.len() as u64;
+            if page.total_count < total || (got == 0 && expected > 0) {
+                return Err(WeibanError::Inconsistent {
+                    endpoint: OUTFLOW_ENDPOINT,
+                    reason: format!(
+                        "total_count went from {total} to {} (page at offset {offset} had {got} items)",
+                        page.total_count
+                    ),
+                }
+                .into());
+            }
             handed += got;
             sink(into_losses(page.items))
                 .await
                 .map_err(FetchError::Sink)?;
-            if got > 0 && got < expected {
+            if got < expected {
                 todo.push_back((offset + got, expected - got));
             }
             if page.total_count > total {
@@ -202,7 +241,7 @@ impl WeibanClient {
                 }
                 Recovery::WaitOutBlock => {
                     tracing::warn!(wait = ?self.rate_limit_wait, "Weiban rate limit block (10053); waiting it out");
-                    tokio::time::sleep(self.rate_limit_wait).await;
+                    self.block_for(self.rate_limit_wait);
                 }
                 Recovery::Retry => {
                     let wait = self.backoff(attempt);
@@ -245,6 +284,10 @@ impl WeibanClient {
         endpoint: &'static str,
         request: reqwest::RequestBuilder,
     ) -> Result<bytes::Bytes, WeibanError> {
+        let blocked = *self.blocked_until.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(until) = blocked {
+            tokio::time::sleep_until(until.into()).await;
+        }
         let _permit = self
             .in_flight
             .acquire()
@@ -314,13 +357,13 @@ impl WeibanClient {
                     })
                 }
                 Err(err) if attempt < self.max_retries && err.recovery() != Recovery::GiveUp => {
-                    let wait = if err.recovery() == Recovery::WaitOutBlock {
-                        self.rate_limit_wait
+                    if err.recovery() == Recovery::WaitOutBlock {
+                        self.block_for(self.rate_limit_wait);
                     } else {
-                        self.backoff(attempt)
-                    };
-                    tracing::debug!(error = %err, ?wait, "retrying token request");
-                    tokio::time::sleep(wait).await;
+                        let wait = self.backoff(attempt);
+                        tracing::debug!(error = %err, ?wait, "retrying token request");
+                        tokio::time::sleep(wait).await;
+                    }
                     attempt += 1;
                 }
                 Err(err) => return Err(err),
@@ -343,7 +386,8 @@ impl WeibanClient {
                     endpoint: TOKEN_ENDPOINT,
                     reason: "no access_token in the answer".into(),
                 })?;
-        let lifetime = Duration::from_secs(token.expires_in.unwrap_or(7200));
+        // Clamped: a day is more than Weiban ever grants, and keeps `Instant` arithmetic sane.
+        let lifetime = Duration::from_secs(token.expires_in.unwrap_or(7200).min(86_400));
         let usable = lifetime.checked_sub(TOKEN_MARGIN).unwrap_or(lifetime / 2);
         crate::logging::register_secret(&access_token);
         tracing::debug!(expires_in = ?lifetime, "fetched a Weiban access token");
@@ -353,8 +397,32 @@ impl WeibanClient {
         })
     }
 
-    /// Gives up one in-flight slot for good (down to one), after Weiban said 10052.
+    /// Makes every request wait until `wait` from now has passed.
+    fn block_for(&self, wait: Duration) {
+        let until = Instant::now() + wait;
+        let mut blocked = self.blocked_until.lock().unwrap_or_else(|p| p.into_inner());
+        if blocked.is_none_or(|b| b < until) {
+            *blocked = Some(until);
+        }
+    }
+
+    /// Gives back the slots a previous fetch gave up: a fresh window starts at full width.
+    fn restore_in_flight(&self) {
+        self.reduced_this_fetch.store(false, Ordering::Relaxed);
+        let current = self
+            .in_flight_limit
+            .swap(self.max_in_flight, Ordering::Relaxed);
+        if current < self.max_in_flight {
+            self.in_flight.add_permits(self.max_in_flight - current);
+        }
+    }
+
+    /// Gives up one in-flight slot (down to one) for the rest of this fetch, after 10052; a
+    /// burst of 10052 answers from the pages in flight together costs one slot.
     fn fewer_in_flight(&self) {
+        if self.reduced_this_fetch.swap(true, Ordering::Relaxed) {
+            return;
+        }
         let current = self.in_flight_limit.load(Ordering::Relaxed);
         if current > 1
             && self
@@ -391,12 +459,13 @@ fn plan_pages(todo: &mut VecDeque<(u64, u64)>, planned: &mut u64, total: u64, st
     }
 }
 
-fn into_losses(items: Vec<RawCustomer>) -> Vec<Loss> {
+fn into_losses(items: Vec<serde_json::Value>) -> Vec<Loss> {
     items
-        .into_iter()
+        .iter()
         .filter_map(|item| {
-            let loss = item.into_loss();
+            let loss = RawCustomer::to_loss(item);
             if loss.is_none() {
+                metrics::counter!("churn_alert_weiban_items_skipped_total").increment(1);
                 tracing::warn!("skipping an outflow item without customer id or outflow time");
             }
             loss

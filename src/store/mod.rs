@@ -51,8 +51,21 @@ impl From<TransactionError<StoreError>> for StoreError {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Pending {
     pub loss: Loss,
-    /// Unix seconds when it entered the outbox.
+    /// Unix seconds when it entered the outbox: losses of one poll share it.
     pub enqueued_at: i64,
+}
+
+impl Pending {
+    /// Losses that would be queued by one poll now (previews, dry runs, checks).
+    pub fn one_poll(losses: impl IntoIterator<Item = Loss>) -> Vec<Pending> {
+        losses
+            .into_iter()
+            .map(|loss| Pending {
+                loss,
+                enqueued_at: 0,
+            })
+            .collect()
+    }
 }
 
 /// Why a destination has pending deliveries that were not sent.
@@ -102,7 +115,7 @@ impl Store {
         let shown = path.display().to_string();
         let db = sled::Config::new()
             .path(path)
-            .cache_capacity(8 * 1024 * 1024)
+            .cache_capacity(2 * 1024 * 1024)
             .open()
             .map_err(|source| match &source {
                 sled::Error::Io(io)
