@@ -111,7 +111,7 @@ pub(crate) fn compose(
                 let group: Vec<Loss> = group.into_iter().cloned().collect();
                 let group = group.as_slice();
                 let mention = route.mention.then_some(staff_id.as_str());
-                out.extend(wecom(&template, &group, mention)?);
+                out.extend(wecom(&template, group, mention)?);
             }
             Ok(out)
         }
