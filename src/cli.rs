@@ -50,6 +50,9 @@ pub struct BenchArgs {
     /// Run only these scenarios (1–5), for profiling one of them.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<u8>,
+    /// Losses of the host-cost scenario (default 100 000; smoke 2 000).
+    #[arg(long)]
+    pub host_losses: Option<usize>,
 }
 
 #[derive(Debug, Args)]
@@ -133,6 +136,14 @@ pub enum StateCommand {
         /// Only this route's destinations.
         #[arg(long)]
         route: Option<String>,
+    },
+    /// Discard what waits for a destination whose route was removed from the config.
+    Drop {
+        #[command(flatten)]
+        opts: StateOpts,
+        /// The destination id as `state pending` shows it, e.g. `old-route/wecom/0`.
+        #[arg(long)]
+        destination: String,
     },
     /// Forget a customer's remembered losses, so they are reported again when seen again.
     Forget {

@@ -22,7 +22,7 @@ use crate::schedule::QuietHours;
 use crate::shutdown::Shutdown;
 use crate::sink::{EmailSink, SendError, WecomSink};
 use crate::source::{FetchError, WeibanClient, WeibanError, Window};
-use crate::store::{DeliveryStatus, DestinationState, Store, StoreError};
+use crate::store::{DeliveryStatus, DestinationState, Pending, Store, StoreError};
 use crate::transform::route::Target;
 use crate::transform::{Destination, Router};
 
@@ -255,10 +255,20 @@ impl Pipeline {
                     let described = destination.describe();
                     (described, self.deliver_to(destination, now, shutdown).await)
                 }),
-                None => report.waiting.push((
-                    id.clone(),
-                    format!("{count} pending, but this destination is no longer in the config"),
-                )),
+                None => {
+                    let moved = self.reroute(&id, &router).await?;
+                    if moved == 0 {
+                        report.waiting.push((
+                            id.clone(),
+                            format!(
+                                "{count} pending, but this destination and its route are no longer in the config; restore the route, or discard with `churn-alert state drop --destination {id}`"
+                            ),
+                        ));
+                    } else {
+                        // Delivered on the next pass, through the route's current destinations.
+                        report.next_retry_at = Some(now);
+                    }
+                }
             }
         }
         for (described, outcome) in join_all(jobs).await {
@@ -380,6 +390,37 @@ impl Pipeline {
             }
         }
         Ok(outcome)
+    }
+
+    /// Moves what is pending for a destination that left the config (a robot removed from
+    /// `wecom_webhooks`, a staff member's own robot removed) to its route's current
+    /// destinations, so that nothing waits for a place that no longer exists. Returns how many
+    /// losses moved; 0 when the route itself is gone.
+    async fn reroute(&self, id: &str, router: &Router<'_>) -> Result<usize, StoreError> {
+        let route = id.split('/').next().unwrap_or_default();
+        if self.config.route(route).is_none() {
+            return Ok(0);
+        }
+        let pending = self.store.pending(id)?;
+        let prefix = format!("{route}/");
+        let moves: Vec<(Pending, Vec<String>)> = pending
+            .into_iter()
+            .map(|p| {
+                let targets = router
+                    .destinations_for(&p.loss)
+                    .into_iter()
+                    .filter(|d| d.starts_with(&prefix))
+                    .collect();
+                (p, targets)
+            })
+            .collect();
+        let moved = self.store.reroute(id, &moves).await?;
+        tracing::warn!(
+            from = id,
+            moved,
+            "destination left the config; its pending losses go to route `{route}`'s current destinations"
+        );
+        Ok(moved)
     }
 
     /// If `now` falls in quiet hours, when they end (unix seconds).
@@ -557,7 +598,8 @@ impl Pipeline {
                     poll_error = Some(e.to_string());
                 }
             }
-            if poll.new_losses > 0 || !delivery.all_delivered() {
+            let rerouted = delivery.next_retry_at.is_some_and(|at| at <= now);
+            if poll.new_losses > 0 || !delivery.all_delivered() || rerouted {
                 let second = self.deliver(unix_now(), shutdown).await?;
                 delivery.messages_sent += second.messages_sent;
                 delivery.losses_delivered += second.losses_delivered;

@@ -351,3 +351,58 @@ async fn a_second_process_on_the_same_store_is_refused_clearly() {
     );
     let _ = daemon.start_kill();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pending_for_a_robot_removed_from_the_config_is_rerouted_not_stranded() {
+    let env = Env::new().await;
+    env.write_config(&env.managers_route(&["k1", "gone"]), FAST);
+    env.robot.set_removed("gone", true);
+    let losses = SimLoss::generate("迁", 5, 1, now() - 30, 1);
+    env.weiban.add_losses(&losses);
+    assert!(
+        !env.once().await.status.success(),
+        "the removed robot fails"
+    );
+
+    // The operator deletes the dead robot from the route.
+    env.write_config(&env.managers_route(&["k1"]), FAST);
+    let out = env.once().await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = env.once().await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stats = env.cmd(&["state", "stats", "--json"]).await;
+    let parsed: serde_json::Value = serde_json::from_slice(&stats.stdout).unwrap();
+    assert_eq!(parsed["pending"], serde_json::json!({}), "nothing stranded");
+    for (name, n) in counts(&env, "k1", &losses) {
+        assert!(n >= 1, "{name} never reached the remaining robot");
+    }
+
+    // A whole route removed: its pending stays visible until the operator drops it.
+    env.write_config(&env.managers_route(&["gone"]), FAST);
+    env.weiban
+        .add_losses(&SimLoss::generate("弃", 2, 1, now() - 5, 1));
+    assert!(!env.once().await.status.success());
+    let renamed = env
+        .managers_route(&["k1"])
+        .replace("name = \"managers\"", "name = \"bosses\"");
+    env.write_config(&renamed, FAST);
+    let out = env.once().await;
+    assert!(
+        !out.status.success(),
+        "pending for a removed route must not pass silently"
+    );
+    assert!(
+        stderr(&out).contains("state drop --destination managers/wecom/0"),
+        "{}",
+        stderr(&out)
+    );
+    let dropped = env
+        .cmd(&["state", "drop", "--destination", "managers/wecom/0"])
+        .await;
+    assert!(
+        stdout(&dropped).contains("dropped 2"),
+        "{}",
+        stdout(&dropped)
+    );
+    assert!(env.once().await.status.success());
+}

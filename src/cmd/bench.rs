@@ -69,16 +69,17 @@ pub(crate) async fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     if wanted(1) {
         let backfill = backfill_throughput(&exe, scale.backfill_losses, latency).await?;
         println!(
-        "1. backfill throughput: {} losses, {} requests in {:.1} s = {:.0} requests/min = {:.1} % of the 600/min ceiling; limit errors (10052/10053): {} (target >= 90 %, 0)",
+        "1. backfill throughput: {} losses, {} requests in {:.1} s = {:.0} requests/min = {:.1} % of the 600/min ceiling; limit errors (10052/10053): {} (target >= 90 %, 0); peak RSS {:.1} MB",
         scale.backfill_losses, backfill.requests, backfill.seconds, backfill.per_minute,
-        backfill.per_minute / 6.0, backfill.limit_errors
+        backfill.per_minute / 6.0, backfill.limit_errors, backfill.peak_mb
     );
     }
     if wanted(2) {
-        let host = host_cost(&exe, scale.host_losses).await?;
+        let host_losses = args.host_losses.unwrap_or(scale.host_losses);
+        let host = host_cost(&exe, host_losses).await?;
         println!(
         "2. host cost: {} losses end to end in {:.1} s wall, {:.2} CPU s, peak RSS {:.1} MB, {} messages; idle RSS of `run` {:.1} MB (targets <= 40 MB, <= 10 MB)",
-        scale.host_losses, host.wall, host.cpu, host.peak_mb, host.messages, host.idle_mb
+        host_losses, host.wall, host.cpu, host.peak_mb, host.messages, host.idle_mb
     );
     }
     if wanted(3) {
@@ -213,6 +214,7 @@ fn spread(prefix: &str, n: usize, staff: usize, span_secs: i64) -> Vec<SimLoss> 
 }
 
 struct Backfill {
+    peak_mb: f64,
     requests: u64,
     seconds: f64,
     per_minute: f64,
@@ -243,7 +245,7 @@ async fn backfill_throughput(
         .context("time")?
         .to_rfc3339();
     let config = config.display().to_string();
-    let (seconds, _) = run_measured(
+    let (seconds, measured) = run_measured(
         exe,
         &[
             "backfill",
@@ -259,6 +261,7 @@ async fn backfill_throughput(
     .await?;
     let stats = weiban.stats();
     Ok(Backfill {
+        peak_mb: measured.peak_kb as f64 / 1024.0,
         requests: stats.outflow_requests,
         seconds,
         per_minute: stats.outflow_requests as f64 / seconds * 60.0,

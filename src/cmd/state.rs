@@ -17,6 +17,7 @@ pub(crate) async fn state(command: StateCommand) -> anyhow::Result<ExitCode> {
         StateCommand::Pending(opts) => pending(&opts),
         StateCommand::Retry { opts, route } => retry(&opts, route.as_deref()).await,
         StateCommand::Forget { opts, customer } => forget(&opts, &customer).await,
+        StateCommand::Drop { opts, destination } => drop_pending(&opts, &destination).await,
     }
 }
 
@@ -166,6 +167,17 @@ async fn retry(opts: &StateOpts, route: Option<&str>) -> anyhow::Result<ExitCode
         for id in &cleared {
             println!("cleared {id}: its pending deliveries are tried on the next cycle");
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn drop_pending(opts: &StateOpts, destination: &str) -> anyhow::Result<ExitCode> {
+    let (_, store, _) = open(opts)?;
+    let dropped = store.drop_pending(destination).await?;
+    if opts.json {
+        print_json(&serde_json::json!({ "destination": destination, "dropped": dropped }))?;
+    } else {
+        println!("dropped {dropped} pending loss(es) of {destination}; they will not be delivered");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -251,6 +251,55 @@ impl Store {
         Ok(())
     }
 
+    /// Moves pending losses of `from` to other destinations, atomically. Returns how many
+    /// losses left `from` (each queued for its new destinations, unless the list is empty).
+    pub async fn reroute(
+        &self,
+        from: &str,
+        moves: &[(Pending, Vec<String>)],
+    ) -> Result<usize, StoreError> {
+        let values: Vec<Vec<u8>> = moves
+            .iter()
+            .map(|(p, _)| {
+                serde_json::to_vec(p).map_err(|e| StoreError::Corrupt {
+                    tree: "outbox",
+                    reason: e.to_string(),
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        let mut batch = sled::Batch::default();
+        for ((pending, targets), value) in moves.iter().zip(&values) {
+            let key = pending.loss.key();
+            for target in targets {
+                batch.insert(outbox_key(target, &key), value.as_slice());
+            }
+            batch.remove(outbox_key(from, &key));
+        }
+        self.outbox.apply_batch(batch)?;
+        self.destinations.remove(from)?;
+        self.db.flush_async().await?;
+        Ok(moves
+            .iter()
+            .filter(|(_, targets)| !targets.is_empty())
+            .count())
+    }
+
+    /// Discards everything pending for `destination`. Returns how many losses were dropped.
+    pub async fn drop_pending(&self, destination: &str) -> Result<usize, StoreError> {
+        let mut prefix = destination.as_bytes().to_vec();
+        prefix.push(0);
+        let mut batch = sled::Batch::default();
+        let mut dropped = 0;
+        for key in self.outbox.scan_prefix(&prefix).keys() {
+            batch.remove(key?);
+            dropped += 1;
+        }
+        self.outbox.apply_batch(batch)?;
+        self.destinations.remove(destination)?;
+        self.db.flush_async().await?;
+        Ok(dropped)
+    }
+
     pub fn destination_state(
         &self,
         destination: &str,
