@@ -53,6 +53,9 @@ pub struct BenchArgs {
     /// Losses of the host-cost scenario (default 100 000; smoke 2 000).
     #[arg(long)]
     pub host_losses: Option<usize>,
+    /// Losses of the store-footprint scenario (default 1 000 000; smoke 20 000).
+    #[arg(long)]
+    pub store_losses: Option<usize>,
 }
 
 #[derive(Debug, Args)]

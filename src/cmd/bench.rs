@@ -90,10 +90,11 @@ pub(crate) async fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     );
     }
     if wanted(4) {
-        let footprint = store_footprint(scale.store_losses).await?;
+        let store_losses = args.store_losses.unwrap_or(scale.store_losses);
+        let footprint = store_footprint(store_losses).await?;
         println!(
         "4. store footprint: {} losses recorded, {} pruned, {} remembered, {} bytes on disk = {:.0} bytes per remembered loss (target <= 300)",
-        scale.store_losses, footprint.pruned, footprint.remembered, footprint.bytes, footprint.per_loss
+        store_losses, footprint.pruned, footprint.remembered, footprint.bytes, footprint.per_loss
     );
     }
     if wanted(5) {

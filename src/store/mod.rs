@@ -116,6 +116,7 @@ impl Store {
         let db = sled::Config::new()
             .path(path)
             .cache_capacity(2 * 1024 * 1024)
+            .mode(sled::Mode::LowSpace)
             .open()
             .map_err(|source| match &source {
                 sled::Error::Io(io)
