@@ -4,7 +4,9 @@
 //! `0 9 * * 1-5` would mean Sunday–Thursday there. [`Schedule::parse`] accepts what a crontab
 //! accepts — 5 fields with POSIX weekdays (0 and 7 = Sunday, names too), 6 fields with a
 //! leading seconds field, and `@hourly`-style shortcuts — and rewrites the weekday field into
-//! the crate's numbering before handing it over.
+//! the crate's numbering before handing it over. Like cron, when both the day-of-month and
+//! the weekday are restricted, a day matching either one fires (`0 9 1 * MON` runs on the
+//! first of the month and on Mondays); the crate alone would require both.
 
 use std::str::FromStr;
 
@@ -23,7 +25,8 @@ pub enum ScheduleError {
 /// A parsed schedule bound to its time zone.
 #[derive(Debug, Clone)]
 pub struct Schedule {
-    inner: cron::Schedule,
+    /// One schedule, or two whose runs are merged (day-of-month OR weekday).
+    inner: Vec<cron::Schedule>,
     tz: Tz,
 }
 
@@ -33,11 +36,15 @@ impl Schedule {
         let tz: Tz = tz
             .parse()
             .map_err(|_| ScheduleError::Timezone(tz.to_owned()))?;
-        let cron_expr = to_cron_crate(expr)?;
-        let inner = cron::Schedule::from_str(&cron_expr).map_err(|e| ScheduleError::Cron {
-            expr: expr.to_owned(),
-            reason: e.to_string(),
-        })?;
+        let inner = to_cron_crate(expr)?
+            .iter()
+            .map(|cron_expr| {
+                cron::Schedule::from_str(cron_expr).map_err(|e| ScheduleError::Cron {
+                    expr: expr.to_owned(),
+                    reason: e.to_string(),
+                })
+            })
+            .collect::<Result<_, _>>()?;
         Ok(Self { inner, tz })
     }
 
@@ -47,15 +54,21 @@ impl Schedule {
 
     /// The first run strictly after `now`, in the schedule's zone.
     pub fn next_after(&self, now: DateTime<Utc>) -> Option<DateTime<Tz>> {
-        self.inner.after(&now.with_timezone(&self.tz)).next()
+        self.upcoming(now, 1).into_iter().next()
     }
 
     /// The next `n` runs strictly after `now`.
     pub fn upcoming(&self, now: DateTime<Utc>, n: usize) -> Vec<DateTime<Tz>> {
-        self.inner
-            .after(&now.with_timezone(&self.tz))
-            .take(n)
-            .collect()
+        let local = now.with_timezone(&self.tz);
+        let mut runs: Vec<DateTime<Tz>> = self
+            .inner
+            .iter()
+            .flat_map(|s| s.after(&local).take(n))
+            .collect();
+        runs.sort();
+        runs.dedup();
+        runs.truncate(n);
+        runs
     }
 }
 
@@ -66,13 +79,14 @@ fn cron_error(expr: &str, reason: impl Into<String>) -> ScheduleError {
     }
 }
 
-/// Rewrites a crontab expression into the `cron` crate's dialect.
-fn to_cron_crate(expr: &str) -> Result<String, ScheduleError> {
+/// Rewrites a crontab expression into the `cron` crate's dialect: one expression, or two
+/// when day-of-month and weekday are both restricted (their runs are merged).
+fn to_cron_crate(expr: &str) -> Result<Vec<String>, ScheduleError> {
     let trimmed = expr.trim();
     if trimmed.starts_with('@') {
         return match trimmed {
             "@yearly" | "@annually" | "@monthly" | "@weekly" | "@daily" | "@midnight"
-            | "@hourly" => Ok(trimmed.to_owned()),
+            | "@hourly" => Ok(vec![trimmed.to_owned()]),
             _ => Err(cron_error(
                 expr,
                 "unknown shortcut (use @hourly, @daily, @weekly, @monthly or @yearly)",
@@ -93,7 +107,15 @@ fn to_cron_crate(expr: &str) -> Result<String, ScheduleError> {
         }
     }
     fields[5] = weekday_field(&fields[5]).map_err(|reason| cron_error(expr, reason))?;
-    Ok(fields.join(" "))
+    let restricted = |f: &str| f != "*" && f != "?";
+    if restricted(&fields[3]) && restricted(&fields[5]) {
+        let mut by_day = fields.clone();
+        by_day[5] = "*".to_owned();
+        let mut by_weekday = fields;
+        by_weekday[3] = "*".to_owned();
+        return Ok(vec![by_day.join(" "), by_weekday.join(" ")]);
+    }
+    Ok(vec![fields.join(" ")])
 }
 
 /// Converts a POSIX weekday field into an explicit list in the crate's numbering (Sun = 1).
@@ -288,6 +310,14 @@ mod tests {
         let fired = runs("0 8 * * 5-7", 6);
         let days: Vec<Weekday> = fired.iter().map(|t| t.weekday()).take(3).collect();
         assert_eq!(days, [Weekday::Sat, Weekday::Sun, Weekday::Fri]);
+    }
+
+    #[test]
+    fn day_of_month_and_weekday_together_mean_either() {
+        // 2026-11-21 is a Saturday: next are Mon 23rd, Mon 30th, Tue Dec 1st, Mon Dec 7th.
+        let fired = runs("0 9 1 * MON", 4);
+        let days: Vec<u32> = fired.iter().map(|t| t.day()).collect();
+        assert_eq!(days, [23, 30, 1, 7]);
     }
 
     #[test]
