@@ -213,7 +213,7 @@ impl Pipeline {
                 for loss in losses {
                     let key = loss.key();
                     if loss.outflow_at < cutoff
-                        || self.store.is_seen(&key)?
+                        || self.store.is_seen(&loss)?
                         || !seen_now.insert(key)
                     {
                         continue;

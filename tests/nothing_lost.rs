@@ -98,6 +98,8 @@ async fn robot_storms_and_503s_are_waited_out_without_a_hot_loop() {
     env.write_config(&env.managers_route(&["k1"]), &fast);
     let losses = SimLoss::generate("丁", 400, 8, now() - 30, 3);
     env.weiban.add_losses(&losses);
+    // A storm that surely starts with a 45009 and a 503, then goes on at random.
+    env.robot.script(&[Some(45009), None, Some(45009)]);
     env.robot.set_faults(RobotFaults {
         blocked: 0.25,
         unavailable: 0.2,

@@ -192,14 +192,19 @@ async fn no_secret_appears_in_trace_level_logs() {
     env.write_config(&routes, &format!("{FAST}\n{smtp_config}"));
     env.weiban
         .add_losses(&SimLoss::generate("密", 20, 2, common::now() - 30, 1));
+    // First a cycle where every Weiban request fails (each kind of fault in turn, retried until
+    // the client gives up), then cycles that succeed, through a robot that refuses now and then.
     env.weiban
-        .set_faults(WeibanFaults::all(0.3, Duration::from_millis(1500)));
+        .set_faults(WeibanFaults::all(1.0, Duration::from_millis(1500)));
     env.robot.set_faults(RobotFaults {
         busy: 0.3,
         ..Default::default()
     });
     let mut log = String::new();
-    for _ in 0..3 {
+    for round in 0..3 {
+        if round == 1 {
+            env.weiban.set_faults(WeibanFaults::default());
+        }
         let mut command = tokio::process::Command::new(BIN);
         command
             .args(["--log-format", "text", "once", "--config"])

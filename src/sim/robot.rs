@@ -52,6 +52,8 @@ struct RobotState {
     received: Vec<Received>,
     attempts: Vec<Attempt>,
     answer_delay: Duration,
+    /// Answers forced before any random fault: `Some(errcode)`, or `None` for HTTP 503.
+    script: std::collections::VecDeque<Option<i64>>,
     removed: HashSet<String>,
     faults: RobotFaults,
     latency: Duration,
@@ -91,6 +93,7 @@ impl RobotSim {
             received: Vec::new(),
             attempts: Vec::new(),
             answer_delay: Duration::ZERO,
+            script: std::collections::VecDeque::new(),
             removed: HashSet::new(),
             faults: RobotFaults::default(),
             latency: Duration::ZERO,
@@ -124,6 +127,11 @@ impl RobotSim {
 
     pub fn set_faults(&self, faults: RobotFaults) {
         lock(&self.state).faults = faults;
+    }
+
+    /// Answers the next requests with these, in order (`None` = HTTP 503), then as usual.
+    pub fn script(&self, answers: &[Option<i64>]) {
+        lock(&self.state).script.extend(answers.iter().copied());
     }
 
     /// Delay before a request is looked at.
@@ -197,6 +205,9 @@ async fn send(
 fn judge(s: &mut RobotState, key: &str, body: &Value, at: Duration) -> Option<i64> {
     if key.is_empty() || s.removed.contains(key) {
         return Some(93000);
+    }
+    if let Some(answer) = s.script.pop_front() {
+        return answer;
     }
     let roll = fastrand::f64();
     let faults = s.faults.clone();

@@ -1,8 +1,8 @@
 //! Store stage: what has been seen, what still has to be delivered, and where polling stands.
 //!
 //! One sled database with four trees:
-//! - `seen`: every remembered loss, keyed by [`LossKey`] (time first, so pruning by age is one
-//!   range scan); the value is when we first saw it.
+//! - `seen_hourly`: every remembered loss, 20 bytes each in one record per hour of outflow
+//!   time ([`seen`] explains the encoding); pruning by age drops whole hours.
 //! - `outbox`: one entry per (destination, loss) still to be delivered, holding the loss itself
 //!   so that a restart can render and send it without asking Weiban again.
 //! - `destinations`: why a destination is waiting ([`DestinationState`]), when it has failed.
@@ -12,12 +12,14 @@
 //! is sent; an outbox entry leaves only after its destination accepted the message. A crash
 //! therefore repeats at most the messages that were in flight, and never loses one.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
+
+pub(crate) mod seen;
 
 use crate::loss::{time_prefix, Loss, LossKey};
 
@@ -133,7 +135,7 @@ impl Store {
                 },
             })?;
         Ok(Self {
-            seen: db.open_tree("seen")?,
+            seen: db.open_tree("seen_hourly")?,
             outbox: db.open_tree("outbox")?,
             destinations: db.open_tree("destinations")?,
             meta: db.open_tree("meta")?,
@@ -163,17 +165,32 @@ impl Store {
                 Ok((loss.key(), value))
             })
             .collect::<Result<_, StoreError>>()?;
-        let new = (&self.seen, &self.outbox).transaction(|(seen, outbox)| {
+        let new = (&self.seen, &self.outbox).transaction(|(seen_tree, outbox)| {
+            // Buckets touched by this batch, read once and written back once.
+            let mut buckets: HashMap<[u8; 8], Vec<u8>> = HashMap::new();
             let mut new = 0;
-            for ((_, destinations), (key, value)) in batch.iter().zip(&entries) {
-                if seen.get(key.as_bytes())?.is_some() {
+            for ((loss, destinations), (key, value)) in batch.iter().zip(&entries) {
+                let bucket_key = seen::bucket_key(loss.outflow_at);
+                let bucket = match buckets.entry(bucket_key) {
+                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(e) => e.insert(
+                        seen_tree
+                            .get(bucket_key)?
+                            .map(|v| v.to_vec())
+                            .unwrap_or_default(),
+                    ),
+                };
+                let entry = seen::entry(loss.outflow_at, &loss.customer_id, &loss.staff_id);
+                if !seen::insert(bucket, &entry) {
                     continue;
                 }
-                seen.insert(key.as_bytes(), &now.to_be_bytes())?;
                 for destination in destinations {
                     outbox.insert(outbox_key(destination, key), value.as_slice())?;
                 }
                 new += 1;
+            }
+            for (bucket_key, bucket) in buckets {
+                seen_tree.insert(&bucket_key, bucket)?;
             }
             Ok::<_, ConflictableTransactionError<StoreError>>(new)
         })?;
@@ -184,8 +201,12 @@ impl Store {
     }
 
     /// Whether a loss is remembered.
-    pub fn is_seen(&self, key: &LossKey) -> Result<bool, StoreError> {
-        Ok(self.seen.contains_key(key.as_bytes())?)
+    pub fn is_seen(&self, loss: &Loss) -> Result<bool, StoreError> {
+        let entry = seen::entry(loss.outflow_at, &loss.customer_id, &loss.staff_id);
+        Ok(self
+            .seen
+            .get(seen::bucket_key(loss.outflow_at))?
+            .is_some_and(|bucket| seen::search(&bucket, &entry).is_ok()))
     }
 
     pub fn last_window_end(&self) -> Result<Option<i64>, StoreError> {
@@ -353,11 +374,23 @@ impl Store {
 
     /// Forgets remembered losses that left before `cutoff` (unix seconds). Returns how many.
     pub async fn prune(&self, cutoff: i64) -> Result<usize, StoreError> {
+        let boundary = seen::bucket_key(cutoff);
         let mut batch = sled::Batch::default();
         let mut pruned = 0;
-        for key in self.seen.range(..time_prefix(cutoff).to_vec()).keys() {
-            batch.remove(key?);
-            pruned += 1;
+        for item in self.seen.range(..boundary.to_vec()) {
+            let (key, bucket) = item?;
+            pruned += bucket.len() / seen::ENTRY;
+            batch.remove(key);
+        }
+        // The hour holding the cutoff keeps its entries from the cutoff on.
+        if let Some(bucket) = self.seen.get(boundary)? {
+            let mut bucket = bucket.to_vec();
+            let limit = time_prefix(cutoff);
+            let removed = seen::retain(&mut bucket, |e| e[..8] >= limit[..]);
+            if removed > 0 {
+                pruned += removed;
+                batch.insert(&boundary, bucket);
+            }
         }
         if pruned > 0 {
             self.seen.apply_batch(batch)?;
@@ -368,13 +401,16 @@ impl Store {
 
     /// Forgets every remembered loss of `customer_id`, so it is reported again when seen again.
     pub async fn forget_customer(&self, customer_id: &str) -> Result<usize, StoreError> {
+        let hash = seen::customer_hash(customer_id);
         let mut batch = sled::Batch::default();
         let mut forgotten = 0;
-        for key in self.seen.iter().keys() {
-            let key = key?;
-            if LossKey::from_bytes(&key).customer_id() == Some(customer_id) {
-                batch.remove(key);
-                forgotten += 1;
+        for item in self.seen.iter() {
+            let (key, bucket) = item?;
+            let mut bucket = bucket.to_vec();
+            let removed = seen::retain(&mut bucket, |e| e[8..16] != hash[..]);
+            if removed > 0 {
+                forgotten += removed;
+                batch.insert(key, bucket);
             }
         }
         if forgotten > 0 {
@@ -384,9 +420,18 @@ impl Store {
         Ok(forgotten)
     }
 
+    /// How many losses are remembered.
+    fn remembered(&self) -> Result<usize, StoreError> {
+        let mut total = 0;
+        for bucket in self.seen.iter().values() {
+            total += bucket?.len() / seen::ENTRY;
+        }
+        Ok(total)
+    }
+
     pub fn stats(&self) -> Result<StoreStats, StoreError> {
         Ok(StoreStats {
-            remembered_losses: self.seen.len(),
+            remembered_losses: self.remembered()?,
             pending: self.pending_counts()?,
             last_window_end: self.last_window_end()?,
             size_on_disk: self.db.size_on_disk()?,
@@ -456,10 +501,10 @@ mod tests {
         let batch = vec![(loss("old", 10), vec![]), (loss("new", 1000), vec![])];
         store.record(&batch, 0).await.unwrap();
         assert_eq!(store.prune(500).await.unwrap(), 1);
-        assert!(!store.is_seen(&loss("old", 10).key()).unwrap());
-        assert!(store.is_seen(&loss("new", 1000).key()).unwrap());
+        assert!(!store.is_seen(&loss("old", 10)).unwrap());
+        assert!(store.is_seen(&loss("new", 1000)).unwrap());
         assert_eq!(store.forget_customer("new").await.unwrap(), 1);
-        assert!(!store.is_seen(&loss("new", 1000).key()).unwrap());
+        assert!(!store.is_seen(&loss("new", 1000)).unwrap());
     }
 
     #[test]
