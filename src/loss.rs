@@ -17,21 +17,35 @@ pub enum DeleteBy {
 }
 
 /// One lost customer relationship.
+///
+/// Stored in the outbox once per destination, so the stored form is compact: short field
+/// names, absent values left out.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Loss {
+    #[serde(rename = "c")]
     pub customer_id: String,
+    #[serde(rename = "n")]
     pub customer_name: String,
     /// The staff member's remark for the customer, when set.
+    #[serde(rename = "r", default, skip_serializing_if = "Option::is_none")]
     pub remark: Option<String>,
+    #[serde(rename = "o", default, skip_serializing_if = "Option::is_none")]
     pub corp_name: Option<String>,
+    #[serde(rename = "s")]
     pub staff_id: String,
+    #[serde(rename = "sn")]
     pub staff_name: String,
+    #[serde(rename = "se", default, skip_serializing_if = "Option::is_none")]
     pub staff_email: Option<String>,
     /// Unix seconds.
+    #[serde(rename = "t")]
     pub outflow_at: i64,
+    #[serde(rename = "d")]
     pub delete_by: DeleteBy,
+    #[serde(rename = "g", default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
     /// When the staff member added the customer (unix seconds), when known.
+    #[serde(rename = "a", default, skip_serializing_if = "Option::is_none")]
     pub added_at: Option<i64>,
 }
 

@@ -39,6 +39,16 @@ pub(crate) fn check(args: &ConfigArg) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    for route in &config.routes {
+        let covers_everybody =
+            !route.wecom_webhooks.is_empty() || !route.email_to.is_empty() || route.email_staff;
+        if !covers_everybody {
+            eprintln!(
+                "note: route `{}` only has staff_webhooks: staff members not listed there get nothing from it",
+                route.name
+            );
+        }
+    }
     eprintln!(
         "config {} is valid: {} route(s), {} destination(s), templates render; next runs ({}):",
         args.config.display(),

@@ -52,8 +52,10 @@ impl From<TransactionError<StoreError>> for StoreError {
 /// A loss waiting for one destination.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Pending {
+    #[serde(rename = "l")]
     pub loss: Loss,
     /// Unix seconds when it entered the outbox: losses of one poll share it.
+    #[serde(rename = "q")]
     pub enqueued_at: i64,
 }
 
