@@ -4,7 +4,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use churn_alert::sim::{RobotFaults, SimLoss, WeibanFaults, WeibanSimOptions};
@@ -106,14 +105,7 @@ async fn robot_storms_and_503s_are_waited_out_without_a_hot_loop() {
         busy: 0.0,
     });
 
-    let mut child = tokio::process::Command::new(BIN)
-        .args(["run", "--config"])
-        .arg(&env.config)
-        .env("TEST_WEIBAN_SECRET", "sim-secret")
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut child = spawn_quiet_run(&env.config);
     let deadline = Instant::now() + Duration::from_secs(90);
     while counts(&env, "k1", &losses).values().any(|n| *n == 0) {
         assert!(
@@ -171,14 +163,7 @@ async fn sigkill_at_random_moments_loses_nothing() {
             batch += 1;
         }
         let before = env.robot.attempts().len();
-        let mut child = tokio::process::Command::new(BIN)
-            .args(["run", "--config"])
-            .arg(&env.config)
-            .env("TEST_WEIBAN_SECRET", "sim-secret")
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
+        let mut child = spawn_quiet_run(&env.config);
         // Kill during delivery: once this process has started sending, at a random moment.
         let started = Instant::now();
         while env.robot.attempts().len() == before && started.elapsed() < Duration::from_secs(10) {
@@ -194,14 +179,7 @@ async fn sigkill_at_random_moments_loses_nothing() {
         kills += 1;
     }
     // Let a last process finish the work, then stop it politely.
-    let mut child = tokio::process::Command::new(BIN)
-        .args(["run", "--config"])
-        .arg(&env.config)
-        .env("TEST_WEIBAN_SECRET", "sim-secret")
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut child = spawn_quiet_run(&env.config);
     let deadline = Instant::now() + Duration::from_secs(60);
     let done = |key| counts(&env, key, &all).values().all(|n| *n >= 1);
     while !(done("k1") && done("k2")) {
@@ -330,14 +308,7 @@ async fn losses_older_than_the_retention_are_never_reported() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_process_on_the_same_store_is_refused_clearly() {
     let env = Env::new().await;
-    let mut daemon = tokio::process::Command::new(BIN)
-        .args(["run", "--config"])
-        .arg(&env.config)
-        .env("TEST_WEIBAN_SECRET", "sim-secret")
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut daemon = spawn_quiet_run(&env.config);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let started = Instant::now();
     let out = env.once().await;

@@ -146,6 +146,46 @@ wecom_webhooks = ["{robot}"]
     Ok(path)
 }
 
+/// The simulators and a config pointing at them, with a store in a temporary folder.
+struct Rig {
+    weiban: WeibanSim,
+    robot: RobotSim,
+    /// Path of the config file.
+    config: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Rig {
+    /// `per_minute = 0` turns pacing off, on our side and on the robot's.
+    async fn start(
+        options: WeibanSimOptions,
+        losses: &[SimLoss],
+        cron: &str,
+        per_minute: u32,
+    ) -> anyhow::Result<Self> {
+        let weiban = WeibanSim::start(options).await?;
+        weiban.add_losses(losses);
+        let robot = RobotSim::start().await?;
+        if per_minute == 0 {
+            robot.set_per_minute(None);
+        }
+        let dir = tempfile::tempdir()?;
+        let config = write_config(
+            dir.path(),
+            &weiban.base_url(),
+            &robot.url("bench"),
+            cron,
+            per_minute,
+        )?;
+        Ok(Self {
+            weiban,
+            robot,
+            config: config.display().to_string(),
+            _dir: dir,
+        })
+    }
+}
+
 /// CPU seconds and memory of a running child, read from /proc.
 #[derive(Debug, Default, Clone, Copy)]
 struct ProcSample {
@@ -227,31 +267,27 @@ async fn backfill_throughput(
     losses: usize,
     latency: Duration,
 ) -> anyhow::Result<Backfill> {
-    let weiban = WeibanSim::start(WeibanSimOptions {
+    let options = WeibanSimOptions {
         latency,
         ..Default::default()
-    })
-    .await?;
-    weiban.add_losses(&spread("回填", losses, 50, 20 * 3600));
-    let robot = RobotSim::start().await?;
-    let dir = tempfile::tempdir()?;
-    let config = write_config(
-        dir.path(),
-        &weiban.base_url(),
-        &robot.url("bench"),
+    };
+    let rig = Rig::start(
+        options,
+        &spread("回填", losses, 50, 20 * 3600),
         "0 0 * * * *",
         20,
-    )?;
+    )
+    .await?;
     let since = chrono::DateTime::from_timestamp(unix_now() - 86_400, 0)
         .context("time")?
         .to_rfc3339();
-    let config = config.display().to_string();
+    let config = &rig.config;
     let (seconds, measured) = run_measured(
         exe,
         &[
             "backfill",
             "--config",
-            &config,
+            config,
             "--since",
             &since,
             "--mark-only",
@@ -260,7 +296,7 @@ async fn backfill_throughput(
         ],
     )
     .await?;
-    let stats = weiban.stats();
+    let stats = rig.weiban.stats();
     Ok(Backfill {
         peak_mb: measured.peak_kb as f64 / 1024.0,
         requests: stats.outflow_requests,
@@ -279,25 +315,20 @@ struct Host {
 }
 
 async fn host_cost(exe: &Path, losses: usize) -> anyhow::Result<Host> {
-    let weiban = WeibanSim::start(WeibanSimOptions::default()).await?;
-    weiban.add_losses(&spread("成本", losses, 50, 40 * 3600));
-    let robot = RobotSim::start().await?;
-    robot.set_per_minute(None);
-    let dir = tempfile::tempdir()?;
-    let config = write_config(
-        dir.path(),
-        &weiban.base_url(),
-        &robot.url("bench"),
+    let rig = Rig::start(
+        WeibanSimOptions::default(),
+        &spread("成本", losses, 50, 40 * 3600),
         "*/3 * * * * *",
         0,
-    )?;
-    let config = config.display().to_string();
-    let (wall, measured) = run_measured(exe, &["once", "--config", &config]).await?;
-    let messages = robot.received().len();
+    )
+    .await?;
+    let config = &rig.config;
+    let (wall, measured) = run_measured(exe, &["once", "--config", config]).await?;
+    let messages = rig.robot.received().len();
 
     // Idle: `run` on the same store, sampled between its cycles (every 3 s).
     let mut child = tokio::process::Command::new(exe)
-        .args(["run", "--config", &config])
+        .args(["run", "--config", config])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .kill_on_drop(true)
@@ -332,21 +363,15 @@ struct Packing {
 }
 
 async fn robot_packing(exe: &Path, losses: usize) -> anyhow::Result<Packing> {
-    let weiban = WeibanSim::start(WeibanSimOptions::default()).await?;
-    weiban.add_losses(&spread("装箱", losses, 20, 3600));
-    let robot = RobotSim::start().await?;
-    robot.set_per_minute(None);
-    let dir = tempfile::tempdir()?;
-    let config = write_config(
-        dir.path(),
-        &weiban.base_url(),
-        &robot.url("bench"),
+    let rig = Rig::start(
+        WeibanSimOptions::default(),
+        &spread("装箱", losses, 20, 3600),
         "0 0 * * * *",
         0,
-    )?;
-    let config = config.display().to_string();
-    run_measured(exe, &["once", "--config", &config]).await?;
-    let received = robot.received();
+    )
+    .await?;
+    run_measured(exe, &["once", "--config", &rig.config]).await?;
+    let received = rig.robot.received();
     let bytes: usize = received.iter().map(|m| m.content.len()).sum();
     let floor = bytes.div_ceil(4096).max(1);
     Ok(Packing {
@@ -428,19 +453,10 @@ async fn end_to_end_latency(
     schedule_secs: u64,
     samples: usize,
 ) -> anyhow::Result<Vec<f64>> {
-    let weiban = WeibanSim::start(WeibanSimOptions::default()).await?;
-    let robot = RobotSim::start().await?;
-    let dir = tempfile::tempdir()?;
     let cron = format!("*/{schedule_secs} * * * * *");
-    let config = write_config(
-        dir.path(),
-        &weiban.base_url(),
-        &robot.url("bench"),
-        &cron,
-        20,
-    )?;
+    let rig = Rig::start(WeibanSimOptions::default(), &[], &cron, 20).await?;
     let mut child = tokio::process::Command::new(exe)
-        .args(["run", "--config", &config.display().to_string()])
+        .args(["run", "--config", &rig.config])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .kill_on_drop(true)
@@ -452,11 +468,12 @@ async fn end_to_end_latency(
             500..schedule_secs * 1000,
         )))
         .await;
-        let before = robot.received().len();
+        let before = rig.robot.received().len();
         let appeared = Instant::now();
-        weiban.add_losses(&SimLoss::generate(&format!("延迟{i}"), 1, 1, unix_now(), 1));
+        rig.weiban
+            .add_losses(&SimLoss::generate(&format!("延迟{i}"), 1, 1, unix_now(), 1));
         let deadline = appeared + Duration::from_secs(schedule_secs * 3 + 30);
-        while robot.received().len() == before {
+        while rig.robot.received().len() == before {
             anyhow::ensure!(
                 Instant::now() < deadline,
                 "the loss never reached the robot"

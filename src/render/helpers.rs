@@ -84,36 +84,17 @@ handlebars_helper!(truncate: |text: str, max_chars: u64| {
     }
 });
 
-/// `{{mention staff.id}}`: a WeCom `<@userid>` mention, unescaped, for ids that can only be
-/// user ids (letters, digits, `_ . @ -`); anything else renders as nothing.
-struct MentionHelper;
-
-impl HelperDef for MentionHelper {
-    fn call_inner<'reg: 'rc, 'rc>(
-        &self,
-        h: &Helper<'rc>,
-        _: &'reg Handlebars<'reg>,
-        _: &'rc Context,
-        _: &mut RenderContext<'reg, 'rc>,
-    ) -> Result<ScopedJson<'rc>, RenderError> {
-        let id = h
-            .param(0)
-            .and_then(|p| p.value().as_str())
-            .unwrap_or_default();
-        let valid = !id.is_empty()
-            && id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '@' | '-'));
-        Ok(ScopedJson::Derived(Value::String(if valid {
-            format!("<@{id}>")
-        } else {
-            String::new()
-        })))
-    }
-}
+// `{{{mention staff.id}}}`: a WeCom `<@userid>` mention, for ids that can only be user ids
+// (letters, digits, `_ . @ -`); anything else renders as nothing. Triple braces: the mention
+// must not pass the markdown escaping, which would break ids with `_`.
+handlebars_helper!(mention: |id: str| {
+    let valid = !id.is_empty()
+        && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '@' | '-'));
+    if valid { format!("<@{id}>") } else { String::new() }
+});
 
 pub(crate) fn register(registry: &mut Handlebars<'static>, tz: Tz) {
-    registry.register_helper("mention", Box::new(MentionHelper));
+    registry.register_helper("mention", Box::new(mention));
     registry.register_helper("time", Box::new(TimeHelper { tz }));
     registry.register_helper("delete_by_text", Box::new(delete_by_text));
     registry.register_helper("days_known_between", Box::new(days_known_between));

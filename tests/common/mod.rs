@@ -146,6 +146,19 @@ pub fn now() -> i64 {
         .unwrap_or_default()
 }
 
+/// Starts `churn-alert run` on `config` with its logs discarded.
+pub fn spawn_quiet_run(config: &Path) -> tokio::process::Child {
+    tokio::process::Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(config)
+        .env("TEST_WEIBAN_SECRET", "sim-secret")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn churn-alert run")
+}
+
 /// Starts `churn-alert run` on the env's config, stderr piped (read it after stopping).
 pub fn spawn_run(config: &Path, rust_log: &str) -> tokio::process::Child {
     tokio::process::Command::new(BIN)
