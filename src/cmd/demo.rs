@@ -1,8 +1,9 @@
 //! `churn-alert demo`: the whole pipeline against the built-in simulators, no credentials.
 //!
 //! Starts a Weiban stand-in holding generated losses (plus the documented example) and a
-//! robot stand-in that prints what WeCom would show, writes a config pointing at both with a
-//! store in a temporary folder, and runs one real cycle.
+//! robot stand-in that prints what WeCom would show, writes a config with both audiences (a
+//! managers' digest and per-salesperson messages with @-mentions) and a store in a temporary
+//! folder, and runs one real cycle.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -36,7 +37,8 @@ pub(crate) async fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     let dir = tempfile::tempdir()?;
     let text = demo_config(
         &weiban.base_url(),
-        &robot.url("demo-robot-key"),
+        &robot.url("demo-managers"),
+        &robot.url("demo-sales"),
         &dir.path().join("store"),
     );
     let config = Config::from_toml(&text, Path::new("demo.toml"), &env_from(BTreeMap::new()))?;
@@ -65,7 +67,8 @@ pub(crate) async fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn demo_config(weiban: &str, robot: &str, store: &Path) -> String {
+/// Both audiences: the managers' digest, and one message per salesperson with a mention.
+fn demo_config(weiban: &str, managers: &str, sales: &str, store: &Path) -> String {
     format!(
         r#"
 [weiban]
@@ -79,7 +82,12 @@ path = "{}"
 [[route]]
 name = "managers"
 audience = "managers"
-wecom_webhooks = ["{robot}"]
+wecom_webhooks = ["{managers}"]
+[[route]]
+name = "sales"
+audience = "staff"
+mention = true
+wecom_webhooks = ["{sales}"]
 "#,
         store.display().to_string().replace('\\', "/")
     )
