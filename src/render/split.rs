@@ -59,14 +59,8 @@ struct Group<'a> {
 }
 
 pub(crate) fn pack(renderer: &Renderer, batch: &Batch<'_>) -> Result<Vec<Message>, RenderError> {
-    let groups = groups(batch);
-    let entries = entries(&groups);
-    let packer = Packer {
-        renderer,
-        batch,
-        groups: &groups,
-        entries: &entries,
-    };
+    let packer = Packer::new(renderer, batch);
+    let entries = &packer.entries;
     let mut ranges = Vec::new();
     let mut start = 0;
     while start < entries.len() {
@@ -117,17 +111,11 @@ pub(crate) fn pack(renderer: &Renderer, batch: &Batch<'_>) -> Result<Vec<Message
 
 /// Renders the whole batch as one message, whatever its size (email has no byte limit).
 pub(crate) fn render_whole(renderer: &Renderer, batch: &Batch<'_>) -> Result<Message, RenderError> {
-    let groups = groups(batch);
-    let entries = entries(&groups);
-    let packer = Packer {
-        renderer,
-        batch,
-        groups: &groups,
-        entries: &entries,
-    };
+    let packer = Packer::new(renderer, batch);
+    let all = 0..packer.entries.len();
     Ok(Message {
-        content: packer.render(0..entries.len(), 1, 1)?,
-        losses: packer.keys(0..entries.len()),
+        content: packer.render(all.clone(), 1, 1)?,
+        losses: packer.keys(all),
     })
 }
 
@@ -177,14 +165,26 @@ fn groups<'a>(batch: &Batch<'a>) -> Vec<Group<'a>> {
         .collect()
 }
 
+/// Renders any contiguous range of a batch's entries as one message.
 struct Packer<'a> {
     renderer: &'a Renderer,
     batch: &'a Batch<'a>,
-    groups: &'a [Group<'a>],
-    entries: &'a [(usize, usize)],
+    groups: Vec<Group<'a>>,
+    /// Entries in display order: (group, index in group).
+    entries: Vec<(usize, usize)>,
 }
 
-impl Packer<'_> {
+impl<'a> Packer<'a> {
+    fn new(renderer: &'a Renderer, batch: &'a Batch<'a>) -> Self {
+        let groups = groups(batch);
+        let entries = entries(&groups);
+        Self {
+            renderer,
+            batch,
+            groups,
+            entries,
+        }
+    }
     fn render(
         &self,
         range: std::ops::Range<usize>,
@@ -215,7 +215,7 @@ impl Packer<'_> {
                 }
             }
         }
-        let staff = match self.groups {
+        let staff = match self.groups.as_slice() {
             [only] => only.listed.first().map(|l| StaffContext::from(*l)),
             _ => None,
         };
