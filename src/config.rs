@@ -419,7 +419,7 @@ impl Config {
 
     /// Checks what serde cannot: values that parse but make no sense.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        check_http_url("weiban.base_url", &self.weiban.base_url, false)?;
+        check_http_url("weiban.base_url", &self.weiban.base_url, true)?;
         if self.weiban.corp_id.trim().is_empty() {
             return Err(ConfigError::invalid("weiban.corp_id", "must not be empty"));
         }

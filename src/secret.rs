@@ -51,6 +51,7 @@ const SECRET_PARAMS: &[&str] = &["key", "access_token", "secret", "token", "pass
 /// Works on text, not on a parsed URL, so that even a malformed URL from a config file is
 /// redacted before it is shown.
 pub fn redact_url(url: &str) -> String {
+    let url = &redact_userinfo(url);
     let Some((base, query)) = url.split_once('?') else {
         return url.to_owned();
     };
@@ -75,6 +76,18 @@ pub fn redact_url(url: &str) -> String {
     out
 }
 
+/// `scheme://user:password@host` → `scheme://***@host`.
+fn redact_userinfo(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://***{}", &rest[at..]),
+        None => url.to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -97,5 +110,6 @@ mod tests {
             "http://h/x?start_time=1&access_token=***&limit=100"
         );
         assert_eq!(redact_url("http://h/x"), "http://h/x");
+        assert_eq!(redact_url("https://u:pw@h/x?a=1"), "https://***@h/x?a=1");
     }
 }
