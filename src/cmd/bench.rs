@@ -217,6 +217,16 @@ fn sample(pid: u32) -> Option<ProcSample> {
     })
 }
 
+/// Starts `churn-alert run` on `config` in the background.
+fn spawn_run(exe: &Path, config: &str) -> std::io::Result<tokio::process::Child> {
+    tokio::process::Command::new(exe)
+        .args(["run", "--config", config])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+}
+
 /// Runs the binary to completion, sampling it every 20 ms.
 async fn run_measured(exe: &Path, args: &[&str]) -> anyhow::Result<(f64, ProcSample)> {
     let started = Instant::now();
@@ -327,12 +337,7 @@ async fn host_cost(exe: &Path, losses: usize) -> anyhow::Result<Host> {
     let messages = rig.robot.received().len();
 
     // Idle: `run` on the same store, sampled between its cycles (every 3 s).
-    let mut child = tokio::process::Command::new(exe)
-        .args(["run", "--config", config])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()?;
+    let mut child = spawn_run(exe, config)?;
     let pid = child.id().context("child pid")?;
     let mut samples = Vec::new();
     let started = Instant::now();
@@ -455,12 +460,7 @@ async fn end_to_end_latency(
 ) -> anyhow::Result<Vec<f64>> {
     let cron = format!("*/{schedule_secs} * * * * *");
     let rig = Rig::start(WeibanSimOptions::default(), &[], &cron, 20).await?;
-    let mut child = tokio::process::Command::new(exe)
-        .args(["run", "--config", &rig.config])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()?;
+    let mut child = spawn_run(exe, &rig.config)?;
     let mut latencies = Vec::new();
     for i in 0..samples {
         // A random moment within the schedule's period.
