@@ -34,6 +34,11 @@ pub struct WeibanSimOptions {
     pub faults: WeibanFaults,
     /// Enforce Weiban's limits (fewer than 5 in flight, 600 a minute).
     pub enforce_limits: bool,
+    /// Leave `total_count` out of outflow answers (a server that does not send it).
+    pub omit_total_count: bool,
+    /// Answer items of one second in a new random order on every request (Weiban's order
+    /// within a second is not specified).
+    pub shuffle_same_second: bool,
 }
 
 impl Default for WeibanSimOptions {
@@ -46,6 +51,8 @@ impl Default for WeibanSimOptions {
             latency: Duration::ZERO,
             faults: WeibanFaults::default(),
             enforce_limits: true,
+            omit_total_count: false,
+            shuffle_same_second: false,
         }
     }
 }
@@ -188,8 +195,18 @@ pub struct WeibanSimStats {
     pub max_per_minute: usize,
 }
 
+/// A record that lands while a window is being paged: the request for the page at `offset`
+/// is held for `hold`; halfway through, `losses` are inserted; then it is answered.
+#[derive(Debug, Clone)]
+struct LateInsert {
+    offset: usize,
+    hold: Duration,
+    losses: Vec<SimLoss>,
+}
+
 struct SimState {
     options: WeibanSimOptions,
+    late_insert: Option<LateInsert>,
     /// Newest first.
     items: Vec<(i64, Value)>,
     tokens: HashSet<String>,
@@ -226,6 +243,7 @@ impl WeibanSim {
         let addr = listener.local_addr()?;
         let state: Shared = Arc::new(Mutex::new(SimState {
             options,
+            late_insert: None,
             items: Vec::new(),
             tokens: HashSet::new(),
             token_seq: 0,
@@ -265,6 +283,17 @@ impl WeibanSim {
             state.items.push((at, item));
         }
         state.items.sort_by_key(|item| std::cmp::Reverse(item.0));
+    }
+
+    /// Once: holds the next outflow request for the page at `offset` for `hold`, inserting
+    /// `losses` halfway through, so that pages answered meanwhile see the list before them
+    /// and that page sees it after.
+    pub fn insert_while_paging(&self, offset: usize, hold: Duration, losses: Vec<SimLoss>) {
+        lock(&self.state).late_insert = Some(LateInsert {
+            offset,
+            hold,
+            losses,
+        });
     }
 
     pub fn set_faults(&self, faults: WeibanFaults) {
@@ -334,6 +363,26 @@ enum Decision {
 }
 
 async fn outflow(State(state): State<Shared>, Query(q): Query<OutflowQuery>) -> Response {
+    let late = {
+        let mut s = lock(&state);
+        let offset = q.offset.as_deref().and_then(|o| o.parse::<usize>().ok());
+        match &s.late_insert {
+            Some(late) if Some(late.offset) == offset => s.late_insert.take(),
+            _ => None,
+        }
+    };
+    if let Some(late) = late {
+        tokio::time::sleep(late.hold / 2).await;
+        let template = example_item();
+        {
+            let mut s = lock(&state);
+            for loss in &late.losses {
+                s.items.push((loss.outflow_at, loss.to_item(&template)));
+            }
+            s.items.sort_by_key(|item| std::cmp::Reverse(item.0));
+        }
+        tokio::time::sleep(late.hold / 2).await;
+    }
     let (decision, latency, _guard) = {
         let mut s = lock(&state);
         s.stats.outflow_requests += 1;
@@ -397,24 +446,35 @@ fn decide(s: &mut SimState, q: &OutflowQuery) -> Decision {
     let limit = parse(&q.limit).unwrap_or(30).clamp(1, 100) as usize;
     let limit = limit.min(s.options.page_cap);
     let offset = parse(&q.offset).unwrap_or(0).max(0) as usize;
-    let matching: Vec<&Value> = s
+    let mut matching: Vec<&(i64, Value)> = s
         .items
         .iter()
         .filter(|(at, _)| (lo..=hi).contains(at))
-        .map(|(_, item)| item)
         .collect();
+    if s.options.shuffle_same_second {
+        for run in matching.chunk_by_mut(|a, b| a.0 == b.0) {
+            fastrand::shuffle(run);
+        }
+    }
+    let matching: Vec<&Value> = matching.into_iter().map(|(_, item)| item).collect();
     let page: Vec<Value> = matching
         .iter()
         .skip(offset)
         .take(limit)
         .map(|v| (*v).clone())
         .collect();
-    Decision::Answer(json!({
+    let mut answer = json!({
         "errcode": 0,
         "errmsg": "ok",
         "external_user_list": page,
         "total_count": matching.len(),
-    }))
+    });
+    if s.options.omit_total_count {
+        if let Some(map) = answer.as_object_mut() {
+            map.remove("total_count");
+        }
+    }
+    Decision::Answer(answer)
 }
 
 async fn fault_response(kind: &'static str, delay: Duration) -> Response {

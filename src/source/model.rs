@@ -46,8 +46,15 @@ pub(crate) struct TokenAnswer {
 pub(crate) struct OutflowAnswer {
     #[serde(default)]
     pub external_user_list: Vec<serde_json::Value>,
-    #[serde(default)]
-    pub total_count: u64,
+    /// `None` when absent or not a number: unknown, never zero.
+    #[serde(default, deserialize_with = "lenient_count")]
+    pub total_count: Option<u64>,
+}
+
+/// A count sent as a number or a numeric string; anything else is unknown.
+fn lenient_count<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let value = Option::<serde_json::Value>::deserialize(d)?;
+    Ok(value.and_then(|v| v.as_u64().or_else(|| v.as_str()?.trim().parse().ok())))
 }
 
 #[derive(Debug, Deserialize)]
@@ -192,7 +199,7 @@ mod tests {
         let envelope: Envelope = serde_json::from_str(text).unwrap();
         assert_eq!(envelope.errcode, 0);
         let answer: OutflowAnswer = serde_json::from_str(text).unwrap();
-        assert_eq!(answer.total_count, 1);
+        assert_eq!(answer.total_count, Some(1));
         let loss = answer
             .external_user_list
             .first()
@@ -221,6 +228,19 @@ mod tests {
         assert_eq!(loss.tags, ["VIP"]);
         assert_eq!(loss.staff_id, "mia");
         assert_eq!(loss.delete_by, DeleteBy::Customer);
+    }
+
+    #[test]
+    fn a_missing_or_odd_total_count_is_unknown_not_zero() {
+        let answer: OutflowAnswer =
+            serde_json::from_str(r#"{"errcode":0,"external_user_list":[]}"#).unwrap();
+        assert_eq!(answer.total_count, None);
+        let answer: OutflowAnswer =
+            serde_json::from_str(r#"{"external_user_list":[],"total_count":"250"}"#).unwrap();
+        assert_eq!(answer.total_count, Some(250));
+        let answer: OutflowAnswer =
+            serde_json::from_str(r#"{"external_user_list":[],"total_count":null}"#).unwrap();
+        assert_eq!(answer.total_count, None);
     }
 
     #[test]
