@@ -103,3 +103,46 @@ async fn item02_a_missing_total_count_pages_on_until_a_short_page() {
         "250 losses need 3 pages at least"
     );
 }
+
+/// Sets where the live window ends, as a daemon stopped at `end` would have left it.
+fn set_window_end(store: &std::path::Path, end: i64) {
+    let db = sled::open(store).expect("open store");
+    let meta = db.open_tree("meta").expect("meta tree");
+    meta.insert("window_end", &end.to_be_bytes()).expect("write");
+    db.flush().expect("flush");
+}
+
+/// Item 3: a backfill that starts after the live window's end leaves the gap to the next poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn item03_backfill_since_yesterday_does_not_skip_the_days_before() {
+    let env = Env::new().await;
+    let route = env.managers_route(&["k1"]) + "storm_threshold = 0\n";
+    env.write_config(&route, FAST);
+    let day = 86_400;
+    // Stopped five days ago: that window was fetched whole.
+    let out = env.once().await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    set_window_end(&env.store_path(), now() - 5 * day);
+    // One loss every 6 hours over the last 4.5 days: all of them after the live window.
+    let losses = SimLoss::generate("缺", 18, 3, now() - 600, 6 * 3600);
+    env.weiban.add_losses(&losses);
+    let yesterday = (chrono::Utc::now().with_timezone(&chrono_tz::Asia::Shanghai)
+        - chrono::Duration::days(1))
+    .format("%Y-%m-%d")
+    .to_string();
+
+    let out = env.cmd(&["backfill", "--since", &yesterday]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("live window still ends"),
+        "{}",
+        stderr(&out)
+    );
+    let out = env.once().await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let missing = undelivered(&env, "k1", &losses);
+    assert!(missing.is_empty(), "never requested: {missing:?}");
+    for loss in &losses {
+        assert_eq!(times_delivered(&env, "k1", loss), 1, "{}", loss.customer_name);
+    }
+}

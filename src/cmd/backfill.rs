@@ -81,12 +81,26 @@ pub(crate) async fn backfill(args: &BackfillArgs) -> anyhow::Result<ExitCode> {
     if let Some(bar) = bar {
         bar.finish();
     }
-    if pipeline
-        .store()
-        .last_window_end()?
-        .is_none_or(|end| end < now)
-    {
-        pipeline.store().advance_window(now).await?;
+    // The live window moves only over time that was fetched: when the backfill began after
+    // the live window's end, the gap between them is still the next poll's to fetch.
+    match pipeline.store().last_window_end()? {
+        None => pipeline.store().advance_window(now).await?,
+        Some(end) if end < now && since.max(cutoff) <= end => {
+            pipeline.store().advance_window(now).await?
+        }
+        Some(end) if end < now => {
+            let shown = |t: i64| {
+                DateTime::from_timestamp(t, 0)
+                    .map(|t| t.with_timezone(&tz).to_rfc3339())
+                    .unwrap_or_default()
+            };
+            eprintln!(
+                "churn-alert: the live window still ends at {}: the next poll fetches from there, so the gap up to {} is not skipped",
+                shown(end),
+                shown(since)
+            );
+        }
+        Some(_) => {}
     }
     let verb = if args.mark_only {
         "remembered (not reported)"
