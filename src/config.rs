@@ -24,12 +24,30 @@ pub enum ConfigError {
     },
     #[error("config file {path} is not valid: {message}")]
     Parse { path: PathBuf, message: String },
-    #[error("config key `{key}` uses environment variable `{var}`, which is not set")]
-    UnsetVariable { key: String, var: String },
+    #[error("{}", unset_message(.0))]
+    UnsetVariables(Vec<(String, String)>),
     #[error("config key `{key}`: unterminated `${{` (write `${{NAME}}`)")]
     BadPlaceholder { key: String },
     #[error("config key `{key}`: {message}")]
     Invalid { key: String, message: String },
+}
+
+/// One line per unset variable, so that one run shows them all.
+fn unset_message(unset: &[(String, String)]) -> String {
+    let lines: Vec<String> = unset
+        .iter()
+        .map(|(key, var)| {
+            format!("config key `{key}` uses environment variable `{var}`, which is not set")
+        })
+        .collect();
+    if let [one] = lines.as_slice() {
+        return one.clone();
+    }
+    format!(
+        "{} environment variables are not set:\n  {}",
+        lines.len(),
+        lines.join("\n  ")
+    )
 }
 
 impl ConfigError {
@@ -390,10 +408,13 @@ impl Config {
                 .unwrap_or_default();
             parse_error(format!("{position}{}", e.message()))
         })?;
-        expand_env(&mut tree, "", env)?;
-        let config: Config = tree.try_into().map_err(|e: toml::de::Error| {
-            parse_error(e.message().replace("`route`", "`[[route]]`"))
-        })?;
+        let mut unset = Vec::new();
+        expand_env(&mut tree, "", env, &mut unset)?;
+        if !unset.is_empty() {
+            return Err(ConfigError::UnsetVariables(unset));
+        }
+        let config: Config =
+            serde_path_to_error::deserialize(tree).map_err(|e| type_error(path, e))?;
         config.validate()?;
         config.register_secrets();
         Ok(config)
@@ -419,7 +440,7 @@ impl Config {
 
     /// Checks what serde cannot: values that parse but make no sense.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        check_http_url("weiban.base_url", &self.weiban.base_url, true)?;
+        check_http_url("weiban.base_url", &self.weiban.base_url)?;
         if self.weiban.corp_id.trim().is_empty() {
             return Err(ConfigError::invalid("weiban.corp_id", "must not be empty"));
         }
@@ -444,7 +465,28 @@ impl Config {
                 "must be between 1 and 600 (Weiban's limit per API)",
             ));
         }
-        self.schedule()?;
+        self.check_durations()?;
+        let lookback = self.weiban.first_lookback + self.weiban.overlap;
+        if self.store.retention <= lookback {
+            return Err(ConfigError::invalid(
+                "store.retention",
+                format!(
+                    "{} is not longer than weiban.first_lookback + weiban.overlap ({}): losses older than the retention are forgotten at once and never reported; raise it (default 90d)",
+                    humantime::format_duration(self.store.retention),
+                    humantime::format_duration(lookback)
+                ),
+            ));
+        }
+        let schedule = self.schedule()?;
+        if schedule.next_after(chrono::Utc::now()).is_none() {
+            return Err(ConfigError::invalid(
+                "schedule.cron",
+                format!(
+                    "`{}` never fires (no such date in any year); pick days that exist",
+                    self.schedule.cron
+                ),
+            ));
+        }
         self.quiet_hours()?;
         if let Some(server) = &self.server {
             server.listen.parse::<std::net::SocketAddr>().map_err(|e| {
@@ -495,6 +537,62 @@ impl Config {
         Ok(())
     }
 
+    /// Every duration within a range that makes sense (and cannot overflow a clock).
+    fn check_durations(&self) -> Result<(), ConfigError> {
+        const MS: Duration = Duration::from_millis(1);
+        const SEC: Duration = Duration::from_secs(1);
+        const MIN: Duration = Duration::from_secs(60);
+        const HOUR: Duration = Duration::from_secs(3600);
+        const DAY: Duration = Duration::from_secs(86_400);
+        let w = &self.weiban;
+        let mut checks = vec![
+            ("weiban.overlap", w.overlap, Duration::ZERO, 7 * DAY),
+            (
+                "weiban.first_lookback",
+                w.first_lookback,
+                Duration::ZERO,
+                400 * DAY,
+            ),
+            (
+                "weiban.request_timeout",
+                w.request_timeout,
+                100 * MS,
+                10 * MIN,
+            ),
+            ("weiban.retry_base", w.retry_base, MS, 5 * MIN),
+            (
+                "weiban.rate_limit_wait",
+                w.rate_limit_wait,
+                100 * MS,
+                2 * HOUR,
+            ),
+            ("store.retention", self.store.retention, HOUR, 3650 * DAY),
+            ("wecom.timeout", self.wecom.timeout, 100 * MS, 10 * MIN),
+            ("wecom.retry_base", self.wecom.retry_base, MS, 5 * MIN),
+            ("wecom.blocked_wait", self.wecom.blocked_wait, SEC, HOUR),
+        ];
+        if let Some(smtp) = &self.smtp {
+            checks.push(("smtp.timeout", smtp.timeout, 100 * MS, 10 * MIN));
+        }
+        if let Some(age) = self.server.as_ref().and_then(|s| s.healthy_poll_age) {
+            checks.push(("server.healthy_poll_age", age, SEC, 90 * DAY));
+        }
+        for (key, value, min, max) in checks {
+            if value < min || value > max {
+                return Err(ConfigError::invalid(
+                    key,
+                    format!(
+                        "{} is out of range: use between {} and {}",
+                        humantime::format_duration(value),
+                        humantime::format_duration(min),
+                        humantime::format_duration(max)
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn validate_route(&self, i: usize, route: &RouteConfig) -> Result<(), ConfigError> {
         let key = |name: &str| format!("route[{i}].{name}");
         let staff_only = [
@@ -525,10 +623,10 @@ impl Config {
             ));
         }
         for (j, url) in route.wecom_webhooks.iter().enumerate() {
-            check_http_url(&key(&format!("wecom_webhooks[{j}]")), url.expose(), true)?;
+            check_robot_url(&key(&format!("wecom_webhooks[{j}]")), url.expose())?;
         }
         for (staff, url) in &route.staff_webhooks {
-            check_http_url(&key(&format!("staff_webhooks.{staff}")), url.expose(), true)?;
+            check_robot_url(&key(&format!("staff_webhooks.{staff}")), url.expose())?;
         }
         for (j, address) in route.email_to.iter().enumerate() {
             check_mailbox(&key(&format!("email_to[{j}]")), address)?;
@@ -586,32 +684,57 @@ fn check_mailbox(key: &str, address: &str) -> Result<(), ConfigError> {
         .map_err(|e| ConfigError::invalid(key, format!("`{address}` is not an email address: {e}")))
 }
 
-fn check_http_url(key: &str, url: &str, secret: bool) -> Result<(), ConfigError> {
-    let shown = if secret {
-        redact_url(url)
-    } else {
-        url.to_owned()
+/// A robot URL as pasted from WeCom: http(s), with a non-empty `key`.
+fn check_robot_url(key: &str, url: &str) -> Result<(), ConfigError> {
+    let paste = "paste the whole robot URL from the group's robot settings, like https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=…";
+    let parsed = reqwest::Url::parse(url)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host());
+    let Some(parsed) = parsed else {
+        // Not a URL: most likely the bare key, which must not be echoed.
+        return Err(ConfigError::invalid(
+            key,
+            format!("is not a robot URL: {paste}"),
+        ));
     };
+    let has_key = parsed
+        .query_pairs()
+        .any(|(name, value)| name == "key" && !value.trim().is_empty());
+    if !has_key {
+        return Err(ConfigError::invalid(
+            key,
+            format!(
+                "`{}` has no `key=` or an empty one: {paste}",
+                redact_url(url)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn check_http_url(key: &str, url: &str) -> Result<(), ConfigError> {
     match reqwest::Url::parse(url) {
         Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.has_host() => Ok(()),
         _ => Err(ConfigError::invalid(
             key,
-            format!("`{shown}` is not an http(s) URL"),
+            format!("`{}` is not an http(s) URL", redact_url(url)),
         )),
     }
 }
 
-/// Replaces `${VAR}` in every string of `value`; `$$` stands for a literal `$`.
+/// Replaces `${VAR}` in every string of `value`; `$$` stands for a literal `$`. Every unset
+/// variable is collected in `unset` (key, variable), so that one run reports them all.
 fn expand_env(
     value: &mut toml::Value,
     key: &str,
     env: &dyn Fn(&str) -> Option<String>,
+    unset: &mut Vec<(String, String)>,
 ) -> Result<(), ConfigError> {
     match value {
-        toml::Value::String(s) => *s = expand_str(s, key, env)?,
+        toml::Value::String(s) => *s = expand_str(s, key, env, unset)?,
         toml::Value::Array(items) => {
             for (i, item) in items.iter_mut().enumerate() {
-                expand_env(item, &format!("{key}[{i}]"), env)?;
+                expand_env(item, &format!("{key}[{i}]"), env, unset)?;
             }
         }
         toml::Value::Table(table) => {
@@ -621,7 +744,7 @@ fn expand_env(
                 } else {
                     format!("{key}.{name}")
                 };
-                expand_env(item, &child, env)?;
+                expand_env(item, &child, env, unset)?;
             }
         }
         _ => {}
@@ -633,6 +756,7 @@ fn expand_str(
     s: &str,
     key: &str,
     env: &dyn Fn(&str) -> Option<String>,
+    unset: &mut Vec<(String, String)>,
 ) -> Result<String, ConfigError> {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
@@ -647,11 +771,10 @@ fn expand_str(
                 key: key.to_owned(),
             })?;
             let var = &tail[..end];
-            let value = env(var).ok_or_else(|| ConfigError::UnsetVariable {
-                key: key.to_owned(),
-                var: var.to_owned(),
-            })?;
-            out.push_str(&value);
+            match env(var) {
+                Some(value) => out.push_str(&value),
+                None => unset.push((key.to_owned(), var.to_owned())),
+            }
             rest = &tail[end + 1..];
         } else {
             out.push('$');
@@ -660,6 +783,32 @@ fn expand_str(
     }
     out.push_str(rest);
     Ok(out)
+}
+
+/// A deserialization error as the user should read it: the key it is about, and never the
+/// value (it may be a secret typed into the wrong place).
+fn type_error(path: &Path, err: serde_path_to_error::Error<toml::de::Error>) -> ConfigError {
+    let key = err.path().to_string().replace("route[", "[[route]][");
+    let message = err.inner().message().to_owned();
+    let message = match message.split_once(", expected ") {
+        Some((found, expected))
+            if found.starts_with("invalid type") || found.starts_with("invalid value") =>
+        {
+            let kind = found
+                .trim_start_matches("invalid type: ")
+                .trim_start_matches("invalid value: ");
+            let kind = kind.split('`').next().unwrap_or(kind).trim();
+            format!("has the wrong type or value ({kind}); expected {expected}")
+        }
+        _ => message,
+    };
+    if key.is_empty() || key == "." {
+        return ConfigError::Parse {
+            path: path.to_owned(),
+            message,
+        };
+    }
+    ConfigError::Invalid { key, message }
 }
 
 /// Environment lookups from a fixed map, for tests and the demo.
@@ -723,7 +872,10 @@ wecom_webhooks = ["http://127.0.0.1:1/cgi-bin/webhook/send?key=k"]
 
     #[test]
     fn dollar_dollar_is_a_literal_dollar() {
-        assert_eq!(expand_str("a$$b$c", "k", &env()).unwrap(), "a$b$c");
+        assert_eq!(
+            expand_str("a$$b$c", "k", &env(), &mut Vec::new()).unwrap(),
+            "a$b$c"
+        );
     }
 
     #[test]

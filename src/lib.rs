@@ -10,6 +10,7 @@
 pub mod cli;
 pub mod cmd;
 pub mod config;
+pub(crate) mod destination;
 pub mod logging;
 pub mod loss;
 pub mod pipeline;

@@ -15,6 +15,7 @@ use futures::future::join_all;
 use chrono_tz::Tz;
 
 use crate::config::Config;
+use crate::destination::DestinationId;
 use crate::loss::Loss;
 use crate::render::compose::{compose, Body, Outgoing};
 use crate::render::{RenderError, Renderer};
@@ -49,6 +50,28 @@ impl From<FetchError<StoreError>> for CycleError {
     }
 }
 
+/// How a fetched window's losses are recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Recording {
+    /// Queued for delivery as one poll.
+    OnePoll,
+    /// Queued for delivery, each interval of outflow time counted as a poll of its own (a
+    /// catch-up after an outage, a backfill).
+    PerInterval,
+    /// Remembered without being delivered (`backfill --mark-only`).
+    MarkOnly,
+}
+
+impl Recording {
+    fn queue(per_interval: bool) -> Self {
+        if per_interval {
+            Self::PerInterval
+        } else {
+            Self::OnePoll
+        }
+    }
+}
+
 /// What one poll found.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct PollReport {
@@ -64,6 +87,8 @@ pub(crate) struct DeliveryReport {
     pub losses_delivered: usize,
     /// Destinations left with pending losses, and why.
     pub waiting: Vec<(String, String)>,
+    /// Losses pending for destinations that left the config with nowhere to move them.
+    pub stranded: usize,
     /// Earliest time (unix seconds) a waiting destination may be tried again.
     pub next_retry_at: Option<i64>,
     /// Deliveries held for quiet hours (not a failure: they go out when the hours end).
@@ -90,6 +115,8 @@ pub(crate) struct Pipeline {
     first_lookback: i64,
     retention: i64,
     blocked_wait: i64,
+    /// Seconds between scheduled runs (at least 1).
+    interval: i64,
 }
 
 impl Pipeline {
@@ -107,6 +134,7 @@ impl Pipeline {
             first_lookback: secs(config.weiban.first_lookback),
             retention: secs(config.store.retention),
             blocked_wait: secs(config.wecom.blocked_wait).max(1),
+            interval: schedule.interval().map_or(3600, secs).max(1),
             config,
         })
     }
@@ -130,7 +158,13 @@ impl Pipeline {
             tracing::info!(pruned, "forgot losses older than the retention");
         }
         let window = self.next_window(now)?;
-        let (fetched, new_losses) = self.record_window(window, now, false).await?;
+        // After an outage the window reaches back over missed polls: count them as such.
+        let regular = self.interval.saturating_mul(2).saturating_add(self.overlap);
+        let catching_up =
+            self.store.last_window_end()?.is_some() && window.end - window.start > regular;
+        let (fetched, new_losses) = self
+            .record_window(window, now, Recording::queue(catching_up))
+            .await?;
         self.store.advance_window(window.end).await?;
         Ok(PollReport {
             window: Some(window),
@@ -163,21 +197,23 @@ impl Pipeline {
         })
     }
 
-    /// Fetches `window` and records its new losses page by page; `mark_only` remembers them
-    /// without queueing any delivery. Returns (fetched, new). Does not move the window.
+    /// Fetches `window` and records its new losses page by page, as `how` says. Returns
+    /// (fetched, new). Does not move the window.
     pub async fn record_window(
         &self,
         window: Window,
         now: i64,
-        mark_only: bool,
+        how: Recording,
     ) -> Result<(u64, usize), CycleError> {
+        let mark_only = how == Recording::MarkOnly;
+        let per_interval = how != Recording::OnePoll;
         let cutoff = self.cutoff(now);
         let router = Router::new(&self.config);
         let mut new_losses = 0;
         let fetched = self
             .weiban
             .fetch_window(window, async |losses: Vec<Loss>| {
-                let batch: Vec<(Loss, Vec<String>)> = losses
+                let batch: Vec<(Loss, Vec<DestinationId>)> = losses
                     .into_iter()
                     .filter(|loss| loss.outflow_at >= cutoff)
                     .map(|loss| {
@@ -189,7 +225,12 @@ impl Pipeline {
                         (loss, destinations)
                     })
                     .collect();
-                new_losses += self.store.record(&batch, now).await?;
+                new_losses += self
+                    .store
+                    .record(&batch, |loss| {
+                        self.poll_stamp(window, now, loss.outflow_at, per_interval)
+                    })
+                    .await?;
                 Ok::<_, StoreError>(())
             })
             .await?;
@@ -197,10 +238,21 @@ impl Pipeline {
         Ok((fetched, new_losses))
     }
 
+    /// The poll a loss counts for in storm protection: `now` for a regular poll; for a window
+    /// that stands for many polls (a catch-up, a backfill), the interval of outflow time it
+    /// falls in, as if the daemon had been polling all along: a backlog is not a storm.
+    fn poll_stamp(&self, window: Window, now: i64, outflow_at: i64, per_interval: bool) -> i64 {
+        if !per_interval {
+            return now;
+        }
+        let behind = (window.end - outflow_at).max(0);
+        window.end - (behind / self.interval) * self.interval
+    }
+
     /// What a cycle at `now` would send, per destination id: what is pending plus what the
     /// next window holds that is not remembered yet. Changes nothing.
-    pub async fn plan(&self, now: i64) -> Result<BTreeMap<String, Vec<Loss>>, CycleError> {
-        let mut plan: BTreeMap<String, Vec<Loss>> = BTreeMap::new();
+    pub async fn plan(&self, now: i64) -> Result<BTreeMap<DestinationId, Vec<Loss>>, CycleError> {
+        let mut plan: BTreeMap<DestinationId, Vec<Loss>> = BTreeMap::new();
         for id in self.store.pending_counts()?.into_keys() {
             let pending = self.store.pending(&id)?.into_iter().map(|p| p.loss);
             plan.entry(id).or_default().extend(pending);
@@ -256,15 +308,18 @@ impl Pipeline {
                     (described, self.deliver_to(destination, now, shutdown).await)
                 }),
                 None => {
-                    let moved = self.reroute(&id, &router).await?;
-                    if moved == 0 {
+                    let stranded = self.reroute(&id, &router).await?;
+                    if stranded > 0 {
+                        report.stranded += stranded;
                         report.waiting.push((
-                            id.clone(),
+                            id.to_string(),
                             format!(
-                                "{count} pending, but this destination and its route are no longer in the config; restore the route, or discard with `churn-alert state drop --destination {id}`"
+                                "{stranded} pending, but this destination left the config and route `{}` has no other destination of its kind for them; restore the destination, or discard them with `churn-alert state drop --destination {id}`",
+                                id.route
                             ),
                         ));
-                    } else {
+                    }
+                    if stranded < count {
                         // Delivered on the next pass, through the route's current destinations.
                         report.next_retry_at = Some(now);
                     }
@@ -284,6 +339,7 @@ impl Pipeline {
             };
             report.messages_sent += outcome.messages_sent;
             report.losses_delivered += outcome.losses_delivered;
+            report.held += outcome.held;
             if let Some(reason) = outcome.waiting {
                 report.waiting.push((outcome.destination, reason));
             }
@@ -350,6 +406,8 @@ impl Pipeline {
                 if let Some(end) = self.quiet_until(unix_now()) {
                     // Quiet hours began during this pass: the rest waits for their end.
                     outcome.retry_at = Some(end);
+                    outcome.held = self.store.pending_count(&destination.id);
+                    tracing::info!(destination = %outcome.destination, held = outcome.held, "quiet hours began while sending: the rest is held until they end");
                     return Ok(outcome);
                 }
                 let started = Instant::now();
@@ -364,14 +422,24 @@ impl Pipeline {
                 };
                 match sent {
                     Ok(()) => {
-                        self.store
-                            .complete(&destination.id, &message.losses)
-                            .await?;
+                        match self.store.complete(&destination.id, &message.losses).await {
+                            Ok(()) => {}
+                            Err(e @ StoreError::NotCompleted { .. }) => {
+                                // Sending again would repeat this message every cycle.
+                                let err = SendError::Permanent {
+                                    reason: e.to_string(),
+                                };
+                                return self
+                                    .failed(&destination, &mut outcome, state.as_ref(), err, now)
+                                    .await;
+                            }
+                            Err(e) => return Err(e.into()),
+                        }
                         // The robot takes messages again: a later fault starts a new streak.
                         if state.take().is_some() {
                             self.store.clear_destination_state(&destination.id).await?;
                         }
-                        metrics::counter!("churn_alert_messages_sent_total", "sink" => "wecom")
+                        metrics::counter!("churn_alert_messages_sent_total", "sink" => destination.id.kind.channel().as_str())
                             .increment(1);
                         tracing::debug!(destination = %outcome.destination, losses = message.losses.len(), elapsed = ?started.elapsed(), "message accepted");
                         outcome.messages_sent += 1;
@@ -394,33 +462,65 @@ impl Pipeline {
 
     /// Moves what is pending for a destination that left the config (a robot removed from
     /// `wecom_webhooks`, a staff member's own robot removed) to its route's current
-    /// destinations, so that nothing waits for a place that no longer exists. Returns how many
-    /// losses moved; 0 when the route itself is gone.
-    async fn reroute(&self, id: &str, router: &Router<'_>) -> Result<usize, StoreError> {
-        let route = id.split('/').next().unwrap_or_default();
-        if self.config.route(route).is_none() {
-            return Ok(0);
-        }
-        let pending = self.store.pending(id)?;
-        let prefix = format!("{route}/");
-        let moves: Vec<(Pending, Vec<String>)> = pending
-            .into_iter()
-            .map(|p| {
-                let targets = router
-                    .destinations_for(&p.loss)
+    /// destinations of the same channel, so that nothing waits for a place that no longer
+    /// exists. Returns how many losses stay stranded: those with no such destination left.
+    ///
+    /// Destinations of the same kind (the route's robots, its `email_to` addresses) were
+    /// queued together with the removed one, so one that no longer holds a loss delivered it:
+    /// such a loss leaves without being queued again, and nobody receives it twice.
+    async fn reroute(
+        &self,
+        from: &DestinationId,
+        router: &Router<'_>,
+    ) -> Result<usize, StoreError> {
+        let pending = self.store.pending(from)?;
+        let mut moves: Vec<(Pending, Vec<DestinationId>)> = Vec::new();
+        let mut stranded = 0;
+        for p in pending {
+            let key = p.loss.key();
+            let candidates: Vec<DestinationId> = router
+                .destinations_for(&p.loss)
+                .into_iter()
+                .filter(|d| {
+                    d.route == from.route && d.kind.channel() == from.kind.channel() && d != from
+                })
+                .collect();
+            if candidates.is_empty() {
+                stranded += 1;
+                continue;
+            }
+            let mut delivered = false;
+            for sibling in candidates.iter().filter(|d| d.kind == from.kind) {
+                delivered |= !self.store.is_pending(sibling, &key)?;
+            }
+            let targets = if delivered {
+                Vec::new()
+            } else {
+                candidates
                     .into_iter()
-                    .filter(|d| d.starts_with(&prefix))
-                    .collect();
-                (p, targets)
-            })
-            .collect();
-        let moved = self.store.reroute(id, &moves).await?;
-        tracing::warn!(
-            from = id,
-            moved,
-            "destination left the config; its pending losses go to route `{route}`'s current destinations"
-        );
-        Ok(moved)
+                    .filter(|d| d.kind != from.kind)
+                    .collect()
+            };
+            moves.push((p, targets));
+        }
+        if !moves.is_empty() {
+            let moved = self.store.reroute(from, &moves).await?;
+            tracing::warn!(
+                from = %from,
+                moved,
+                "destination left the config; its pending losses go to route `{}`'s current destinations (those another destination of the route already delivered are not sent again)",
+                from.route
+            );
+        }
+        if stranded > 0 {
+            tracing::error!(
+                destination = %from,
+                stranded,
+                "{stranded} losses wait for a destination that left the config, and route `{}` has no other destination of its kind for them; restore the destination in the config, or discard them with `churn-alert state drop --destination {from}`",
+                from.route
+            );
+        }
+        Ok(stranded)
     }
 
     /// If `now` falls in quiet hours, when they end (unix seconds).
@@ -470,7 +570,7 @@ impl Pipeline {
         err: SendError,
         now: i64,
     ) -> Result<DestinationOutcome, CycleError> {
-        metrics::counter!("churn_alert_messages_failed_total", "sink" => sink_name(&destination.target)).increment(1);
+        metrics::counter!("churn_alert_messages_failed_total", "sink" => destination.id.kind.channel().as_str()).increment(1);
         // A pass can run for minutes (pacing): wait from now, not from when it started.
         let now = now.max(unix_now());
         let next = self.failure_state(previous, &err, now);
@@ -533,13 +633,8 @@ struct DestinationOutcome {
     losses_delivered: usize,
     waiting: Option<String>,
     retry_at: Option<i64>,
-}
-
-fn sink_name(target: &Target) -> &'static str {
-    match target {
-        Target::Wecom { .. } => "wecom",
-        Target::Email { .. } => "email",
-    }
+    /// Losses left for the end of quiet hours that began during the pass.
+    held: usize,
 }
 
 fn secs(d: Duration) -> i64 {
@@ -599,11 +694,14 @@ impl Pipeline {
                 }
             }
             let rerouted = delivery.next_retry_at.is_some_and(|at| at <= now);
-            if poll.new_losses > 0 || !delivery.all_delivered() || rerouted {
+            // A poll that failed may still have recorded its first pages: send them now.
+            let polled_some = poll.new_losses > 0 || poll_error.is_some();
+            if polled_some || !delivery.all_delivered() || rerouted {
                 let second = self.deliver(unix_now(), shutdown).await?;
                 delivery.messages_sent += second.messages_sent;
                 delivery.losses_delivered += second.losses_delivered;
                 delivery.waiting = second.waiting;
+                delivery.stranded = second.stranded;
                 delivery.next_retry_at = second.next_retry_at;
                 delivery.held = second.held;
             }

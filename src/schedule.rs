@@ -57,6 +57,14 @@ impl Schedule {
         self.upcoming(now, 1).into_iter().next()
     }
 
+    /// The time between the next two runs: the polling interval, for a regular schedule.
+    pub fn interval(&self) -> Option<std::time::Duration> {
+        match self.upcoming(Utc::now(), 2).as_slice() {
+            [a, b] => (*b - *a).to_std().ok(),
+            _ => None,
+        }
+    }
+
     /// The next `n` runs strictly after `now`.
     pub fn upcoming(&self, now: DateTime<Utc>, n: usize) -> Vec<DateTime<Tz>> {
         let local = now.with_timezone(&self.tz);

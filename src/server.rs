@@ -5,7 +5,7 @@
 //! Weiban succeeded. An operator's monitor fails before a manager notices missing alerts.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,12 +17,14 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use crate::shutdown::Shutdown;
 
-/// When the last poll succeeded, shared between the pipeline and the server.
+/// When the last poll succeeded, and how many losses wait for destinations that left the
+/// config; shared between the pipeline and the server.
 #[derive(Debug)]
 pub(crate) struct Health {
     started_at: i64,
     last_success: AtomicI64,
     max_age: i64,
+    stranded: AtomicUsize,
 }
 
 impl Health {
@@ -31,7 +33,14 @@ impl Health {
             started_at: now,
             last_success: AtomicI64::new(0),
             max_age: i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX / 4),
+            stranded: AtomicUsize::new(0),
         }
+    }
+
+    /// Losses pending for destinations that left the config, with nowhere else to go.
+    pub fn set_stranded(&self, losses: usize) {
+        self.stranded.store(losses, Ordering::Relaxed);
+        metrics::gauge!("churn_alert_stranded_deliveries").set(losses as f64);
     }
 
     pub fn poll_succeeded(&self, at: i64) {
@@ -56,7 +65,13 @@ impl Health {
             };
         }
         let age = now - last;
-        if age <= self.max_age {
+        let stranded = self.stranded.load(Ordering::Relaxed);
+        if age <= self.max_age && stranded > 0 {
+            // Polling works, so the process is alive; a person still has to act.
+            Ok(format!(
+                "degraded: {stranded} loss(es) wait for destinations that left the config; see `churn-alert state pending` (last successful poll {age}s ago)\n"
+            ))
+        } else if age <= self.max_age {
             Ok(format!("ok: last successful poll {age}s ago\n"))
         } else {
             Err(format!(
@@ -126,6 +141,13 @@ mod tests {
             .contains("no successful poll"));
         health.poll_succeeded(1090);
         assert!(health.check(1100).is_ok());
+        health.set_stranded(3);
+        assert!(health
+            .check(1100)
+            .unwrap()
+            .starts_with("degraded: 3 loss(es)"));
+        health.set_stranded(0);
+        assert!(health.check(1100).unwrap().starts_with("ok"));
         assert!(health.check(1200).unwrap_err().contains("110s ago"));
     }
 }

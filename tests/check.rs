@@ -118,3 +118,150 @@ fn a_misspelt_template_variable_fails_check_naming_the_template() {
         "{err}"
     );
 }
+
+// Issue 9, items 12 and 13: configs that pass a lax check but fail or do nothing at run time.
+
+/// The example with `from` replaced by `to`, which must be in it.
+fn variant(from: &str, to: &str) -> String {
+    let text = example();
+    assert!(text.contains(from), "the example has no `{from}`");
+    text.replacen(from, to, 1)
+}
+
+fn rejected(text: &str, key: &str, needles: &[&str]) -> String {
+    let (ok, err) = check_variant(text, VARS);
+    assert!(!ok, "check passed a config it must reject ({key})");
+    assert!(err.contains(key), "the key `{key}` is not named: {err}");
+    for needle in needles {
+        assert!(err.contains(needle), "`{needle}` missing: {err}");
+    }
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
+#[test]
+fn item12_robot_urls_without_a_key_are_rejected() {
+    let url = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=${WECOM_MANAGERS_KEY}";
+    rejected(
+        &variant(url, "https://qyapi.weixin.qq.com/cgi-bin/webhook/send"),
+        "wecom_webhooks[0]",
+        &["key="],
+    );
+    rejected(
+        &variant(url, "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key="),
+        "wecom_webhooks[0]",
+        &["key="],
+    );
+    let err = rejected(
+        &variant(url, "${WECOM_MANAGERS_KEY}"),
+        "wecom_webhooks[0]",
+        &["paste the whole robot URL"],
+    );
+    assert!(!err.contains("key\n") && !err.contains("`key`"), "{err}");
+}
+
+#[test]
+fn item12_a_missing_template_dir_or_an_unused_template_name_is_rejected() {
+    let (ok, err) = check_variant(
+        &format!(
+            "{}\n[templates]\ndir = \"/nonexistent/churn-alert-templates\"\n",
+            example()
+        ),
+        VARS,
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("templates.dir") && err.contains("/nonexistent"),
+        "{err}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("digst.md.hbs"), "{{total}}").unwrap();
+    let (ok, err) = check_variant(
+        &format!(
+            "{}\n[templates]\ndir = \"{}\"\n",
+            example(),
+            dir.path().display()
+        ),
+        VARS,
+    );
+    assert!(!ok);
+    assert!(
+        err.contains("digst.md.hbs") && err.contains("digest.md.hbs"),
+        "names the stray file and the expected names: {err}"
+    );
+}
+
+#[test]
+fn item12_a_store_path_that_cannot_be_created_is_rejected() {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let inside_a_file = format!("{}/store", file.path().display());
+    let text = variant(
+        "path = \"data/churn-alert\"",
+        &format!("path = \"{inside_a_file}\""),
+    );
+    rejected(&text, "store.path", &["cannot be created"]);
+}
+
+#[test]
+fn item12_a_retention_shorter_than_the_first_lookback_is_rejected() {
+    rejected(
+        &variant("[store]\n", "[store]\nretention = \"2h\"\n"),
+        "store.retention",
+        &["first_lookback"],
+    );
+    rejected(
+        &variant("[store]\n", "[store]\nretention = \"1s\"\n"),
+        "store.retention",
+        &["out of range"],
+    );
+}
+
+#[test]
+fn item12_a_schedule_that_never_fires_is_rejected() {
+    rejected(
+        &variant("*/5 * * * *", "0 0 30 2 *"),
+        "schedule.cron",
+        &["never fires"],
+    );
+}
+
+#[test]
+fn item12_durations_out_of_range_are_rejected_not_panicked_on() {
+    let text = example().replace(
+        "[weiban]",
+        "[weiban]\nrate_limit_wait = \"300000000000years\"",
+    );
+    let (ok, err) = check_variant(&text, VARS);
+    assert!(!ok);
+    assert!(err.contains("weiban.rate_limit_wait"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    let text = example().replace("[weiban]", "[weiban]\nrequest_timeout = \"0s\"");
+    rejected(&text, "weiban.request_timeout", &["out of range"]);
+}
+
+#[test]
+fn item13_type_errors_name_the_key_and_never_echo_the_value() {
+    let text = example().replacen("\"${WEIBAN_SECRET}\"", "98765432109", 1);
+    assert_ne!(
+        text,
+        example(),
+        "the example sets weiban.secret from WEIBAN_SECRET"
+    );
+    let err = rejected(&text, "weiban.secret", &[]);
+    assert!(!err.contains("98765432109"), "the value is echoed: {err}");
+}
+
+#[test]
+fn item13_every_unset_variable_is_reported_in_one_run() {
+    let (ok, err) = check_variant(&example(), &VARS[2..]);
+    assert!(!ok);
+    for needle in [
+        "WEIBAN_CORP_ID",
+        "weiban.corp_id",
+        "WEIBAN_SECRET",
+        "weiban.secret",
+    ] {
+        assert!(err.contains(needle), "{needle} missing: {err}");
+    }
+}

@@ -280,15 +280,20 @@ async fn losses_older_than_the_retention_are_never_reported() {
     let env = Env::new().await;
     let extra = format!("{FAST}\n");
     env.write_config(&env.managers_route(&["k1"]), &extra);
+    // Down for five hours with a retention of three: the catch-up window stops at the
+    // retention, and what left before it is never reported.
     let text = std::fs::read_to_string(&env.config)
         .unwrap()
-        .replace("[store]\n", "[store]\nretention = \"1h\"\n")
+        .replace("[store]\n", "[store]\nretention = \"3h\"\n")
         .replace(
             "rate_limit_wait",
-            "first_lookback = \"48h\"\nrate_limit_wait",
+            "first_lookback = \"1h\"\nrate_limit_wait",
         );
     std::fs::write(&env.config, text).unwrap();
-    let old = SimLoss::generate("旧", 3, 1, now() - 2 * 3600, 60);
+    let out = env.once().await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    set_window_end(&env.store_path(), now() - 5 * 3600);
+    let old = SimLoss::generate("旧", 3, 1, now() - 4 * 3600, 60);
     let new = SimLoss::generate("新", 3, 1, now() - 60, 1);
     env.weiban.add_losses(&old);
     env.weiban.add_losses(&new);

@@ -13,7 +13,7 @@ use chrono::{DateTime, NaiveDate, TimeZone};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::BackfillArgs;
-use crate::pipeline::unix_now;
+use crate::pipeline::{unix_now, Recording};
 use crate::shutdown::Shutdown;
 use crate::source::Window;
 
@@ -48,13 +48,18 @@ pub(crate) async fn backfill(args: &BackfillArgs) -> anyhow::Result<ExitCode> {
         );
         bar
     });
+    let how = if args.mark_only {
+        Recording::MarkOnly
+    } else {
+        Recording::PerInterval
+    };
     let (mut fetched, mut new) = (0, 0);
     for (i, window) in windows.iter().enumerate() {
         if shutdown.is_shutdown() {
             anyhow::bail!("interrupted; rerun the same command to continue (nothing is repeated)");
         }
         let (f, n) = pipeline
-            .record_window(*window, now, args.mark_only)
+            .record_window(*window, now, how)
             .await
             .with_context(|| {
                 format!(

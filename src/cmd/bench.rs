@@ -421,11 +421,11 @@ async fn store_footprint(losses: usize) -> anyhow::Result<Footprint> {
             Vec::new(),
         ));
         if batch.len() == 1000 {
-            store.record(&batch, now).await?;
+            store.record(&batch, |_| now).await?;
             batch.clear();
         }
     }
-    store.record(&batch, now).await?;
+    store.record(&batch, |_| now).await?;
     let pruned = store.prune(now - 90 * 86_400).await?;
     let remembered = store.stats()?.remembered_losses;
     store.flush().await?;

@@ -6,6 +6,8 @@
 
 use std::process::ExitCode;
 
+use std::path::Path;
+
 use anyhow::Context as _;
 use chrono::Utc;
 
@@ -19,6 +21,7 @@ use crate::transform::Router;
 
 pub(crate) fn check(args: &ConfigArg) -> anyhow::Result<ExitCode> {
     let config = Config::load(&args.config)?;
+    check_store_path(&config.store.path)?;
     let schedule = config.schedule()?;
     let renderer = Renderer::new(schedule.timezone(), config.templates.dir.as_deref())?;
     // Every route renders the documented example through each of its destinations' templates.
@@ -60,4 +63,49 @@ pub(crate) fn check(args: &ConfigArg) -> anyhow::Result<ExitCode> {
         println!("{}", run.to_rfc3339());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `store.path` can be created and written, checked without opening the store (which the
+/// running daemon holds): the nearest folder that exists must take a new file.
+fn check_store_path(path: &Path) -> anyhow::Result<()> {
+    let fail = |why: String| {
+        anyhow::anyhow!(
+            "config key `store.path`: {} {why}; point it at a folder the service user can write (the systemd unit uses /var/lib/churn-alert)",
+            path.display()
+        )
+    };
+    if path.exists() && !path.is_dir() {
+        return Err(fail("exists but is not a folder".into()));
+    }
+    let existing = path
+        .ancestors()
+        .find(|p| p.as_os_str().is_empty() || p.exists())
+        .map(|p| {
+            if p.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                p
+            }
+        })
+        .unwrap_or(Path::new("."));
+    if !existing.is_dir() {
+        return Err(fail(format!(
+            "cannot be created: {} is not a folder",
+            existing.display()
+        )));
+    }
+    let probe = existing.join(format!(".churn-alert-check-{}", std::process::id()));
+    std::fs::File::create(&probe)
+        .and_then(|_| std::fs::remove_file(&probe))
+        .map_err(|e| {
+            let verb = if existing == path {
+                "cannot be written"
+            } else {
+                "cannot be created"
+            };
+            fail(format!(
+                "{verb}: {} refuses new files ({e})",
+                existing.display()
+            ))
+        })
 }

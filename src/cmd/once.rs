@@ -1,5 +1,8 @@
 //! `churn-alert once`: one cycle, exit status says whether everything due was delivered.
 //!
+//! Exit status: 0 when everything due was delivered, 75 when the rest is held for quiet hours
+//! (nothing failed), 1 when polling failed or a destination did not accept its messages.
+//!
 //! With `--dry-run` it prints what the cycle would send (what is pending plus what the next
 //! window holds that is not remembered yet) and changes nothing.
 
@@ -10,6 +13,10 @@ use crate::logging::redact;
 use crate::pipeline::unix_now;
 use crate::shutdown::Shutdown;
 use crate::transform::Router;
+
+/// Exit status when everything went well but deliveries wait for quiet hours to end
+/// (`EX_TEMPFAIL`: try again later).
+const HELD: u8 = 75;
 
 pub(crate) async fn once(args: &OnceArgs) -> anyhow::Result<ExitCode> {
     let pipeline = super::open(&args.config.config)?;
@@ -32,6 +39,9 @@ pub(crate) async fn once(args: &OnceArgs) -> anyhow::Result<ExitCode> {
             "churn-alert: {} deliveries are held for quiet hours and go out when they end",
             report.delivery.held
         );
+    }
+    if report.is_clean() && report.delivery.held > 0 {
+        return Ok(ExitCode::from(HELD));
     }
     if report.is_clean() {
         return Ok(ExitCode::SUCCESS);

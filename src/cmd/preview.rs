@@ -10,6 +10,7 @@ use std::process::ExitCode;
 
 use crate::cli::PreviewArgs;
 use crate::config::Config;
+use crate::destination::DestinationId;
 use crate::loss::Loss;
 use crate::pipeline::unix_now;
 use crate::render::compose::{compose, Body};
@@ -36,13 +37,10 @@ pub(crate) async fn preview(args: &PreviewArgs) -> anyhow::Result<ExitCode> {
         documented_example()
     };
     let router = Router::new(&config);
-    let mut per_destination: BTreeMap<String, Vec<Loss>> = BTreeMap::new();
+    let mut per_destination: BTreeMap<DestinationId, Vec<Loss>> = BTreeMap::new();
     for loss in &losses {
         for id in router.destinations_for(loss) {
-            let in_route = args
-                .route
-                .as_ref()
-                .is_none_or(|r| id.split('/').next() == Some(r.as_str()));
+            let in_route = args.route.as_ref().is_none_or(|r| id.route == *r);
             if in_route {
                 per_destination.entry(id).or_default().push(loss.clone());
             }
@@ -68,7 +66,7 @@ pub(crate) async fn preview(args: &PreviewArgs) -> anyhow::Result<ExitCode> {
 pub(super) fn print_plan(
     renderer: &Renderer,
     router: &Router<'_>,
-    per_destination: BTreeMap<String, Vec<Loss>>,
+    per_destination: BTreeMap<DestinationId, Vec<Loss>>,
 ) {
     for (id, losses) in per_destination {
         let Some(destination) = router.get(&id) else {

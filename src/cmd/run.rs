@@ -36,7 +36,7 @@ pub(crate) async fn run(args: &ConfigArg) -> anyhow::Result<ExitCode> {
     tracing::info!(cron = %config.schedule.cron, timezone = %config.schedule.timezone, "churn-alert running");
 
     // Resume what a previous process left pending before waiting for the first run.
-    let mut retry_at = delivery_pass(&pipeline, &shutdown).await;
+    let mut retry_at = delivery_pass(&pipeline, &shutdown, &health).await;
     while !shutdown.is_shutdown() {
         let now = Utc::now();
         let Some(tick) = schedule.next_after(now) else {
@@ -59,7 +59,7 @@ pub(crate) async fn run(args: &ConfigArg) -> anyhow::Result<ExitCode> {
         }
         if Utc::now() < tick {
             if Utc::now() >= wake {
-                retry_at = delivery_pass(&pipeline, &shutdown).await;
+                retry_at = delivery_pass(&pipeline, &shutdown, &health).await;
             }
             continue;
         }
@@ -75,6 +75,7 @@ pub(crate) async fn run(args: &ConfigArg) -> anyhow::Result<ExitCode> {
                 if report.poll_error.is_none() {
                     health.poll_succeeded(unix_now());
                 }
+                health.set_stranded(report.delivery.stranded);
                 report.delivery.next_retry_at
             }
             Some(Err(e)) => {
@@ -106,9 +107,12 @@ pub(crate) async fn run(args: &ConfigArg) -> anyhow::Result<ExitCode> {
 }
 
 /// Delivers what is due; returns when to look again.
-async fn delivery_pass(pipeline: &Pipeline, shutdown: &Shutdown) -> Option<i64> {
+async fn delivery_pass(pipeline: &Pipeline, shutdown: &Shutdown, health: &Health) -> Option<i64> {
     match pipeline.deliver(unix_now(), shutdown).await {
-        Ok(report) => report.next_retry_at,
+        Ok(report) => {
+            health.set_stranded(report.stranded);
+            report.next_retry_at
+        }
         Err(e) => {
             tracing::error!("delivering pending messages failed: {e}");
             None
@@ -125,11 +129,7 @@ fn healthy_poll_age(pipeline: &Pipeline) -> Duration {
     let interval = config
         .schedule()
         .ok()
-        .map(|s| s.upcoming(Utc::now(), 2))
-        .and_then(|runs| match runs.as_slice() {
-            [a, b] => (*b - *a).to_std().ok(),
-            _ => None,
-        })
+        .and_then(|s| s.interval())
         .unwrap_or(Duration::from_secs(3600));
     interval * 2 + Duration::from_secs(300)
 }

@@ -8,6 +8,8 @@ use serde::Serialize;
 
 use crate::cli::{StateCommand, StateOpts};
 use crate::config::Config;
+use crate::destination::DestinationId;
+use crate::render::escape::terminal;
 use crate::store::{DeliveryStatus, Store};
 use crate::transform::Router;
 
@@ -68,7 +70,7 @@ fn stats(opts: &StateOpts) -> anyhow::Result<ExitCode> {
 /// One destination's waiting deliveries.
 #[derive(Serialize)]
 struct PendingReport {
-    destination: String,
+    destination: DestinationId,
     description: String,
     pending: usize,
     oldest_enqueued_at: Option<i64>,
@@ -83,22 +85,26 @@ fn pending(opts: &StateOpts) -> anyhow::Result<ExitCode> {
     let (config, store, tz) = open(opts)?;
     let router = Router::new(&config);
     let states = store.destination_states()?;
+    let held = quiet_now(&config)?;
     let mut reports = Vec::new();
     for (id, count) in store.pending_counts()? {
         let items = store.pending(&id)?;
         let state = states.get(&id);
+        let destination = router.get(&id);
         reports.push(PendingReport {
-            description: router.get(&id).map_or_else(
+            description: destination.as_ref().map_or_else(
                 || format!("{id} (no longer in the config)"),
                 |d| d.describe(),
             ),
             destination: id,
             pending: count,
             oldest_enqueued_at: items.iter().map(|p| p.enqueued_at).min(),
-            status: match state.map(|s| s.status) {
-                Some(DeliveryStatus::Failed) => "failed",
-                Some(DeliveryStatus::Retrying) => "retrying",
-                None => "due",
+            status: match (&destination, state.map(|s| s.status)) {
+                (None, _) => "stranded",
+                (_, Some(DeliveryStatus::Failed)) => "failed",
+                (_, Some(DeliveryStatus::Retrying)) => "retrying",
+                (_, None) if held => "held for quiet hours",
+                (_, None) => "due",
             }
             .to_owned(),
             reason: state.map(|s| s.reason.clone()),
@@ -118,12 +124,17 @@ fn pending(opts: &StateOpts) -> anyhow::Result<ExitCode> {
         println!("nothing is pending: every loss found so far was delivered");
     }
     for r in &reports {
-        println!("{}: {} pending, {}", r.description, r.pending, r.status);
+        println!(
+            "{}: {} pending, {}",
+            terminal(&r.description),
+            r.pending,
+            r.status
+        );
         if let Some(since) = r.oldest_enqueued_at {
             println!("  waiting since {}", time(tz, since));
         }
         if let Some(reason) = &r.reason {
-            println!("  why: {reason}");
+            println!("  why: {}", terminal(reason));
         }
         if let Some(since) = r.failing_since {
             println!("  failing since {}", time(tz, since));
@@ -131,12 +142,18 @@ fn pending(opts: &StateOpts) -> anyhow::Result<ExitCode> {
         if let Some(at) = r.retry_at {
             println!("  next attempt after {}", time(tz, at));
         }
+        if r.status == "stranded" {
+            println!(
+                "  this destination left the config: restore it, or discard with `churn-alert state drop --destination {}`",
+                r.destination
+            );
+        }
         if r.status == "failed" {
-            let route = r.destination.split('/').next().unwrap_or_default();
+            let route = &r.destination.route;
             println!("  after fixing the config: churn-alert state retry --route {route}");
         }
         for customer in r.customers.iter().take(10) {
-            println!("  - {customer}");
+            println!("  - {}", terminal(customer));
         }
         if r.customers.len() > 10 {
             println!("  … and {} more", r.customers.len() - 10);
@@ -154,7 +171,7 @@ async fn retry(opts: &StateOpts, route: Option<&str>) -> anyhow::Result<ExitCode
     }
     let mut cleared = Vec::new();
     for id in store.destination_states()?.keys() {
-        let in_route = route.is_none_or(|r| id.split('/').next() == Some(r));
+        let in_route = route.is_none_or(|r| id.route == r);
         if in_route && store.clear_destination_state(id).await? {
             cleared.push(id.clone());
         }
@@ -172,8 +189,9 @@ async fn retry(opts: &StateOpts, route: Option<&str>) -> anyhow::Result<ExitCode
 }
 
 async fn drop_pending(opts: &StateOpts, destination: &str) -> anyhow::Result<ExitCode> {
+    let id: DestinationId = destination.parse()?;
     let (_, store, _) = open(opts)?;
-    let dropped = store.drop_pending(destination).await?;
+    let dropped = store.drop_pending(&id).await?;
     if opts.json {
         print_json(&serde_json::json!({ "destination": destination, "dropped": dropped }))?;
     } else {
@@ -195,4 +213,13 @@ async fn forget(opts: &StateOpts, customer: &str) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether deliveries are held for quiet hours right now.
+fn quiet_now(config: &Config) -> anyhow::Result<bool> {
+    let tz = config.schedule()?.timezone();
+    let now = Utc::now().with_timezone(&tz);
+    Ok(config
+        .quiet_hours()?
+        .is_some_and(|quiet| quiet.ends_after(now).is_some()))
 }

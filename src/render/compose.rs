@@ -7,6 +7,7 @@ use crate::config::{Audience, WecomMsgType};
 use std::collections::HashMap;
 
 use crate::loss::{Loss, LossKey};
+use crate::render::escape::is_userid;
 use crate::render::split::{pack, render_whole, Batch, Storm};
 use crate::render::{group_by_staff, RenderError, Renderer, MARKDOWN_LIMIT};
 use crate::store::Pending;
@@ -84,7 +85,7 @@ pub(crate) fn compose(
                     limit,
                 };
                 let mentioned: Vec<String> = match (msgtype, mention) {
-                    (WecomMsgType::Text, Some(id)) => vec![id.to_owned()],
+                    (WecomMsgType::Text, Some(id)) if is_userid(id) => vec![id.to_owned()],
                     _ => Vec::new(),
                 };
                 let messages = pack(renderer, &batch)?;

@@ -85,12 +85,10 @@ handlebars_helper!(truncate: |text: str, max_chars: u64| {
 });
 
 // `{{{mention staff.id}}}`: a WeCom `<@userid>` mention, for ids that can only be user ids
-// (letters, digits, `_ . @ -`); anything else renders as nothing. Triple braces: the mention
+// ([`super::escape::is_userid`]); anything else renders as nothing. Triple braces: the mention
 // must not pass the markdown escaping, which would break ids with `_`.
 handlebars_helper!(mention: |id: str| {
-    let valid = !id.is_empty()
-        && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '@' | '-'));
-    if valid { format!("<@{id}>") } else { String::new() }
+    if super::escape::is_userid(id) { format!("<@{id}>") } else { String::new() }
 });
 
 pub(crate) fn register(registry: &mut Handlebars<'static>, tz: Tz) {

@@ -57,6 +57,43 @@ pub enum RenderError {
         path: String,
         source: std::io::Error,
     },
+    #[error("templates.dir {dir}: {reason}")]
+    Dir { dir: String, reason: String },
+}
+
+/// The template folder exists, and every `*.hbs` file in it replaces a built-in template: a
+/// misspelt file name would otherwise be ignored without a word.
+fn check_template_dir(dir: &Path) -> Result<(), RenderError> {
+    let error = |reason: String| RenderError::Dir {
+        dir: dir.display().to_string(),
+        reason,
+    };
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        error(format!(
+            "cannot be read ({e}); create it, or remove `[templates] dir` to use the built-in templates"
+        ))
+    })?;
+    let expected: Vec<&str> = BUILTIN.iter().map(|(name, _)| *name).collect();
+    let mut unknown = Vec::new();
+    for entry in entries {
+        let name = entry
+            .map_err(|e| error(e.to_string()))?
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
+        if name.ends_with(".hbs") && !expected.contains(&name.as_str()) {
+            unknown.push(name);
+        }
+    }
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    unknown.sort();
+    Err(error(format!(
+        "{} is not a template name, so it would never be used; expected names: {}",
+        unknown.join(", "),
+        expected.join(", ")
+    )))
 }
 
 /// What a message template receives. Documented for template authors in the README.
@@ -111,6 +148,22 @@ impl From<&Loss> for StaffContext {
     }
 }
 
+impl StaffContext {
+    /// Shortens the customer-controlled texts to `max` characters (see [`split`]).
+    fn shorten(&mut self, max: usize) {
+        shorten(&mut self.name, max);
+    }
+}
+
+/// Shortens `text` to `max` characters, the last one `…`, when it is longer.
+fn shorten(text: &mut String, max: usize) {
+    if text.chars().count() > max {
+        let mut short: String = text.chars().take(max.saturating_sub(1)).collect();
+        short.push('…');
+        *text = short;
+    }
+}
+
 /// One lost customer. Every key is always present (null when unknown), as strict mode wants.
 #[derive(Debug, Serialize)]
 pub(crate) struct CustomerContext {
@@ -126,6 +179,20 @@ pub(crate) struct CustomerContext {
     pub added_at: Option<i64>,
     /// Whole days between being added and the loss.
     pub days_known: Option<i64>,
+}
+
+impl CustomerContext {
+    /// Shortens the customer-controlled texts to `max` characters (see [`split`]).
+    fn shorten(&mut self, max: usize) {
+        shorten(&mut self.name, max);
+        for text in [&mut self.remark, &mut self.corp_name]
+            .into_iter()
+            .flatten()
+        {
+            shorten(text, max);
+        }
+        self.tags.iter_mut().for_each(|t| shorten(t, max));
+    }
 }
 
 impl From<&Loss> for CustomerContext {
@@ -166,9 +233,12 @@ impl Renderer {
         };
         let mut renderer = Self {
             markdown: registry(escape::markdown),
-            html: registry(handlebars::html_escape),
-            text: registry(handlebars::no_escape),
+            html: registry(escape::html),
+            text: registry(escape::text),
         };
+        if let Some(dir) = dir {
+            check_template_dir(dir)?;
+        }
         for (name, builtin) in BUILTIN {
             let source = match dir.map(|d| d.join(name)) {
                 Some(path) if path.exists() => {

@@ -5,7 +5,12 @@
 //! found by exponential then binary search over renders of the real template, so the limit is
 //! exact in UTF-8 bytes whatever the template does. The part count is unknown while packing,
 //! so parts are packed with a wide placeholder count and re-rendered with the real one, which
-//! can only be shorter. An entry too large on its own is cut with a visible marker.
+//! can only be shorter.
+//!
+//! When not even one entry fits (a 3000-character staff name in the heading, a huge remark),
+//! the customer-controlled texts of that part are shortened, with a visible `…`, in steps
+//! until one entry fits: the heading and the fields shrink, the entry stays. Nothing is ever
+//! cut off the end of a message, so every loss a message reports is in it.
 
 use super::{
     group_by_staff, CustomerContext, MessageContext, RenderError, Renderer, StaffContext,
@@ -17,8 +22,9 @@ use crate::loss::{Loss, LossKey};
 
 /// WeCom markdown content limit, in UTF-8 bytes.
 pub(crate) const MARKDOWN_LIMIT: usize = 4096;
-/// Appended to an entry that had to be cut to fit.
-const CUT_MARKER: &str = "\n…（内容过长，已截断）";
+/// Longest customer-controlled texts (in characters) tried, in turn, for a part whose first
+/// entry does not fit as it is.
+const SHORTEN_STEPS: [Option<usize>; 6] = [None, Some(400), Some(120), Some(40), Some(12), Some(4)];
 /// Stands in for the part count while packing; wider than any real count.
 const PLACEHOLDER_PARTS: usize = 999_999;
 
@@ -61,46 +67,59 @@ struct Group<'a> {
 pub(crate) fn pack(renderer: &Renderer, batch: &Batch<'_>) -> Result<Vec<Message>, RenderError> {
     let packer = Packer::new(renderer, batch);
     let entries = &packer.entries;
-    let mut ranges = Vec::new();
+    let mut parts = Vec::new();
     let mut start = 0;
     while start < entries.len() {
-        let part = ranges.len() + 1;
-        let fits = |len: usize| -> Result<bool, RenderError> {
+        let part = parts.len() + 1;
+        let fits = |len: usize, shorten: Option<usize>| -> Result<bool, RenderError> {
             Ok(packer
-                .render(start..start + len, part, PLACEHOLDER_PARTS)?
+                .render(start..start + len, part, PLACEHOLDER_PARTS, shorten)?
                 .len()
                 <= batch.limit)
         };
+        let mut shorten = None;
+        for step in SHORTEN_STEPS {
+            if fits(1, step)? {
+                shorten = Some(step);
+                break;
+            }
+        }
+        let Some(shorten) = shorten else {
+            return Err(RenderError::Template {
+                name: batch.template.to_owned(),
+                reason: format!(
+                    "one customer entry does not fit in {} bytes even with every customer text shortened; shorten the template",
+                    batch.limit
+                ),
+            });
+        };
         let remaining = entries.len() - start;
-        let mut good = 0;
-        let mut probe = 1;
-        while probe <= remaining && fits(probe)? {
+        let mut good = 1;
+        let mut probe = 2;
+        while probe <= remaining && fits(probe, shorten)? {
             good = probe;
             probe *= 2;
         }
         let mut bad = probe.min(remaining + 1);
         while bad - good > 1 {
             let mid = (good + bad) / 2;
-            if fits(mid)? {
+            if fits(mid, shorten)? {
                 good = mid;
             } else {
                 bad = mid;
             }
         }
-        let len = good.max(1);
-        ranges.push(start..start + len);
-        start += len;
+        parts.push((start..start + good, shorten));
+        start += good;
     }
 
-    let parts = ranges.len();
-    ranges
+    let count = parts.len();
+    parts
         .into_iter()
         .enumerate()
-        .map(|(i, range)| {
-            let mut content = packer.render(range.clone(), i + 1, parts)?;
-            if content.len() > batch.limit {
-                content = cut(&content, batch.limit);
-            }
+        .map(|(i, (range, shorten))| {
+            // The real part count is never wider than the placeholder: this fits too.
+            let content = packer.render(range.clone(), i + 1, count, shorten)?;
             Ok(Message {
                 content,
                 losses: packer.keys(range),
@@ -114,7 +133,7 @@ pub(crate) fn render_whole(renderer: &Renderer, batch: &Batch<'_>) -> Result<Mes
     let packer = Packer::new(renderer, batch);
     let all = 0..packer.entries.len();
     Ok(Message {
-        content: packer.render(all.clone(), 1, 1)?,
+        content: packer.render(all.clone(), 1, 1, None)?,
         losses: packer.keys(all),
     })
 }
@@ -190,6 +209,7 @@ impl<'a> Packer<'a> {
         range: std::ops::Range<usize>,
         part: usize,
         parts: usize,
+        shorten: Option<usize>,
     ) -> Result<String, RenderError> {
         let mut groups: Vec<StaffGroup> = Vec::new();
         let mut current: Option<usize> = None;
@@ -215,10 +235,17 @@ impl<'a> Packer<'a> {
                 }
             }
         }
-        let staff = match self.groups.as_slice() {
+        let mut staff = match self.groups.as_slice() {
             [only] => only.listed.first().map(|l| StaffContext::from(*l)),
             _ => None,
         };
+        if let Some(max) = shorten {
+            staff.iter_mut().for_each(|s| s.shorten(max));
+            for group in &mut groups {
+                group.staff.shorten(max);
+                group.customers.iter_mut().for_each(|c| c.shorten(max));
+            }
+        }
         let context = MessageContext {
             part,
             parts,
@@ -250,15 +277,6 @@ impl<'a> Packer<'a> {
         }
         keys
     }
-}
-
-/// Cuts `content` to `limit` bytes at a character boundary, ending with the marker.
-fn cut(content: &str, limit: usize) -> String {
-    let mut end = limit.saturating_sub(CUT_MARKER.len()).min(content.len());
-    while !content.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}{CUT_MARKER}", &content[..end])
 }
 
 #[cfg(test)]
@@ -331,9 +349,11 @@ mod tests {
     }
 
     #[test]
-    fn a_single_oversized_entry_is_cut_with_a_marker() {
-        let mut all = losses(1, 1);
+    fn an_oversized_entry_or_heading_is_shortened_never_cut_off() {
+        let mut all = losses(2, 1);
         all[0].customer_name = "长".repeat(3000);
+        all[1].staff_name = "名".repeat(3000);
+        all[1].staff_id = "s9".into();
         let batch = Batch {
             template: "digest.md.hbs",
             losses: &all,
@@ -344,10 +364,21 @@ mod tests {
             limit: MARKDOWN_LIMIT,
         };
         let messages = pack(&renderer(), &batch).unwrap();
-        assert_eq!(messages.len(), 1);
-        assert!(messages[0].content.len() <= MARKDOWN_LIMIT);
-        assert!(messages[0].content.ends_with(CUT_MARKER));
-        assert_eq!(messages[0].losses.len(), 1);
+        let reported: usize = messages.iter().map(|m| m.losses.len()).sum();
+        assert_eq!(reported, 2);
+        for m in &messages {
+            assert!(m.content.len() <= MARKDOWN_LIMIT, "{}", m.content.len());
+            assert!(m.content.contains('…'), "{}", m.content);
+            for key in &m.losses {
+                let loss = all.iter().find(|l| &l.key() == key).unwrap();
+                // The entry itself is in the message: its remark and its time.
+                assert!(
+                    m.content.contains(loss.remark.as_deref().unwrap()),
+                    "{}",
+                    m.content
+                );
+            }
+        }
     }
 
     #[test]

@@ -207,6 +207,8 @@ struct LateInsert {
 struct SimState {
     options: WeibanSimOptions,
     late_insert: Option<LateInsert>,
+    /// Outflow requests for this offset answer HTTP 500, every time.
+    failing_offset: Option<usize>,
     /// Newest first.
     items: Vec<(i64, Value)>,
     tokens: HashSet<String>,
@@ -244,6 +246,7 @@ impl WeibanSim {
         let state: Shared = Arc::new(Mutex::new(SimState {
             options,
             late_insert: None,
+            failing_offset: None,
             items: Vec::new(),
             tokens: HashSet::new(),
             token_seq: 0,
@@ -294,6 +297,11 @@ impl WeibanSim {
             hold,
             losses,
         });
+    }
+
+    /// Makes every outflow request for the page at `offset` answer HTTP 500 (`None`: none).
+    pub fn fail_at_offset(&self, offset: Option<usize>) {
+        lock(&self.state).failing_offset = offset;
     }
 
     pub fn set_faults(&self, faults: WeibanFaults) {
@@ -426,6 +434,10 @@ fn decide(s: &mut SimState, q: &OutflowQuery) -> Decision {
         .is_some_and(|t| s.tokens.contains(t));
     if !token_ok {
         return Decision::Answer(json!({"errcode": 10001, "errmsg": "认证错误"}));
+    }
+    let offset = q.offset.as_deref().and_then(|o| o.parse::<usize>().ok());
+    if offset.is_some() && offset == s.failing_offset {
+        return Decision::Fault("http_500", Duration::ZERO);
     }
     let kinds = s.options.faults.kinds();
     if !kinds.is_empty() && fastrand::f64() < s.options.faults.rate {

@@ -21,6 +21,7 @@ use sled::Transactional;
 
 pub(crate) mod seen;
 
+use crate::destination::DestinationId;
 use crate::loss::{time_prefix, Loss, LossKey};
 
 const WINDOW_END: &[u8] = b"window_end";
@@ -38,6 +39,14 @@ pub enum StoreError {
     Sled(#[from] sled::Error),
     #[error("store holds an unreadable record in `{tree}`: {reason}")]
     Corrupt { tree: &'static str, reason: String },
+    #[error(
+        "the store could not mark {missing} of {asked} delivered loss(es) of {destination} as delivered (no such outbox entry); to avoid sending them again and again, this destination is stopped: see `churn-alert state pending`, then `churn-alert state drop --destination {destination}` once they are confirmed delivered"
+    )]
+    NotCompleted {
+        destination: String,
+        asked: usize,
+        missing: usize,
+    },
 }
 
 impl From<TransactionError<StoreError>> for StoreError {
@@ -98,7 +107,7 @@ pub(crate) enum DeliveryStatus {
 #[derive(Debug, Serialize)]
 pub(crate) struct StoreStats {
     pub remembered_losses: usize,
-    pub pending: BTreeMap<String, usize>,
+    pub pending: BTreeMap<DestinationId, usize>,
     pub last_window_end: Option<i64>,
     pub size_on_disk: u64,
 }
@@ -146,19 +155,20 @@ impl Store {
     }
 
     /// Remembers the losses not seen before and queues each for its destinations, atomically.
+    /// `poll` stamps each loss with the poll it counts for (storm protection counts per poll).
     ///
     /// Returns how many were new. Durable when this returns.
     pub async fn record(
         &self,
-        batch: &[(Loss, Vec<String>)],
-        now: i64,
+        batch: &[(Loss, Vec<DestinationId>)],
+        poll: impl Fn(&Loss) -> i64,
     ) -> Result<usize, StoreError> {
         let entries: Vec<(LossKey, Vec<u8>)> = batch
             .iter()
             .map(|(loss, _)| {
                 let value = serde_json::to_vec(&Pending {
                     loss: loss.clone(),
-                    enqueued_at: now,
+                    enqueued_at: poll(loss),
                 })
                 .map_err(|e| StoreError::Corrupt {
                     tree: "outbox",
@@ -226,32 +236,36 @@ impl Store {
     }
 
     /// Destinations with pending deliveries, and how many each.
-    pub fn pending_counts(&self) -> Result<BTreeMap<String, usize>, StoreError> {
-        let mut counts = BTreeMap::new();
+    pub fn pending_counts(&self) -> Result<BTreeMap<DestinationId, usize>, StoreError> {
+        let mut raw: BTreeMap<Vec<u8>, usize> = BTreeMap::new();
         for key in self.outbox.iter().keys() {
             let key = key?;
             let end = key.iter().position(|b| *b == 0).unwrap_or(key.len());
-            let destination = String::from_utf8_lossy(&key[..end]).into_owned();
-            *counts.entry(destination).or_insert(0) += 1;
+            match raw.get_mut(&key[..end]) {
+                Some(count) => *count += 1,
+                None => {
+                    raw.insert(key[..end].to_vec(), 1);
+                }
+            }
         }
-        Ok(counts)
+        raw.into_iter()
+            .map(|(id, count)| Ok((parse_id("outbox", &id)?, count)))
+            .collect()
     }
 
     /// Everything waiting for `destination`, oldest loss first.
-    pub fn pending(&self, destination: &str) -> Result<Vec<Pending>, StoreError> {
+    pub fn pending(&self, destination: &DestinationId) -> Result<Vec<Pending>, StoreError> {
         self.pending_batch(destination, usize::MAX)
     }
 
     /// The first `limit` losses waiting for `destination`, oldest first.
     pub fn pending_batch(
         &self,
-        destination: &str,
+        destination: &DestinationId,
         limit: usize,
     ) -> Result<Vec<Pending>, StoreError> {
-        let mut prefix = destination.as_bytes().to_vec();
-        prefix.push(0);
         self.outbox
-            .scan_prefix(&prefix)
+            .scan_prefix(outbox_prefix(destination))
             .values()
             .take(limit)
             .map(|value| {
@@ -264,23 +278,53 @@ impl Store {
             .collect()
     }
 
+    /// How many losses wait for `destination`.
+    pub fn pending_count(&self, destination: &DestinationId) -> usize {
+        self.outbox.scan_prefix(outbox_prefix(destination)).count()
+    }
+
+    /// Whether `loss` waits for `destination`.
+    pub fn is_pending(
+        &self,
+        destination: &DestinationId,
+        loss: &LossKey,
+    ) -> Result<bool, StoreError> {
+        Ok(self.outbox.contains_key(outbox_key(destination, loss))?)
+    }
+
     /// Marks `losses` delivered to `destination`. Durable when this returns.
-    pub async fn complete(&self, destination: &str, losses: &[LossKey]) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
+    ///
+    /// Fails when an entry to remove is not there: something that believes it delivered a
+    /// loss which the outbox does not hold would otherwise be sent again every cycle.
+    pub async fn complete(
+        &self,
+        destination: &DestinationId,
+        losses: &[LossKey],
+    ) -> Result<(), StoreError> {
+        let mut missing = 0;
         for key in losses {
-            batch.remove(outbox_key(destination, key));
+            if self.outbox.remove(outbox_key(destination, key))?.is_none() {
+                missing += 1;
+            }
         }
-        self.outbox.apply_batch(batch)?;
         self.db.flush_async().await?;
+        if missing > 0 {
+            return Err(StoreError::NotCompleted {
+                destination: destination.to_string(),
+                asked: losses.len(),
+                missing,
+            });
+        }
         Ok(())
     }
 
-    /// Moves pending losses of `from` to other destinations, atomically. Returns how many
-    /// losses left `from` (each queued for its new destinations, unless the list is empty).
+    /// Moves pending losses of `from` elsewhere, atomically: each listed loss leaves `from`
+    /// and is queued for its targets (none, when it is already delivered elsewhere). Losses
+    /// not listed stay with `from`. Returns how many losses left `from`.
     pub async fn reroute(
         &self,
-        from: &str,
-        moves: &[(Pending, Vec<String>)],
+        from: &DestinationId,
+        moves: &[(Pending, Vec<DestinationId>)],
     ) -> Result<usize, StoreError> {
         let values: Vec<Vec<u8>> = moves
             .iter()
@@ -300,36 +344,38 @@ impl Store {
             batch.remove(outbox_key(from, &key));
         }
         self.outbox.apply_batch(batch)?;
-        self.destinations.remove(from)?;
+        if self
+            .outbox
+            .scan_prefix(outbox_prefix(from))
+            .next()
+            .is_none()
+        {
+            self.destinations.remove(from.to_string())?;
+        }
         self.db.flush_async().await?;
-        Ok(moves
-            .iter()
-            .filter(|(_, targets)| !targets.is_empty())
-            .count())
+        Ok(moves.len())
     }
 
     /// Discards everything pending for `destination`. Returns how many losses were dropped.
-    pub async fn drop_pending(&self, destination: &str) -> Result<usize, StoreError> {
-        let mut prefix = destination.as_bytes().to_vec();
-        prefix.push(0);
+    pub async fn drop_pending(&self, destination: &DestinationId) -> Result<usize, StoreError> {
         let mut batch = sled::Batch::default();
         let mut dropped = 0;
-        for key in self.outbox.scan_prefix(&prefix).keys() {
+        for key in self.outbox.scan_prefix(outbox_prefix(destination)).keys() {
             batch.remove(key?);
             dropped += 1;
         }
         self.outbox.apply_batch(batch)?;
-        self.destinations.remove(destination)?;
+        self.destinations.remove(destination.to_string())?;
         self.db.flush_async().await?;
         Ok(dropped)
     }
 
     pub fn destination_state(
         &self,
-        destination: &str,
+        destination: &DestinationId,
     ) -> Result<Option<DestinationState>, StoreError> {
         self.destinations
-            .get(destination)?
+            .get(destination.to_string())?
             .map(|v| {
                 serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt {
                     tree: "destinations",
@@ -339,7 +385,9 @@ impl Store {
             .transpose()
     }
 
-    pub fn destination_states(&self) -> Result<BTreeMap<String, DestinationState>, StoreError> {
+    pub fn destination_states(
+        &self,
+    ) -> Result<BTreeMap<DestinationId, DestinationState>, StoreError> {
         let mut states = BTreeMap::new();
         for item in self.destinations.iter() {
             let (key, value) = item?;
@@ -347,27 +395,30 @@ impl Store {
                 tree: "destinations",
                 reason: e.to_string(),
             })?;
-            states.insert(String::from_utf8_lossy(&key).into_owned(), state);
+            states.insert(parse_id("destinations", &key)?, state);
         }
         Ok(states)
     }
 
     pub async fn set_destination_state(
         &self,
-        destination: &str,
+        destination: &DestinationId,
         state: &DestinationState,
     ) -> Result<(), StoreError> {
         let value = serde_json::to_vec(state).map_err(|e| StoreError::Corrupt {
             tree: "destinations",
             reason: e.to_string(),
         })?;
-        self.destinations.insert(destination, value)?;
+        self.destinations.insert(destination.to_string(), value)?;
         self.db.flush_async().await?;
         Ok(())
     }
 
-    pub async fn clear_destination_state(&self, destination: &str) -> Result<bool, StoreError> {
-        let existed = self.destinations.remove(destination)?.is_some();
+    pub async fn clear_destination_state(
+        &self,
+        destination: &DestinationId,
+    ) -> Result<bool, StoreError> {
+        let existed = self.destinations.remove(destination.to_string())?.is_some();
         if existed {
             self.db.flush_async().await?;
         }
@@ -446,12 +497,25 @@ impl Store {
     }
 }
 
-fn outbox_key(destination: &str, loss: &LossKey) -> Vec<u8> {
-    let mut key = Vec::with_capacity(destination.len() + 1 + loss.as_bytes().len());
-    key.extend_from_slice(destination.as_bytes());
-    key.push(0);
+/// `<destination id>\0`: the id's text form never holds a NUL ([`DestinationId`] encodes it).
+fn outbox_prefix(destination: &DestinationId) -> Vec<u8> {
+    let mut prefix = destination.to_string().into_bytes();
+    prefix.push(0);
+    prefix
+}
+
+fn outbox_key(destination: &DestinationId, loss: &LossKey) -> Vec<u8> {
+    let mut key = outbox_prefix(destination);
     key.extend_from_slice(loss.as_bytes());
     key
+}
+
+fn parse_id(tree: &'static str, bytes: &[u8]) -> Result<DestinationId, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt { tree, reason };
+    std::str::from_utf8(bytes)
+        .map_err(|e| corrupt(e.to_string()))?
+        .parse()
+        .map_err(|e: crate::destination::BadDestinationId| corrupt(e.to_string()))
 }
 
 #[cfg(test)]
@@ -479,21 +543,27 @@ mod tests {
     async fn records_once_and_delivers_per_destination() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let dests = vec!["r/wecom/0".to_owned(), "r/wecom/1".to_owned()];
+        let id = |i: &str| DestinationId::new("r", crate::destination::DestinationKind::Wecom, i);
+        let dests = vec![id("0"), id("1")];
         let batch = vec![
             (loss("a", 10), dests.clone()),
             (loss("b", 20), dests.clone()),
         ];
-        assert_eq!(store.record(&batch, 100).await.unwrap(), 2);
-        assert_eq!(store.record(&batch, 101).await.unwrap(), 0);
-        assert_eq!(store.pending("r/wecom/0").unwrap().len(), 2);
+        assert_eq!(store.record(&batch, |_| 100).await.unwrap(), 2);
+        assert_eq!(store.record(&batch, |_| 101).await.unwrap(), 0);
+        assert_eq!(store.pending(&id("0")).unwrap().len(), 2);
         store
-            .complete("r/wecom/0", &[loss("a", 10).key(), loss("b", 20).key()])
+            .complete(&id("0"), &[loss("a", 10).key(), loss("b", 20).key()])
             .await
             .unwrap();
         let counts = store.pending_counts().unwrap();
-        assert_eq!(counts.get("r/wecom/0"), None);
-        assert_eq!(counts.get("r/wecom/1"), Some(&2));
+        assert_eq!(counts.get(&id("0")), None);
+        assert_eq!(counts.get(&id("1")), Some(&2));
+        let again = store.complete(&id("0"), &[loss("a", 10).key()]).await;
+        assert!(
+            matches!(again, Err(StoreError::NotCompleted { missing: 1, .. })),
+            "completing what is not pending must fail loudly"
+        );
     }
 
     #[tokio::test]
@@ -501,7 +571,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let batch = vec![(loss("old", 10), vec![]), (loss("new", 1000), vec![])];
-        store.record(&batch, 0).await.unwrap();
+        store.record(&batch, |_| 0).await.unwrap();
         assert_eq!(store.prune(500).await.unwrap(), 1);
         assert!(!store.is_seen(&loss("old", 10)).unwrap());
         assert!(store.is_seen(&loss("new", 1000)).unwrap());

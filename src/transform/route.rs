@@ -1,24 +1,19 @@
 //! Routes expanded into destinations, and the choice of destinations for each loss.
 //!
-//! A destination is one place a message is delivered to. Its id is what the outbox is keyed
-//! by, `<route>/<kind>/<argument>`:
-//! - `managers/wecom/0`: the route's first robot (by position, not URL, so that fixing a wrong
-//!   URL in the config re-targets what is pending for it);
-//! - `sales/staff-wecom/zhangsan`: a staff member's own robot (`staff_webhooks`);
-//! - `managers/email/boss@example.com`: a fixed email recipient (`email_to`);
-//! - `sales/staff-email/zhangsan`: a staff member's own mailbox (`email_staff`).
-//!
-//! Ids are parsed back against the current config at delivery time, so a staff member's
-//! destination exists as soon as they lose a customer, without listing staff anywhere.
+//! A destination ([`DestinationId`]) is one place a message is delivered to; the outbox is
+//! keyed by it. Ids are resolved against the current config at delivery time, so a staff
+//! member's destination exists as soon as they lose a customer, without listing staff
+//! anywhere.
 
 use crate::config::{Audience, Config, DeleteByFilter, RouteConfig, WecomMsgType};
+use crate::destination::{DestinationId, DestinationKind};
 use crate::loss::{DeleteBy, Loss};
 use crate::secret::{redact_url, Secret};
 
 /// One place messages are delivered to, resolved against the config.
 #[derive(Debug, Clone)]
 pub(crate) struct Destination<'a> {
-    pub id: String,
+    pub id: DestinationId,
     pub route: &'a RouteConfig,
     pub target: Target,
 }
@@ -54,8 +49,7 @@ impl Destination<'_> {
                 redact_url(robot.expose())
             ),
             Target::Wecom { robot, .. } => {
-                let position = self.id.rsplit('/').next().unwrap_or("0");
-                let position: usize = position.parse().unwrap_or(0);
+                let position = self.id.position().unwrap_or(0);
                 format!(
                     "route `{route}`, robot #{} ({})",
                     position + 1,
@@ -88,66 +82,61 @@ impl<'a> Router<'a> {
     }
 
     /// Ids of the destinations that `loss` must reach.
-    pub fn destinations_for(&self, loss: &Loss) -> Vec<String> {
+    pub fn destinations_for(&self, loss: &Loss) -> Vec<DestinationId> {
         let mut ids = Vec::new();
         for route in self.config.routes.iter().filter(|r| accepts(r, loss)) {
-            let name = &route.name;
+            let id = |kind, arg: &str| DestinationId::new(&route.name, kind, arg);
             let own_robot = route.audience == Audience::Staff
                 && route.staff_webhooks.contains_key(&loss.staff_id);
             if own_robot {
-                ids.push(format!("{name}/staff-wecom/{}", loss.staff_id));
+                ids.push(id(DestinationKind::StaffWecom, &loss.staff_id));
             } else {
-                ids.extend((0..route.wecom_webhooks.len()).map(|i| format!("{name}/wecom/{i}")));
+                ids.extend(
+                    (0..route.wecom_webhooks.len())
+                        .map(|i| id(DestinationKind::Wecom, &i.to_string())),
+                );
             }
             if route.email_staff {
-                ids.push(format!("{name}/staff-email/{}", loss.staff_id));
+                ids.push(id(DestinationKind::StaffEmail, &loss.staff_id));
             }
-            ids.extend(route.email_to.iter().map(|to| format!("{name}/email/{to}")));
+            ids.extend(
+                route
+                    .email_to
+                    .iter()
+                    .map(|to| id(DestinationKind::Email, to)),
+            );
         }
         ids
     }
 
     /// Resolves an outbox id against the current config; `None` if it is no longer there.
-    pub fn get(&self, id: &str) -> Option<Destination<'a>> {
-        let mut parts = id.splitn(3, '/');
-        let (name, kind, arg) = (parts.next()?, parts.next()?, parts.next()?);
-        let route = self.config.route(name)?;
-        let target = match kind {
-            "wecom" => Target::Wecom {
-                robot: route
-                    .wecom_webhooks
-                    .get(arg.parse::<usize>().ok()?)?
-                    .clone(),
+    pub fn get(&self, id: &DestinationId) -> Option<Destination<'a>> {
+        let route = self.config.route(&id.route)?;
+        let arg = id.arg.as_str();
+        let target = match id.kind {
+            DestinationKind::Wecom => Target::Wecom {
+                robot: route.wecom_webhooks.get(id.position()?)?.clone(),
                 msgtype: route.wecom_msgtype,
                 staff: None,
             },
-            "staff-wecom" => Target::Wecom {
+            DestinationKind::StaffWecom => Target::Wecom {
                 robot: route.staff_webhooks.get(arg)?.clone(),
                 msgtype: route.wecom_msgtype,
                 staff: Some(arg.to_owned()),
             },
-            "email" => Target::Email {
-                to: route.email_to.iter().find(|to| to.as_str() == arg).cloned(),
+            DestinationKind::Email => Target::Email {
+                to: Some(route.email_to.iter().find(|to| to.as_str() == arg)?.clone()),
                 staff: None,
             },
-            "staff-email" if route.email_staff => Target::Email {
+            DestinationKind::StaffEmail if route.email_staff => Target::Email {
                 // Filled in from the losses (Weiban's address) when not configured.
                 to: route.staff_emails.get(arg).cloned(),
                 staff: Some(arg.to_owned()),
             },
-            _ => return None,
+            DestinationKind::StaffEmail => return None,
         };
-        if matches!(
-            &target,
-            Target::Email {
-                to: None,
-                staff: None
-            }
-        ) {
-            return None;
-        }
         Some(Destination {
-            id: id.to_owned(),
+            id: id.clone(),
             route,
             target,
         })
@@ -209,8 +198,15 @@ email_to = ["boss@example.com"]
 "#,
         );
         let router = Router::new(&config);
+        let ids = |staff| {
+            router
+                .destinations_for(&loss(staff, DeleteBy::Customer, &[]))
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+        };
         assert_eq!(
-            router.destinations_for(&loss("zhang", DeleteBy::Customer, &[])),
+            ids("zhang"),
             [
                 "sales/staff-wecom/zhang",
                 "sales/staff-email/zhang",
@@ -218,17 +214,18 @@ email_to = ["boss@example.com"]
             ]
         );
         assert_eq!(
-            router.destinations_for(&loss("li", DeleteBy::Customer, &[])),
+            ids("li"),
             [
                 "sales/wecom/0",
                 "sales/staff-email/li",
                 "sales/email/boss@example.com"
             ]
         );
-        assert!(router.get("sales/staff-wecom/zhang").is_some());
-        assert!(router.get("sales/staff-wecom/li").is_none());
-        assert!(router.get("gone/wecom/0").is_none());
-        let described = router.get("sales/staff-wecom/zhang").unwrap().describe();
+        let get = |text: &str| router.get(&text.parse().unwrap());
+        assert!(get("sales/staff-wecom/zhang").is_some());
+        assert!(get("sales/staff-wecom/li").is_none());
+        assert!(get("gone/wecom/0").is_none());
+        let described = get("sales/staff-wecom/zhang").unwrap().describe();
         assert!(!described.contains("key=zhang"), "{described}");
     }
 

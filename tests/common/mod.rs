@@ -200,3 +200,13 @@ pub fn free_port() -> u16 {
         .map(|a| a.port())
         .expect("free port")
 }
+
+/// Sets where the live window ends in the store at `store`, as a daemon stopped at `end`
+/// would have left it (the store must not be open).
+pub fn set_window_end(store: &Path, end: i64) {
+    let db = sled::open(store).expect("open store");
+    let meta = db.open_tree("meta").expect("meta tree");
+    meta.insert("window_end", &end.to_be_bytes())
+        .expect("write");
+    db.flush().expect("flush");
+}
