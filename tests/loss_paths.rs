@@ -419,3 +419,44 @@ async fn item11_state_pending_escapes_control_characters() {
     );
     assert!(shown.contains("坏\\u{1b}[2J"), "{shown}");
 }
+
+/// Item 8: quiet hours that begin while a pass is sending hold the rest, and say so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn item08_quiet_hours_beginning_mid_send_hold_the_rest_and_say_so() {
+    use chrono::Timelike;
+    let env = Env::new().await;
+    let route = format!(
+        "[[route]]\nname = \"sales\"\naudience = \"staff\"\nwecom_webhooks = [\"{}\"]\n",
+        env.robot.url("k1")
+    );
+    env.write_config(&route, FAST);
+    env.robot.set_per_minute(None);
+    env.robot.set_latency(Duration::from_millis(800));
+    // 30 staff members: 30 messages, about 24 s of sending.
+    let losses = SimLoss::generate("夜", 30, 30, now() - 60, 1);
+    env.weiban.add_losses(&losses);
+    // Start sending about 12 s before a minute boundary; quiet hours begin at it.
+    let local = || chrono::Utc::now().with_timezone(&chrono_tz::Asia::Shanghai);
+    let second = local().second();
+    let wait = if second <= 48 { 48 - second } else { 108 - second };
+    tokio::time::sleep(Duration::from_secs(u64::from(wait))).await;
+    let start = local() + chrono::Duration::seconds(30);
+    let end = start + chrono::Duration::minutes(2);
+    add_to_schedule(
+        &env.config,
+        &format!("quiet_hours = \"{}-{}\"", start.format("%H:%M"), end.format("%H:%M")),
+    );
+
+    let out = env.once().await;
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(75), "held, not clean and not failed: {err}");
+    assert!(err.contains("held for quiet hours"), "{err}");
+    let sent = env.robot.received().len();
+    assert!((1..30).contains(&sent), "{sent} messages sent: quiet hours began mid-send");
+    let pending = env.cmd(&["state", "pending"]).await;
+    let shown = stdout(&pending);
+    assert!(
+        shown.contains(&format!("{} pending, held for quiet hours", 30 - sent)),
+        "{shown}"
+    );
+}
