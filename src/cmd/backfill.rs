@@ -124,12 +124,7 @@ pub(crate) async fn backfill(args: &BackfillArgs) -> anyhow::Result<ExitCode> {
         "backfill: {} message(s) sent for {} loss(es)",
         report.messages_sent, report.losses_delivered
     );
-    for (destination, reason) in &report.waiting {
-        eprintln!(
-            "churn-alert: not delivered to {destination}: {}",
-            crate::logging::redact(reason)
-        );
-    }
+    super::print_waiting(&report.waiting);
     Ok(if report.all_delivered() {
         ExitCode::SUCCESS
     } else {

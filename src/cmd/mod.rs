@@ -62,3 +62,17 @@ fn open(config_path: &std::path::Path) -> anyhow::Result<Pipeline> {
     Pipeline::new(config, store)
         .with_context(|| format!("config {} cannot be used", config_path.display()))
 }
+
+/// Tells the operator which destinations were left waiting and why: secrets masked, and
+/// control characters from customer or staff data shown as escapes.
+fn print_waiting(waiting: &[(String, String)]) {
+    use crate::render::escape::terminal;
+    for (destination, reason) in waiting {
+        let reason = crate::logging::redact(reason);
+        eprintln!(
+            "churn-alert: not delivered to {}: {}",
+            terminal(destination),
+            terminal(&reason)
+        );
+    }
+}

@@ -49,12 +49,7 @@ pub(crate) async fn once(args: &OnceArgs) -> anyhow::Result<ExitCode> {
     if let Some(error) = &report.poll_error {
         eprintln!("churn-alert: polling failed: {}", redact(error));
     }
-    for (destination, reason) in &report.delivery.waiting {
-        eprintln!(
-            "churn-alert: not delivered to {destination}: {}",
-            redact(reason)
-        );
-    }
+    super::print_waiting(&report.delivery.waiting);
     eprintln!(
         "churn-alert: {} deliveries stay pending and are retried by the next run",
         report.pending
