@@ -4,6 +4,26 @@
 # Build:
 #   docker build -t churn-alert .
 #
+# Build arguments (all optional; the defaults build from the public registries):
+#   RUST_IMAGE      the builder image, default rust:1-bookworm (Docker Hub).
+#   RUNTIME_IMAGE   the image the binary is copied onto, default
+#                   gcr.io/distroless/cc-debian12:nonroot. A replacement must
+#                   also provide glibc, CA certificates and a nonroot user with
+#                   uid/gid 65532 (a mirror of the same image does).
+#   CARGO_REGISTRY  empty by default (crates.io itself). When set, crates.io is
+#                   replaced by this registry in the builder's cargo config
+#                   ($CARGO_HOME/config.toml) before the first cargo build; use
+#                   the sparse form, e.g. sparse+https://rsproxy.cn/index/ or
+#                   sparse+https://mirrors.ustc.edu.cn/crates.io-index/.
+#                   Cargo.lock is unchanged, so --locked still applies.
+# Where Docker Hub, gcr.io or crates.io are slow or unreachable (e.g. mainland
+# China), point all three at mirrors:
+#   docker build \
+#     --build-arg RUST_IMAGE=<mirror>/library/rust:1-bookworm \
+#     --build-arg RUNTIME_IMAGE=<mirror>/distroless/cc-debian12:nonroot \
+#     --build-arg CARGO_REGISTRY=sparse+https://rsproxy.cn/index/ \
+#     -t churn-alert .
+#
 # Run (config.toml must be world-readable, its [store] path must be
 # "/var/lib/churn-alert/store"; secrets come from the env file):
 #   docker run -d --name churn-alert --stop-timeout 15 \
@@ -16,9 +36,24 @@
 # before Docker sends SIGKILL. If [server] is enabled inside a container, listen
 # on 0.0.0.0:9898 and publish it, e.g. -p 127.0.0.1:9898:9898.
 
+# Declared before the first FROM so that both FROM lines can use them.
+ARG RUST_IMAGE=rust:1-bookworm
+ARG RUNTIME_IMAGE=gcr.io/distroless/cc-debian12:nonroot
+
 # ---------------------------------------------------------------------------
-FROM rust:1-bookworm AS builder
+FROM ${RUST_IMAGE} AS builder
 WORKDIR /build
+
+# 0. Optional crates.io mirror (see CARGO_REGISTRY above). Written before any
+#    cargo command runs; nothing is written when the argument is empty.
+ARG CARGO_REGISTRY=
+RUN if [ -n "$CARGO_REGISTRY" ]; then \
+      cargo_home="${CARGO_HOME:-$HOME/.cargo}" \
+      && mkdir -p "$cargo_home" \
+      && printf '[source.crates-io]\nreplace-with = "mirror"\n\n[source.mirror]\nregistry = "%s"\n' \
+           "$CARGO_REGISTRY" > "$cargo_home/config.toml" \
+      && echo "crates.io replaced by $CARGO_REGISTRY in $cargo_home/config.toml"; \
+    fi
 
 # 1. Dependencies only: this layer is rebuilt only when Cargo.toml/Cargo.lock
 #    change. Dummy sources stand in for the lib, the bin and a possible
@@ -42,7 +77,7 @@ RUN touch src/main.rs src/lib.rs \
  && cp target/release/churn-alert /out/churn-alert
 
 # ---------------------------------------------------------------------------
-FROM gcr.io/distroless/cc-debian12:nonroot
+FROM ${RUNTIME_IMAGE}
 
 COPY --from=builder /out/churn-alert /usr/local/bin/churn-alert
 # The state folder must belong to nonroot before the volume is first mounted:

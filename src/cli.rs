@@ -35,27 +35,6 @@ pub enum Command {
     Preview(PreviewArgs),
     /// Inspect and repair the store.
     State(StateArgs),
-    /// Measure throughput, host cost, packing, store footprint and latency (BENCHMARKS.md).
-    Bench(BenchArgs),
-}
-
-#[derive(Debug, Args)]
-pub struct BenchArgs {
-    /// Every scenario at a small scale, to check the harness (figures not meaningful).
-    #[arg(long)]
-    pub smoke: bool,
-    /// Simulated Weiban latency per request for the throughput scenario, in milliseconds.
-    #[arg(long, default_value_t = 200)]
-    pub latency_ms: u64,
-    /// Run only these scenarios (1–5), for profiling one of them.
-    #[arg(long, value_delimiter = ',')]
-    pub only: Vec<u8>,
-    /// Losses of the host-cost scenario (default 100 000; smoke 2 000).
-    #[arg(long)]
-    pub host_losses: Option<usize>,
-    /// Losses of the store-footprint scenario (default 1 000 000; smoke 20 000).
-    #[arg(long)]
-    pub store_losses: Option<usize>,
 }
 
 #[derive(Debug, Args)]

@@ -18,7 +18,7 @@ use std::str::FromStr;
 
 /// What kind of place a destination is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(crate) enum DestinationKind {
+pub enum DestinationKind {
     /// One of a route's `wecom_webhooks`, by position.
     Wecom,
     /// A staff member's own robot (`staff_webhooks`), by staff id.
@@ -50,7 +50,7 @@ impl DestinationKind {
 
 /// The two channels messages travel on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(crate) enum Channel {
+pub enum Channel {
     Wecom,
     Email,
 }
@@ -66,7 +66,7 @@ impl Channel {
 
 /// One place messages are delivered to: (route, kind, argument).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(crate) struct DestinationId {
+pub struct DestinationId {
     pub route: String,
     pub kind: DestinationKind,
     /// Robot position, staff id or email address, by kind.
@@ -76,7 +76,7 @@ pub(crate) struct DestinationId {
 /// Why a text is not a destination id.
 #[derive(Debug, thiserror::Error)]
 #[error("`{0}` is not a destination id (like `managers/wecom/0`; see `churn-alert state stats`)")]
-pub(crate) struct BadDestinationId(String);
+pub struct BadDestinationId(String);
 
 impl DestinationId {
     pub fn new(route: &str, kind: DestinationKind, arg: impl Into<String>) -> Self {

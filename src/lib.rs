@@ -3,24 +3,24 @@
 //! The program is a pipeline, and the modules follow it:
 //! [`source`] (Weiban) → [`store`] (dedup + outbox) → [`transform`] (routes) →
 //! [`render`] (Handlebars, splitting) → [`sink`] (WeCom robots). [`pipeline`] runs one cycle
-//! of it; [`cmd`] holds one file per command; [`sim`] has loopback stand-ins for Weiban and
-//! WeCom used by `demo`, the tests and the benchmarks.
+//! of it; [`cmd`] holds one file per command. The loopback stand-ins for Weiban and WeCom used
+//! by `demo`, the tests and the benchmarks are the `churn-alert-sim` crate; the benchmark
+//! harness is `churn-alert-bench`, which needs [`store`] and [`loss`].
 #![forbid(unsafe_code)]
 
-pub mod cli;
+pub(crate) mod cli;
 pub mod cmd;
-pub mod config;
-pub(crate) mod destination;
-pub mod logging;
+pub(crate) mod config;
+pub mod destination;
+pub(crate) mod logging;
 pub mod loss;
-pub mod pipeline;
-pub mod render;
-pub mod schedule;
-pub mod secret;
-pub mod server;
-pub mod shutdown;
-pub mod sim;
-pub mod sink;
-pub mod source;
+pub(crate) mod pipeline;
+pub(crate) mod render;
+pub(crate) mod schedule;
+pub(crate) mod secret;
+pub(crate) mod server;
+pub(crate) mod shutdown;
+pub(crate) mod sink;
+pub(crate) mod source;
 pub mod store;
-pub mod transform;
+pub(crate) mod transform;

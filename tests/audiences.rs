@@ -5,7 +5,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use churn_alert::sim::SimLoss;
+use churn_alert_sim::SimLoss;
 use common::smtp::SmtpServer;
 use common::*;
 use mail_parser::MessageParser;

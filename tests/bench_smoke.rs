@@ -1,4 +1,4 @@
-//! The benchmark harness at smoke scale, so that it cannot rot. Figures are not asserted
+//! The benchmark harness (`churn-alert-bench`) at smoke scale, so that it cannot rot. Figures are not asserted
 //! against targets here (that is what BENCHMARKS.md is for); the harness must run, print all
 //! five figures, and keep the invariants that are not about speed.
 
@@ -6,18 +6,13 @@ mod common;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bench_smoke_prints_all_five_figures() {
-    let out = tokio::process::Command::new(common::BIN)
-        .args(["bench", "--smoke"])
-        .env("RUST_LOG", "warn")
-        .output()
+    use clap::Parser as _;
+    let args = churn_alert_bench::BenchArgs::parse_from(["churn-alert-bench", "--smoke"]);
+    let mut out = Vec::new();
+    churn_alert_bench::bench(&args, std::path::Path::new(common::BIN), &mut out)
         .await
-        .expect("run churn-alert bench --smoke");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .expect("the harness runs");
+    let text = String::from_utf8_lossy(&out);
     for figure in [
         "1. backfill throughput",
         "2. host cost",

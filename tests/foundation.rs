@@ -2,7 +2,7 @@
 
 mod common;
 
-use churn_alert::sim::{RobotFaults, SimLoss};
+use churn_alert_sim::{RobotFaults, SimLoss};
 use common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -11,7 +11,7 @@ async fn every_loss_is_posted_exactly_once_across_cycles_and_processes() {
     let losses = SimLoss::generate("甲", 250, 7, now() - 60, 60);
     env.weiban.add_losses(&losses);
     let mut example: serde_json::Value =
-        serde_json::from_str(include_str!("fixtures/outflow-example.json")).unwrap();
+        serde_json::from_str(churn_alert_sim::OUTFLOW_EXAMPLE).unwrap();
     example["external_user_list"][0]["outflow_at"] = (now() - 120).into();
     env.weiban
         .add_raw(example["external_user_list"].as_array().unwrap().clone());

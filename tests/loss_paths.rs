@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use churn_alert::sim::{SimLoss, WeibanSimOptions};
+use churn_alert_sim::{SimLoss, WeibanSimOptions};
 use common::*;
 
 /// How often each loss's customer name appears in what `key` accepted.
@@ -438,21 +438,36 @@ async fn item08_quiet_hours_beginning_mid_send_hold_the_rest_and_say_so() {
     // Start sending about 12 s before a minute boundary; quiet hours begin at it.
     let local = || chrono::Utc::now().with_timezone(&chrono_tz::Asia::Shanghai);
     let second = local().second();
-    let wait = if second <= 48 { 48 - second } else { 108 - second };
+    let wait = if second <= 48 {
+        48 - second
+    } else {
+        108 - second
+    };
     tokio::time::sleep(Duration::from_secs(u64::from(wait))).await;
     let start = local() + chrono::Duration::seconds(30);
     let end = start + chrono::Duration::minutes(2);
     add_to_schedule(
         &env.config,
-        &format!("quiet_hours = \"{}-{}\"", start.format("%H:%M"), end.format("%H:%M")),
+        &format!(
+            "quiet_hours = \"{}-{}\"",
+            start.format("%H:%M"),
+            end.format("%H:%M")
+        ),
     );
 
     let out = env.once().await;
     let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(75), "held, not clean and not failed: {err}");
+    assert_eq!(
+        out.status.code(),
+        Some(75),
+        "held, not clean and not failed: {err}"
+    );
     assert!(err.contains("held for quiet hours"), "{err}");
     let sent = env.robot.received().len();
-    assert!((1..30).contains(&sent), "{sent} messages sent: quiet hours began mid-send");
+    assert!(
+        (1..30).contains(&sent),
+        "{sent} messages sent: quiet hours began mid-send"
+    );
     let pending = env.cmd(&["state", "pending"]).await;
     let shown = stdout(&pending);
     assert!(

@@ -6,7 +6,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use churn_alert::sim::{RobotFaults, SimLoss, WeibanFaults, WeibanSimOptions};
+use churn_alert_sim::{RobotFaults, SimLoss, WeibanFaults, WeibanSimOptions};
 use common::*;
 
 /// How often each customer name appears in the messages a robot key accepted.

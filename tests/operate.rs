@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use chrono::{Timelike, Utc};
-use churn_alert::sim::{RobotFaults, SimLoss, WeibanFaults};
+use churn_alert_sim::{RobotFaults, SimLoss, WeibanFaults};
 use common::smtp::SmtpServer;
 use common::*;
 

@@ -13,8 +13,8 @@ use crate::cli::DemoArgs;
 use crate::config::{env_from, Config};
 use crate::pipeline::{unix_now, Pipeline};
 use crate::shutdown::Shutdown;
-use crate::sim::{RobotSim, SimLoss, WeibanSim, WeibanSimOptions};
 use crate::store::Store;
+use churn_alert_sim::{RobotSim, SimLoss, WeibanSim, WeibanSimOptions};
 
 pub(crate) async fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     let now = unix_now();
@@ -26,7 +26,7 @@ pub(crate) async fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         now - 60,
         7 * 60,
     ));
-    let mut example: serde_json::Value = serde_json::from_str(crate::sim::OUTFLOW_EXAMPLE)?;
+    let mut example: serde_json::Value = serde_json::from_str(churn_alert_sim::OUTFLOW_EXAMPLE)?;
     example["external_user_list"][0]["outflow_at"] = (now - 300).into();
     if let Some(items) = example["external_user_list"].as_array() {
         weiban.add_raw(items.clone());

@@ -1,8 +1,8 @@
 //! The commands, one file each, and the dispatch between them.
 
 mod backfill;
-mod bench;
 mod check;
+#[cfg(feature = "demo")]
 mod demo;
 mod once;
 mod preview;
@@ -48,10 +48,14 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Backfill(args) => backfill::backfill(&args).await,
         Command::Run(args) => run::run(&args).await,
         Command::Check(args) => check::check(&args),
+        #[cfg(feature = "demo")]
         Command::Demo(args) => demo::demo(&args).await,
+        #[cfg(not(feature = "demo"))]
+        Command::Demo(_) => anyhow::bail!(
+            "this binary was built without the demo (the `demo` feature); build with default features to try it"
+        ),
         Command::Preview(args) => preview::preview(&args).await,
         Command::State(args) => state::state(args.command).await,
-        Command::Bench(args) => bench::bench(&args).await,
     }
 }
 

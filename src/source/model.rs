@@ -7,9 +7,9 @@ use serde::Deserialize;
 
 use crate::loss::{DeleteBy, Loss};
 
-/// The documented `external_user/list/outflow` answer, byte for byte.
-pub(crate) const DOCUMENTED_EXAMPLE: &str =
-    include_str!("../../tests/fixtures/outflow-example.json");
+/// The documented `external_user/list/outflow` answer, byte for byte: the sample `check` and
+/// `preview` render. (The simulator crate keeps its own copy as its fixture.)
+pub(crate) const DOCUMENTED_EXAMPLE: &str = include_str!("documented-example.json");
 
 /// The losses of the documented example: sample data for `check` and previews.
 pub(crate) fn documented_example() -> Vec<Loss> {

@@ -60,7 +60,7 @@ impl From<TransactionError<StoreError>> for StoreError {
 
 /// A loss waiting for one destination.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct Pending {
+pub struct Pending {
     #[serde(rename = "l")]
     pub loss: Loss,
     /// Unix seconds when it entered the outbox: losses of one poll share it.
@@ -83,7 +83,7 @@ impl Pending {
 
 /// Why a destination has pending deliveries that were not sent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub(crate) struct DestinationState {
+pub struct DestinationState {
     pub status: DeliveryStatus,
     /// The last error, with its errcode and meaning (never a key).
     pub reason: String,
@@ -96,7 +96,7 @@ pub(crate) struct DestinationState {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub(crate) enum DeliveryStatus {
+pub enum DeliveryStatus {
     /// A transient fault: retried automatically at `retry_at`.
     Retrying,
     /// A permanent fault (robot removed, bad key): waits for `state retry`.
@@ -105,7 +105,7 @@ pub(crate) enum DeliveryStatus {
 
 /// Numbers for `state stats`.
 #[derive(Debug, Serialize)]
-pub(crate) struct StoreStats {
+pub struct StoreStats {
     pub remembered_losses: usize,
     pub pending: BTreeMap<DestinationId, usize>,
     pub last_window_end: Option<i64>,
@@ -114,7 +114,7 @@ pub(crate) struct StoreStats {
 
 /// The embedded database. Cheap to clone; all clones share one sled instance.
 #[derive(Clone)]
-pub(crate) struct Store {
+pub struct Store {
     db: sled::Db,
     seen: sled::Tree,
     outbox: sled::Tree,

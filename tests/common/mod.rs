@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
-use churn_alert::sim::{RobotSim, WeibanSim, WeibanSimOptions};
+use churn_alert_sim::{RobotSim, WeibanSim, WeibanSimOptions};
 use tempfile::TempDir;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_churn-alert");

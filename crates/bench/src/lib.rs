@@ -1,22 +1,52 @@
-//! `churn-alert bench`: the five figures of BENCHMARKS.md, measured on the real pipeline.
+//! The benchmark harness (`churn-alert-bench`): the five figures of BENCHMARKS.md, measured
+//! on the real pipeline.
 //!
-//! Each scenario starts the built-in simulators in this process and the real `churn-alert`
-//! binary (this executable) as a child, the way an operator runs it, and reads the child's
+//! Each scenario starts the loopback simulators (`churn-alert-sim`) in this process and the
+//! real `churn-alert` binary as a child, the way an operator runs it, and reads the child's
 //! CPU time and memory from `/proc` while it runs. `--smoke` runs every scenario at a small
 //! scale so that the test suite keeps the harness working; the figures only mean something
 //! at full scale, in a release build.
 
 use std::path::{Path, PathBuf};
-use std::process::{ExitCode, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
-use crate::cli::BenchArgs;
-use crate::loss::{DeleteBy, Loss};
-use crate::pipeline::unix_now;
-use crate::sim::{RobotSim, SimLoss, WeibanSim, WeibanSimOptions};
-use crate::store::Store;
+use std::io::Write;
+
+use churn_alert::loss::{DeleteBy, Loss};
+use churn_alert::store::Store;
+use churn_alert_sim::{RobotSim, SimLoss, WeibanSim, WeibanSimOptions};
+
+/// What to measure.
+#[derive(Debug, clap::Parser)]
+#[command(name = "churn-alert-bench", about = "The figures of BENCHMARKS.md")]
+pub struct BenchArgs {
+    /// Every scenario at a small scale, to check the harness (figures not meaningful).
+    #[arg(long)]
+    pub smoke: bool,
+    /// Simulated Weiban latency per request for the throughput scenario, in milliseconds.
+    #[arg(long, default_value_t = 200)]
+    pub latency_ms: u64,
+    /// Run only these scenarios (1–5), for profiling one of them.
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<u8>,
+    /// Losses of the host-cost scenario (default 100 000; smoke 2 000).
+    #[arg(long)]
+    pub host_losses: Option<usize>,
+    /// Losses of the store-footprint scenario (default 1 000 000; smoke 20 000).
+    #[arg(long)]
+    pub store_losses: Option<usize>,
+    /// The `churn-alert` binary to measure (default: the one beside this executable).
+    #[arg(long)]
+    pub exe: Option<PathBuf>,
+}
+
+/// Now, in unix seconds.
+fn unix_now() -> i64 {
+    chrono::Utc::now().timestamp()
+}
 
 /// Sizes of one benchmark run.
 struct Scale {
@@ -46,11 +76,19 @@ const SMOKE: Scale = Scale {
     latency_samples: 1,
 };
 
-pub(crate) async fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
+/// Runs the scenarios `args` asks for against the `churn-alert` binary `exe`, writing one
+/// line per figure to `out`.
+pub async fn bench(args: &BenchArgs, exe: &Path, out: &mut dyn Write) -> anyhow::Result<()> {
     let scale = if args.smoke { &SMOKE } else { &FULL };
-    let exe = std::env::current_exe().context("cannot find the churn-alert executable")?;
+    let exe = exe.to_path_buf();
+    anyhow::ensure!(
+        exe.exists(),
+        "{} does not exist: build it first with `cargo build --release -p churn-alert`, or pass --exe",
+        exe.display()
+    );
     let latency = Duration::from_millis(args.latency_ms);
-    println!(
+    writeln!(
+        out,
         "churn-alert bench ({}; {} build; {} cores)",
         if args.smoke {
             "smoke scale: figures are not meaningful"
@@ -63,53 +101,58 @@ pub(crate) async fn bench(args: &BenchArgs) -> anyhow::Result<ExitCode> {
             "release"
         },
         std::thread::available_parallelism().map_or(0, |n| n.get())
-    );
+    )?;
 
     let wanted = |n: u8| args.only.is_empty() || args.only.contains(&n);
     if wanted(1) {
         let backfill = backfill_throughput(&exe, scale.backfill_losses, latency).await?;
-        println!(
+        writeln!(
+        out,
         "1. backfill throughput: {} losses, {} requests in {:.1} s = {:.0} requests/min = {:.1} % of the 600/min ceiling; limit errors (10052/10053): {} (target >= 90 %, 0); peak RSS {:.1} MB",
         scale.backfill_losses, backfill.requests, backfill.seconds, backfill.per_minute,
         backfill.per_minute / 6.0, backfill.limit_errors, backfill.peak_mb
-    );
+    )?;
     }
     if wanted(2) {
         let host_losses = args.host_losses.unwrap_or(scale.host_losses);
         let host = host_cost(&exe, host_losses).await?;
-        println!(
+        writeln!(
+        out,
         "2. host cost: {} losses end to end in {:.1} s wall, {:.2} CPU s, peak RSS {:.1} MB, {} messages; idle RSS of `run` {:.1} MB (targets <= 40 MB, <= 10 MB)",
         host_losses, host.wall, host.cpu, host.peak_mb, host.messages, host.idle_mb
-    );
+    )?;
     }
     if wanted(3) {
         let packing = robot_packing(&exe, scale.packing_losses).await?;
-        println!(
+        writeln!(
+        out,
         "3. robot packing: {} losses over 20 staff in {} messages for {} bytes; ceil(bytes/4096) = {}; ratio {:.3} (target <= 1.15)",
         scale.packing_losses, packing.messages, packing.bytes, packing.floor, packing.ratio
-    );
+    )?;
     }
     if wanted(4) {
         let store_losses = args.store_losses.unwrap_or(scale.store_losses);
         let footprint = store_footprint(store_losses).await?;
-        println!(
+        writeln!(
+        out,
         "4. store footprint: {} losses recorded, {} pruned, {} remembered, {} bytes on disk = {:.0} bytes per remembered loss (target <= 300)",
         store_losses, footprint.pruned, footprint.remembered, footprint.bytes, footprint.per_loss
-    );
+    )?;
     }
     if wanted(5) {
         let latencies =
             end_to_end_latency(&exe, scale.latency_schedule_secs, scale.latency_samples).await?;
         let worst = latencies.iter().cloned().fold(0.0, f64::max);
-        println!(
+        writeln!(
+        out,
         "5. latency: loss appears -> robot receives, schedule every {} s: {} (worst {:.1} s; target <= {} s)",
         scale.latency_schedule_secs,
         latencies.iter().map(|l| format!("{l:.1} s")).collect::<Vec<_>>().join(", "),
         worst,
         scale.latency_schedule_secs + 5
-    );
+    )?;
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// A config for the simulators, with a store in `dir`.
