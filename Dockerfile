@@ -55,23 +55,34 @@ RUN if [ -n "$CARGO_REGISTRY" ]; then \
       && echo "crates.io replaced by $CARGO_REGISTRY in $cargo_home/config.toml"; \
     fi
 
-# 1. Dependencies only: this layer is rebuilt only when Cargo.toml/Cargo.lock
-#    change. Dummy sources stand in for the lib, the bin and a possible
-#    [[bench]] at benches/pipeline.rs, so the manifest resolves.
+# 1. Dependencies only: this layer is rebuilt only when a manifest or
+#    Cargo.lock changes. Cargo loads every workspace member, so each member's
+#    Cargo.toml is copied too (keep this list in step with [workspace] members
+#    in Cargo.toml). Dummy sources stand in for the lib, the bin, the members'
+#    targets and a possible [[bench]] at benches/pipeline.rs, so the workspace
+#    resolves.
 COPY Cargo.toml Cargo.lock ./
-RUN mkdir -p src benches \
+COPY crates/sim/Cargo.toml crates/sim/
+COPY crates/bench/Cargo.toml crates/bench/
+RUN mkdir -p src benches crates/sim/src crates/bench/src \
  && echo 'fn main() {}' > src/main.rs \
  && : > src/lib.rs \
  && echo 'fn main() {}' > benches/pipeline.rs \
+ && : > crates/sim/src/lib.rs \
+ && : > crates/bench/src/lib.rs \
+ && echo 'fn main() {}' > crates/bench/src/main.rs \
  && cargo build --release --locked --bin churn-alert \
- && rm -rf src benches
+ && rm -rf src benches crates
 
 # 2. The real sources. .dockerignore keeps target/, data/, .git and secrets out;
-#    src/, templates/ and tests/fixtures/ (include_str!'d by the crate) come in.
+#    src/ (with src/source/documented-example.json, include_str!'d by the
+#    crate), templates/ and crates/ (the simulators behind the default `demo`
+#    feature, and their fixtures) come in.
 COPY . .
 # COPY keeps the context's mtimes, which may be older than the dummy build:
-# touch the crate roots so cargo rebuilds churn-alert itself.
-RUN touch src/main.rs src/lib.rs \
+# touch the crate roots so cargo rebuilds churn-alert and the workspace crates
+# it links (churn-alert-sim) instead of keeping the dummies.
+RUN touch src/main.rs src/lib.rs crates/sim/src/lib.rs \
  && cargo build --release --locked --bin churn-alert \
  && mkdir -p /out/var/lib/churn-alert \
  && cp target/release/churn-alert /out/churn-alert

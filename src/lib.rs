@@ -8,9 +8,11 @@
 //! harness is `churn-alert-bench`, which needs [`store`] and [`loss`].
 #![forbid(unsafe_code)]
 
+pub(crate) mod backoff;
 pub(crate) mod cli;
 pub mod cmd;
 pub(crate) mod config;
+pub(crate) mod deliver;
 pub mod destination;
 pub(crate) mod logging;
 pub mod loss;

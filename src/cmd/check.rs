@@ -15,6 +15,7 @@ use crate::cli::ConfigArg;
 use crate::config::Config;
 use crate::render::compose::compose;
 use crate::render::Renderer;
+use crate::sink::Sinks;
 use crate::source::model::documented_example;
 use crate::store::Pending;
 use crate::transform::Router;
@@ -31,15 +32,13 @@ pub(crate) fn check(args: &ConfigArg) -> anyhow::Result<ExitCode> {
             .get_or_insert_with(|| "staff@example.com".into());
     }
     let router = Router::new(&config);
-    let pending = Pending::one_poll(sample.clone());
+    let sinks = Sinks::new(&config)?;
     let mut destinations = 0;
-    for loss in &sample {
-        for id in router.destinations_for(loss) {
-            if let Some(destination) = router.get(&id) {
-                compose(&renderer, &destination, &pending)
-                    .with_context(|| format!("{} cannot be rendered", destination.describe()))?;
-                destinations += 1;
-            }
+    for (id, losses) in router.route_all(&sample) {
+        if let Some(destination) = router.get(&id) {
+            compose(&renderer, &sinks, &destination, &Pending::one_poll(losses))
+                .with_context(|| format!("{} cannot be rendered", destination.describe()))?;
+            destinations += 1;
         }
     }
     for route in &config.routes {

@@ -29,7 +29,12 @@ pub(crate) async fn once(args: &OnceArgs) -> anyhow::Result<ExitCode> {
         if plan.is_empty() {
             println!("nothing new to send");
         }
-        super::preview::print_plan(pipeline.renderer(), &Router::new(pipeline.config()), plan);
+        super::preview::print_plan(
+            pipeline.renderer(),
+            pipeline.sinks(),
+            &Router::new(pipeline.config()),
+            plan,
+        );
         return Ok(ExitCode::SUCCESS);
     }
     let report = pipeline.cycle(&Shutdown::on_signals()).await?;

@@ -13,8 +13,10 @@ use crate::config::Config;
 use crate::destination::DestinationId;
 use crate::loss::Loss;
 use crate::pipeline::unix_now;
-use crate::render::compose::{compose, Body};
+use crate::render::compose::{compose, Composed};
+use crate::render::escape::terminal;
 use crate::render::Renderer;
+use crate::sink::{EmailMessage, Sinks, WecomMessage};
 use crate::source::model::documented_example;
 use crate::source::{FetchError, WeibanClient, Window};
 use crate::store::Pending;
@@ -37,15 +39,8 @@ pub(crate) async fn preview(args: &PreviewArgs) -> anyhow::Result<ExitCode> {
         documented_example()
     };
     let router = Router::new(&config);
-    let mut per_destination: BTreeMap<DestinationId, Vec<Loss>> = BTreeMap::new();
-    for loss in &losses {
-        for id in router.destinations_for(loss) {
-            let in_route = args.route.as_ref().is_none_or(|r| id.route == *r);
-            if in_route {
-                per_destination.entry(id).or_default().push(loss.clone());
-            }
-        }
-    }
+    let mut per_destination = router.route_all(&losses);
+    per_destination.retain(|id, _| args.route.as_ref().is_none_or(|r| id.route == *r));
     println!(
         "preview of {} loss(es) ({}); nothing is sent, the store is not touched\n",
         losses.len(),
@@ -58,13 +53,14 @@ pub(crate) async fn preview(args: &PreviewArgs) -> anyhow::Result<ExitCode> {
     if per_destination.is_empty() {
         println!("no destination would receive anything");
     }
-    print_plan(&renderer, &router, per_destination);
+    print_plan(&renderer, &Sinks::new(&config)?, &router, per_destination);
     Ok(ExitCode::SUCCESS)
 }
 
 /// Prints what each destination would receive, as its sink would get it.
 pub(super) fn print_plan(
     renderer: &Renderer,
+    sinks: &Sinks,
     router: &Router<'_>,
     per_destination: BTreeMap<DestinationId, Vec<Loss>>,
 ) {
@@ -72,52 +68,53 @@ pub(super) fn print_plan(
         let Some(destination) = router.get(&id) else {
             continue;
         };
-        let messages = match compose(renderer, &destination, &Pending::one_poll(losses)) {
-            Ok(messages) => messages,
+        let described = terminal(&destination.describe()).into_owned();
+        let composed = match compose(renderer, sinks, &destination, &Pending::one_poll(losses)) {
+            Ok(composed) => composed,
             Err(e) => {
-                println!(
-                    "══ {} ══\n(cannot be delivered: {e})\n",
-                    destination.describe()
-                );
+                println!("══ {described} ══\n(cannot be delivered: {e})\n");
                 continue;
             }
         };
-        println!(
-            "══ {} — {} message(s) ══",
-            destination.describe(),
-            messages.len()
-        );
-        for (i, message) in messages.iter().enumerate() {
-            match &message.body {
-                Body::Wecom {
-                    msgtype,
-                    content,
-                    mentioned,
-                } => {
-                    println!(
-                        "── {}/{} · {msgtype:?} · {} bytes{} ──",
-                        i + 1,
-                        messages.len(),
-                        content.len(),
-                        if mentioned.is_empty() {
-                            String::new()
-                        } else {
-                            format!(" · mentions {}", mentioned.join(", "))
-                        }
-                    );
-                    println!("{content}\n");
-                }
-                Body::Email {
-                    to,
-                    subject,
-                    text,
-                    html,
-                } => {
-                    println!("To: {to}\nSubject: {subject}\n── text/plain ──\n{text}\n── text/html ({} bytes) ──\n{html}\n", html.len());
-                }
+        println!("══ {described} — {} message(s) ══", composed.len());
+        let shown: Vec<String> = match composed {
+            Composed::Wecom(_, messages) => {
+                messages.iter().map(|m| show_wecom(&m.message)).collect()
             }
+            Composed::Email(_, messages) => {
+                messages.iter().map(|m| show_email(&m.message)).collect()
+            }
+        };
+        let parts = shown.len();
+        for (i, text) in shown.into_iter().enumerate() {
+            println!("── {}/{parts} · {}", i + 1, terminal(&text));
         }
     }
+}
+
+fn show_wecom(message: &WecomMessage) -> String {
+    let mentions = if message.mentioned.is_empty() {
+        String::new()
+    } else {
+        format!(" · mentions {}", message.mentioned.join(", "))
+    };
+    format!(
+        "{:?} · {} bytes{mentions} ──\n{}\n",
+        message.msgtype,
+        message.content.len(),
+        message.content
+    )
+}
+
+fn show_email(message: &EmailMessage) -> String {
+    format!(
+        "email ──\nTo: {}\nSubject: {}\n── text/plain ──\n{}\n── text/html ({} bytes) ──\n{}\n",
+        message.to,
+        message.subject,
+        message.text,
+        message.html.len(),
+        message.html
+    )
 }
 
 async fn live_losses(config: &Config) -> anyhow::Result<Vec<Loss>> {

@@ -1,42 +1,41 @@
-//! What each destination receives: templates chosen, losses split or summarized, per channel.
+//! What each destination receives: templates chosen, losses split or summarized, per sink.
 //!
-//! The one place that decides the shape of a delivery, used both to send and to preview, so
-//! that `preview` shows exactly what would be sent.
+//! The one place that decides the shape of a delivery, used to send, to preview and to check,
+//! so that `preview` shows exactly what would be sent. Messages come out typed for the sink
+//! that takes them ([`Composed`]), with the byte limit the sink gives.
 
-use crate::config::{Audience, WecomMsgType};
 use std::collections::HashMap;
 
+use crate::config::{Audience, WecomMsgType};
 use crate::loss::{Loss, LossKey};
 use crate::render::escape::is_userid;
 use crate::render::split::{pack, render_whole, Batch, Storm};
-use crate::render::{group_by_staff, RenderError, Renderer, MARKDOWN_LIMIT};
+use crate::render::{group_by_staff, RenderError, Renderer, WindowContext};
+use crate::secret::Secret;
+use crate::sink::{EmailMessage, EmailSink, Format, Sink, Sinks, WecomMessage, WecomSink};
 use crate::store::Pending;
 use crate::transform::route::{Destination, Target};
 
-/// WeCom text content limit, in UTF-8 bytes.
-pub(crate) const TEXT_LIMIT: usize = 2048;
-
 /// One message for one destination, and the losses it reports.
 #[derive(Debug, Clone)]
-pub(crate) struct Outgoing {
-    pub body: Body,
+pub(crate) struct Outgoing<M> {
+    pub message: M,
     pub losses: Vec<LossKey>,
 }
 
-#[derive(Debug, Clone)]
-pub(crate) enum Body {
-    Wecom {
-        msgtype: WecomMsgType,
-        content: String,
-        /// For `text` messages: user ids to @-mention.
-        mentioned: Vec<String>,
-    },
-    Email {
-        to: String,
-        subject: String,
-        text: String,
-        html: String,
-    },
+/// A destination's messages, in sending order, with the sink that takes them.
+pub(crate) enum Composed<'s> {
+    Wecom(&'s WecomSink, Vec<Outgoing<WecomMessage>>),
+    Email(&'s EmailSink, Vec<Outgoing<EmailMessage>>),
+}
+
+impl Composed<'_> {
+    pub fn len(&self) -> usize {
+        match self {
+            Self::Wecom(_, m) => m.len(),
+            Self::Email(_, m) => m.len(),
+        }
+    }
 }
 
 /// Why a destination's messages could not be composed.
@@ -48,123 +47,188 @@ pub(crate) enum ComposeError {
         "no email address for staff member {staff}: Weiban has none; add it to `staff_emails` of route `{route}`"
     )]
     NoAddress { staff: String, route: String },
+    #[error("route `{route}` sends email, but there is no [smtp] section in the config")]
+    NoSmtp { route: String },
 }
 
-/// The messages `destination` receives for `losses`, in sending order.
-pub(crate) fn compose(
+/// The messages `destination` receives for `pending`, in sending order.
+pub(crate) fn compose<'s>(
     renderer: &Renderer,
+    sinks: &'s Sinks,
     destination: &Destination<'_>,
     pending: &[Pending],
-) -> Result<Vec<Outgoing>, ComposeError> {
+) -> Result<Composed<'s>, ComposeError> {
     let losses: Vec<Loss> = pending.iter().map(|p| p.loss.clone()).collect();
-    let losses = losses.as_slice();
-    let enqueued: HashMap<LossKey, i64> = pending
-        .iter()
-        .map(|p| (p.loss.key(), p.enqueued_at))
-        .collect();
-    let route = destination.route;
-    let per_staff = route.audience == Audience::Staff;
-    let storm = (route.storm_threshold > 0).then_some(Storm {
-        threshold: route.storm_threshold,
-        list: route.storm_list,
-    });
     match &destination.target {
-        Target::Wecom { msgtype, .. } => {
-            let (suffix, limit) = match msgtype {
-                WecomMsgType::Markdown => ("md", MARKDOWN_LIMIT),
-                WecomMsgType::Text => ("txt", TEXT_LIMIT),
+        Target::Wecom { robot, msgtype, .. } => {
+            let enqueued: HashMap<LossKey, i64> = pending
+                .iter()
+                .map(|p| (p.loss.key(), p.enqueued_at))
+                .collect();
+            let robot = Robot {
+                renderer,
+                destination,
+                enqueued: &enqueued,
+                robot,
+                msgtype: *msgtype,
+                limit: sinks.wecom.limit(format_of(*msgtype)).unwrap_or(usize::MAX),
             };
-            let wecom = |template: &str, losses: &[Loss], mention: Option<&str>| {
-                let batch = Batch {
-                    template,
-                    losses,
-                    window: None,
-                    storm,
-                    enqueued: Some(&enqueued),
-                    mention: mention.is_some(),
-                    limit,
-                };
-                let mentioned: Vec<String> = match (msgtype, mention) {
-                    (WecomMsgType::Text, Some(id)) if is_userid(id) => vec![id.to_owned()],
-                    _ => Vec::new(),
-                };
-                let messages = pack(renderer, &batch)?;
-                Ok::<_, ComposeError>(
-                    messages
-                        .into_iter()
-                        .map(|m| Outgoing {
-                            body: Body::Wecom {
-                                msgtype: *msgtype,
-                                content: m.content,
-                                mentioned: mentioned.clone(),
-                            },
-                            losses: m.losses,
-                        })
-                        .collect::<Vec<_>>(),
-                )
-            };
-            if !per_staff {
-                return wecom(&format!("digest.{suffix}.hbs"), losses, None);
-            }
-            let template = format!("staff.{suffix}.hbs");
-            let mut out = Vec::new();
-            for (staff_id, group) in group_by_staff(losses) {
-                let group: Vec<Loss> = group.into_iter().cloned().collect();
-                let group = group.as_slice();
-                let mention = route.mention.then_some(staff_id.as_str());
-                out.extend(wecom(&template, group, mention)?);
-            }
-            Ok(out)
+            Ok(Composed::Wecom(&sinks.wecom, robot.compose(&losses)?))
         }
         Target::Email { to, staff } => {
-            let (kind, subject) = match staff {
-                Some(_) => (
-                    "staff",
-                    format!("【客户流失提醒】您有 {} 位客户流失", losses.len()),
-                ),
-                None => (
-                    "digest",
-                    format!("【客户流失提醒】共 {} 位客户流失", losses.len()),
-                ),
-            };
-            let to = match (to, staff) {
-                (Some(to), _) => to.clone(),
-                (None, Some(staff)) => losses
-                    .iter()
-                    .find_map(|l| l.staff_email.clone())
-                    .ok_or_else(|| ComposeError::NoAddress {
-                        staff: staff.clone(),
-                        route: route.name.clone(),
-                    })?,
-                (None, None) => {
-                    return Err(ComposeError::NoAddress {
-                        staff: "?".into(),
-                        route: route.name.clone(),
-                    })
-                }
-            };
-            // Email has no size limit and gets the full list: no storm cut.
-            let batch = |template| Batch {
-                template,
-                losses,
-                window: None,
-                storm: None,
-                enqueued: None,
-                mention: false,
-                limit: usize::MAX,
-            };
-            let (text_name, html_name) = (format!("{kind}.txt.hbs"), format!("{kind}.html.hbs"));
-            let text = render_whole(renderer, &batch(&text_name))?;
-            let html = render_whole(renderer, &batch(&html_name))?;
-            Ok(vec![Outgoing {
-                body: Body::Email {
-                    to,
-                    subject,
-                    text: text.content,
-                    html: html.content,
-                },
-                losses: text.losses,
-            }])
+            let email = sinks.email.as_ref().ok_or_else(|| ComposeError::NoSmtp {
+                route: destination.route.name.clone(),
+            })?;
+            let limit = email.limit(Format::Email).unwrap_or(usize::MAX);
+            let to = address(destination, to.as_deref(), staff.as_deref(), &losses)?;
+            let message = mail(renderer, &losses, to, staff.is_some(), limit)?;
+            Ok(Composed::Email(email, vec![message]))
         }
     }
+}
+
+fn format_of(msgtype: WecomMsgType) -> Format {
+    match msgtype {
+        WecomMsgType::Markdown => Format::Markdown,
+        WecomMsgType::Text => Format::Text,
+    }
+}
+
+/// The time span the losses left in: the digest's 统计区间.
+fn window_of(losses: &[Loss]) -> Option<WindowContext> {
+    let start = losses.iter().map(|l| l.outflow_at).min()?;
+    let end = losses.iter().map(|l| l.outflow_at).max()?;
+    Some(WindowContext { start, end })
+}
+
+/// Composing for one robot.
+struct Robot<'a> {
+    renderer: &'a Renderer,
+    destination: &'a Destination<'a>,
+    enqueued: &'a HashMap<LossKey, i64>,
+    robot: &'a Secret,
+    msgtype: WecomMsgType,
+    limit: usize,
+}
+
+impl Robot<'_> {
+    /// A managers' digest of everything, or one message per staff member.
+    fn compose(&self, losses: &[Loss]) -> Result<Vec<Outgoing<WecomMessage>>, ComposeError> {
+        let route = self.destination.route;
+        let suffix = match self.msgtype {
+            WecomMsgType::Markdown => "md",
+            WecomMsgType::Text => "txt",
+        };
+        if route.audience != Audience::Staff {
+            return self.pack(&format!("digest.{suffix}.hbs"), losses, None);
+        }
+        let template = format!("staff.{suffix}.hbs");
+        let mut out = Vec::new();
+        for (staff_id, group) in group_by_staff(losses) {
+            let group: Vec<Loss> = group.into_iter().cloned().collect();
+            let mention = route.mention.then_some(staff_id.as_str());
+            out.extend(self.pack(&template, &group, mention)?);
+        }
+        Ok(out)
+    }
+
+    fn pack(
+        &self,
+        template: &str,
+        losses: &[Loss],
+        mention: Option<&str>,
+    ) -> Result<Vec<Outgoing<WecomMessage>>, ComposeError> {
+        let route = self.destination.route;
+        let batch = Batch {
+            template,
+            losses,
+            window: window_of(losses),
+            storm: (route.storm_threshold > 0).then_some(Storm {
+                threshold: route.storm_threshold,
+                list: route.storm_list,
+            }),
+            enqueued: Some(self.enqueued),
+            mention: mention.is_some(),
+            limit: self.limit,
+        };
+        let mentioned: Vec<String> = match (self.msgtype, mention) {
+            (WecomMsgType::Text, Some(id)) if is_userid(id) => vec![id.to_owned()],
+            _ => Vec::new(),
+        };
+        Ok(pack(self.renderer, &batch)?
+            .into_iter()
+            .map(|m| Outgoing {
+                message: WecomMessage {
+                    robot: self.robot.clone(),
+                    msgtype: self.msgtype,
+                    content: m.content,
+                    mentioned: mentioned.clone(),
+                },
+                losses: m.losses,
+            })
+            .collect())
+    }
+}
+
+/// The address an email destination writes to: configured, or Weiban's for the staff member.
+fn address(
+    destination: &Destination<'_>,
+    to: Option<&str>,
+    staff: Option<&str>,
+    losses: &[Loss],
+) -> Result<String, ComposeError> {
+    let missing = |staff: &str| ComposeError::NoAddress {
+        staff: staff.to_owned(),
+        route: destination.route.name.clone(),
+    };
+    match (to, staff) {
+        (Some(to), _) => Ok(to.to_owned()),
+        (None, Some(staff)) => losses
+            .iter()
+            .find_map(|l| l.staff_email.clone())
+            .ok_or_else(|| missing(staff)),
+        (None, None) => Err(missing("?")),
+    }
+}
+
+/// One email with the full list: email has no storm cut.
+fn mail(
+    renderer: &Renderer,
+    losses: &[Loss],
+    to: String,
+    to_staff: bool,
+    limit: usize,
+) -> Result<Outgoing<EmailMessage>, ComposeError> {
+    let (kind, subject) = if to_staff {
+        (
+            "staff",
+            format!("【客户流失提醒】您有 {} 位客户流失", losses.len()),
+        )
+    } else {
+        (
+            "digest",
+            format!("【客户流失提醒】共 {} 位客户流失", losses.len()),
+        )
+    };
+    let batch = |template| Batch {
+        template,
+        losses,
+        window: window_of(losses),
+        storm: None,
+        enqueued: None,
+        mention: false,
+        limit,
+    };
+    let (text_name, html_name) = (format!("{kind}.txt.hbs"), format!("{kind}.html.hbs"));
+    let text = render_whole(renderer, &batch(&text_name))?;
+    let html = render_whole(renderer, &batch(&html_name))?;
+    Ok(Outgoing {
+        message: EmailMessage {
+            to,
+            subject,
+            text: text.content,
+            html: html.content,
+        },
+        losses: text.losses,
+    })
 }

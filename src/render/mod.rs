@@ -19,8 +19,6 @@ use serde::Serialize;
 
 use crate::loss::{DeleteBy, Loss};
 
-pub(crate) use split::MARKDOWN_LIMIT;
-
 /// The built-in templates, by file name. A file of the same name in `[templates] dir` wins.
 /// The extension picks the escaping: `.md` for WeCom markdown, `.html` for HTML, `.txt` none.
 pub(crate) const BUILTIN: &[(&str, &str)] = &[

@@ -20,8 +20,6 @@ use std::collections::HashMap;
 
 use crate::loss::{Loss, LossKey};
 
-/// WeCom markdown content limit, in UTF-8 bytes.
-pub(crate) const MARKDOWN_LIMIT: usize = 4096;
 /// Longest customer-controlled texts (in characters) tried, in turn, for a part whose first
 /// entry does not fit as it is.
 const SHORTEN_STEPS: [Option<usize>; 6] = [None, Some(400), Some(120), Some(40), Some(12), Some(4)];
@@ -283,6 +281,9 @@ impl<'a> Packer<'a> {
 mod tests {
     use super::*;
     use crate::loss::DeleteBy;
+
+    /// WeCom's markdown limit, as the robot sink gives it.
+    const MARKDOWN_LIMIT: usize = 4096;
 
     fn losses(n: usize, staff: usize) -> Vec<Loss> {
         (0..n)

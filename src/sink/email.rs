@@ -8,8 +8,18 @@ use lettre::message::{header::ContentType, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
-use super::SendError;
+use super::{Format, SendError, Sink};
 use crate::config::{SmtpConfig, SmtpSecurity};
+use crate::destination::Channel;
+
+/// One email: multipart text + HTML.
+#[derive(Debug, Clone)]
+pub(crate) struct EmailMessage {
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
 
 /// Sends mail through one SMTP server.
 pub(crate) struct EmailSink {
@@ -51,31 +61,31 @@ impl EmailSink {
         })
     }
 
-    pub async fn send(
-        &self,
-        to: &str,
-        subject: &str,
-        text: &str,
-        html: &str,
-    ) -> Result<(), SendError> {
+    async fn submit(&self, message: &EmailMessage) -> Result<(), SendError> {
+        let EmailMessage {
+            to,
+            subject,
+            text,
+            html,
+        } = message;
         let to: Mailbox = to.parse().map_err(|e| SendError::Permanent {
             reason: format!("`{to}` is not an email address: {e}"),
         })?;
         let message = Message::builder()
             .from(self.from.clone())
             .to(to)
-            .subject(subject)
+            .subject(subject.as_str())
             .multipart(
                 MultiPart::alternative()
                     .singlepart(
                         SinglePart::builder()
                             .header(ContentType::TEXT_PLAIN)
-                            .body(text.to_owned()),
+                            .body(text.clone()),
                     )
                     .singlepart(
                         SinglePart::builder()
                             .header(ContentType::TEXT_HTML)
-                            .body(html.to_owned()),
+                            .body(html.clone()),
                     ),
             )
             .map_err(|e| SendError::Permanent {
@@ -90,5 +100,21 @@ impl EmailSink {
                 reason: format!("email not sent: {e}"),
             }),
         }
+    }
+}
+
+impl Sink for EmailSink {
+    type Message = EmailMessage;
+
+    fn channel(&self) -> Channel {
+        Channel::Email
+    }
+
+    fn limit(&self, _: Format) -> Option<usize> {
+        None
+    }
+
+    async fn send(&self, message: &EmailMessage) -> Result<(), SendError> {
+        self.submit(message).await
     }
 }

@@ -9,8 +9,57 @@ pub(crate) mod email;
 pub(crate) mod pacer;
 pub(crate) mod wecom;
 
-pub(crate) use email::EmailSink;
-pub(crate) use wecom::WecomSink;
+pub(crate) use email::{EmailMessage, EmailSink};
+pub(crate) use wecom::{WecomMessage, WecomSink};
+
+use crate::destination::Channel;
+
+/// A channel messages leave by: a WeCom robot, an SMTP server.
+///
+/// Like a notifier in Alertmanager, a sink knows its channel's limits and answers each send
+/// with accepted, retry later ([`SendError::Blocked`], [`SendError::Transient`]) or a
+/// permanent failure; the delivery stages own the schedule of retries across cycles.
+/// Rendering asks the sink for its byte limit instead of knowing the channel's.
+pub(crate) trait Sink {
+    /// One message as this sink takes it, addressed.
+    type Message;
+
+    /// The channel, for logs and the `sink` label of metrics.
+    fn channel(&self) -> Channel;
+
+    /// The most bytes one message's content may have in `format`; `None`: no limit.
+    fn limit(&self, format: Format) -> Option<usize>;
+
+    /// Sends one message; `Ok` only when the other side accepted it.
+    async fn send(&self, message: &Self::Message) -> Result<(), SendError>;
+}
+
+/// The sinks a config asks for, built once.
+pub(crate) struct Sinks {
+    pub wecom: WecomSink,
+    /// Present when the config has `[smtp]`.
+    pub email: Option<EmailSink>,
+}
+
+impl Sinks {
+    pub fn new(config: &crate::config::Config) -> Result<Self, SendError> {
+        Ok(Self {
+            wecom: WecomSink::new(&config.wecom)?,
+            email: config.smtp.as_ref().map(EmailSink::new).transpose()?,
+        })
+    }
+}
+
+/// What a message's content is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Format {
+    /// WeCom markdown.
+    Markdown,
+    /// Plain text.
+    Text,
+    /// An email: a text part and an HTML part.
+    Email,
+}
 
 /// Why a destination did not take a message. Never contains a key or a password.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -10,9 +10,27 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::pacer::Pacer;
-use super::SendError;
+use super::{Format, SendError, Sink};
+use crate::backoff::Backoff;
 use crate::config::{WecomConfig, WecomMsgType};
+use crate::destination::Channel;
 use crate::secret::{redact_url, Secret};
+
+/// WeCom markdown content limit, in UTF-8 bytes.
+const MARKDOWN_LIMIT: usize = 4096;
+/// WeCom text content limit, in UTF-8 bytes.
+const TEXT_LIMIT: usize = 2048;
+
+/// One robot message.
+#[derive(Debug, Clone)]
+pub(crate) struct WecomMessage {
+    /// The robot's full webhook URL.
+    pub robot: Secret,
+    pub msgtype: WecomMsgType,
+    pub content: String,
+    /// For `text` messages: validated user ids to @-mention.
+    pub mentioned: Vec<String>,
+}
 
 #[derive(Deserialize)]
 struct Answer {
@@ -56,13 +74,13 @@ impl WecomSink {
     }
 
     /// Sends one message, retrying transient faults with back-off.
-    pub async fn send(
-        &self,
-        robot: &Secret,
-        msgtype: WecomMsgType,
-        content: &str,
-        mentioned: &[String],
-    ) -> Result<(), SendError> {
+    async fn send_once_accepted(&self, message: &WecomMessage) -> Result<(), SendError> {
+        let WecomMessage {
+            robot,
+            msgtype,
+            content,
+            mentioned,
+        } = message;
         let body = match msgtype {
             WecomMsgType::Markdown => {
                 serde_json::json!({ "msgtype": "markdown", "markdown": { "content": content } })
@@ -83,8 +101,11 @@ impl WecomSink {
             if attempt >= self.max_retries {
                 return Err(err);
             }
-            let ceiling = self.retry_base.saturating_mul(1 << attempt.min(10));
-            let wait = ceiling / 2 + (ceiling / 2).mul_f64(fastrand::f64());
+            let wait = Backoff {
+                base: self.retry_base,
+                cap: self.retry_base.saturating_mul(1 << 10),
+            }
+            .jittered(attempt);
             tracing::debug!(error = %err, ?wait, robot = %redact_url(robot.expose()), "retrying robot send");
             tokio::time::sleep(wait).await;
             attempt += 1;
@@ -126,6 +147,25 @@ impl WecomSink {
             ))),
             None => Err(transient("robot answer has no errcode".into())),
         }
+    }
+}
+
+impl Sink for WecomSink {
+    type Message = WecomMessage;
+
+    fn channel(&self) -> Channel {
+        Channel::Wecom
+    }
+
+    fn limit(&self, format: Format) -> Option<usize> {
+        Some(match format {
+            Format::Text => TEXT_LIMIT,
+            Format::Markdown | Format::Email => MARKDOWN_LIMIT,
+        })
+    }
+
+    async fn send(&self, message: &WecomMessage) -> Result<(), SendError> {
+        self.send_once_accepted(message).await
     }
 }
 

@@ -19,6 +19,7 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use super::errors::{meaning, Recovery, WeibanError};
 use super::model::{Envelope, OutflowAnswer, RawCustomer, TokenAnswer};
+use crate::backoff::Backoff;
 use crate::config::WeibanConfig;
 use crate::loss::Loss;
 use crate::secret::Secret;
@@ -582,11 +583,13 @@ impl WeibanClient {
         }
     }
 
-    /// Exponential back-off with full jitter: uniform in [base·2^attempt / 2, base·2^attempt].
+    /// The shared back-off from `weiban.retry_base`, jittered, at most about 8.5 minutes.
     fn backoff(&self, attempt: u32) -> Duration {
-        let ceiling = self.retry_base.saturating_mul(1 << attempt.min(10));
-        let half = ceiling / 2;
-        half + half.mul_f64(fastrand::f64())
+        Backoff {
+            base: self.retry_base,
+            cap: self.retry_base.saturating_mul(1 << 10),
+        }
+        .jittered(attempt)
     }
 }
 

@@ -109,6 +109,20 @@ impl<'a> Router<'a> {
         ids
     }
 
+    /// Every loss of `losses` under each destination it must reach (previews, checks, plans).
+    pub fn route_all<'l>(
+        &self,
+        losses: impl IntoIterator<Item = &'l Loss>,
+    ) -> std::collections::BTreeMap<DestinationId, Vec<Loss>> {
+        let mut routed: std::collections::BTreeMap<DestinationId, Vec<Loss>> = Default::default();
+        for loss in losses {
+            for id in self.destinations_for(loss) {
+                routed.entry(id).or_default().push(loss.clone());
+            }
+        }
+        routed
+    }
+
     /// Resolves an outbox id against the current config; `None` if it is no longer there.
     pub fn get(&self, id: &DestinationId) -> Option<Destination<'a>> {
         let route = self.config.route(&id.route)?;

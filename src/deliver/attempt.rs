@@ -1,0 +1,255 @@
+//! Attempt stage: send a destination's messages in order, completing each in the store only
+//! after the sink accepted it.
+//!
+//! Stops at the first refusal (later messages stay pending, in order), when shutdown begins
+//! (an in-flight send is abandoned and stays pending), and when quiet hours begin between two
+//! messages (the rest is held). Successful and failed sends are counted under the sink's own
+//! channel.
+
+use crate::destination::DestinationId;
+use crate::render::compose::Outgoing;
+use crate::shutdown::Shutdown;
+use crate::sink::{SendError, Sink};
+use crate::store::{Store, StoreError};
+
+/// Why an attempt ended.
+#[derive(Debug)]
+pub(crate) enum Stop {
+    /// Every message was accepted.
+    Done,
+    /// Shutdown began; what was not accepted stays pending.
+    Shutdown,
+    /// Quiet hours began; the rest is held until `until`.
+    Quiet { until: i64 },
+    /// The sink refused a message (or the store could not record it as delivered).
+    Failed(SendError),
+}
+
+/// What an attempt did.
+#[derive(Debug)]
+pub(crate) struct Sent {
+    pub messages: usize,
+    pub losses: usize,
+    pub stop: Stop,
+}
+
+/// Where and under which conditions an attempt runs.
+pub(crate) struct Attempt<'a> {
+    pub store: &'a Store,
+    pub id: &'a DestinationId,
+    pub shutdown: &'a Shutdown,
+    /// When quiet hours end, if they are on now.
+    pub quiet_until: &'a (dyn Fn() -> Option<i64> + Sync),
+}
+
+impl Attempt<'_> {
+    /// Sends `messages` through `sink`, one after the other.
+    pub async fn run<S: Sink>(
+        &self,
+        sink: &S,
+        messages: Vec<Outgoing<S::Message>>,
+    ) -> Result<Sent, StoreError> {
+        let channel = sink.channel().as_str();
+        let mut sent = Sent {
+            messages: 0,
+            losses: 0,
+            stop: Stop::Done,
+        };
+        for outgoing in messages {
+            if self.shutdown.is_shutdown() {
+                sent.stop = Stop::Shutdown;
+                return Ok(sent);
+            }
+            if let Some(until) = (self.quiet_until)() {
+                sent.stop = Stop::Quiet { until };
+                return Ok(sent);
+            }
+            let mut signal = self.shutdown.clone();
+            let answer = tokio::select! {
+                answer = sink.send(&outgoing.message) => answer,
+                () = signal.recv() => {
+                    tracing::info!(destination = %self.id, "abandoned an in-flight send for shutdown; it stays pending");
+                    sent.stop = Stop::Shutdown;
+                    return Ok(sent);
+                }
+            };
+            if let Err(err) = answer {
+                metrics::counter!("churn_alert_messages_failed_total", "sink" => channel)
+                    .increment(1);
+                sent.stop = Stop::Failed(err);
+                return Ok(sent);
+            }
+            match self.store.complete(self.id, &outgoing.losses).await {
+                Ok(()) => {}
+                Err(e @ StoreError::NotCompleted { .. }) => {
+                    // Sending again would repeat this message every cycle: stop instead.
+                    sent.stop = Stop::Failed(SendError::Permanent {
+                        reason: e.to_string(),
+                    });
+                    return Ok(sent);
+                }
+                Err(e) => return Err(e),
+            }
+            metrics::counter!("churn_alert_messages_sent_total", "sink" => channel).increment(1);
+            tracing::debug!(destination = %self.id, losses = outgoing.losses.len(), "message accepted");
+            sent.messages += 1;
+            sent.losses += outgoing.losses.len();
+        }
+        Ok(sent)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::destination::{Channel, DestinationKind};
+    use crate::loss::{DeleteBy, Loss};
+    use crate::sink::Format;
+
+    /// A sink that answers from a script and remembers what it was given.
+    struct FakeSink {
+        answers: Mutex<VecDeque<Result<(), SendError>>>,
+        got: Mutex<Vec<&'static str>>,
+    }
+
+    impl Sink for FakeSink {
+        type Message = &'static str;
+        fn channel(&self) -> Channel {
+            Channel::Wecom
+        }
+        fn limit(&self, _: Format) -> Option<usize> {
+            Some(10)
+        }
+        async fn send(&self, message: &&'static str) -> Result<(), SendError> {
+            self.got.lock().unwrap().push(message);
+            self.answers.lock().unwrap().pop_front().unwrap_or(Ok(()))
+        }
+    }
+
+    fn loss(customer: &str) -> Loss {
+        Loss {
+            customer_id: customer.into(),
+            customer_name: customer.into(),
+            remark: None,
+            corp_name: None,
+            staff_id: "s".into(),
+            staff_name: "S".into(),
+            staff_email: None,
+            outflow_at: 10,
+            delete_by: DeleteBy::Customer,
+            tags: vec![],
+            added_at: None,
+        }
+    }
+
+    async fn setup(customers: &[&str]) -> (tempfile::TempDir, Store, DestinationId) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let id = DestinationId::new("r", DestinationKind::Wecom, "0");
+        let batch: Vec<_> = customers
+            .iter()
+            .map(|c| (loss(c), vec![id.clone()]))
+            .collect();
+        store.record(&batch, |_| 0).await.unwrap();
+        (dir, store, id)
+    }
+
+    fn outgoing(customers: &[&'static str]) -> Vec<Outgoing<&'static str>> {
+        customers
+            .iter()
+            .map(|c| Outgoing {
+                message: *c,
+                losses: vec![loss(c).key()],
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn messages_go_in_order_and_a_refusal_keeps_the_rest_pending() {
+        let (_dir, store, id) = setup(&["a", "b", "c"]).await;
+        let sink = FakeSink {
+            answers: Mutex::new(VecDeque::from([Ok(()), Err(SendError::Blocked)])),
+            got: Mutex::new(Vec::new()),
+        };
+        let shutdown = Shutdown::never();
+        let attempt = Attempt {
+            store: &store,
+            id: &id,
+            shutdown: &shutdown,
+            quiet_until: &|| None,
+        };
+        let sent = attempt
+            .run(&sink, outgoing(&["a", "b", "c"]))
+            .await
+            .unwrap();
+        assert_eq!(
+            *sink.got.lock().unwrap(),
+            ["a", "b"],
+            "c is never tried after b failed"
+        );
+        assert_eq!((sent.messages, sent.losses), (1, 1));
+        assert!(matches!(sent.stop, Stop::Failed(SendError::Blocked)));
+        let left: Vec<String> = store
+            .pending(&id)
+            .unwrap()
+            .into_iter()
+            .map(|p| p.loss.customer_id)
+            .collect();
+        assert_eq!(
+            left,
+            ["b", "c"],
+            "only the accepted message left the outbox"
+        );
+    }
+
+    #[tokio::test]
+    async fn quiet_hours_stop_before_the_next_message() {
+        let (_dir, store, id) = setup(&["a", "b"]).await;
+        let sink = FakeSink {
+            answers: Mutex::new(VecDeque::new()),
+            got: Mutex::new(Vec::new()),
+        };
+        let shutdown = Shutdown::never();
+        let calls = std::sync::atomic::AtomicUsize::new(0);
+        let quiet = || {
+            // Quiet from the second check on.
+            (calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed) > 0).then_some(99)
+        };
+        let attempt = Attempt {
+            store: &store,
+            id: &id,
+            shutdown: &shutdown,
+            quiet_until: &quiet,
+        };
+        let sent = attempt.run(&sink, outgoing(&["a", "b"])).await.unwrap();
+        assert!(matches!(sent.stop, Stop::Quiet { until: 99 }));
+        assert_eq!(sent.messages, 1);
+        assert_eq!(store.pending_count(&id), 1);
+    }
+
+    #[tokio::test]
+    async fn completing_what_is_not_pending_stops_instead_of_repeating() {
+        let (_dir, store, id) = setup(&["a"]).await;
+        let sink = FakeSink {
+            answers: Mutex::new(VecDeque::new()),
+            got: Mutex::new(Vec::new()),
+        };
+        let shutdown = Shutdown::never();
+        let attempt = Attempt {
+            store: &store,
+            id: &id,
+            shutdown: &shutdown,
+            quiet_until: &|| None,
+        };
+        // "z" was never queued: the store cannot mark it delivered.
+        let sent = attempt.run(&sink, outgoing(&["z"])).await.unwrap();
+        assert!(
+            matches!(&sent.stop, Stop::Failed(SendError::Permanent { reason }) if reason.contains("could not mark")),
+            "{:?}",
+            sent.stop
+        );
+    }
+}

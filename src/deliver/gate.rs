@@ -1,0 +1,93 @@
+//! Gate stage: whether a destination is tried now.
+//!
+//! Quiet hours hold everything; a destination that failed permanently waits for a person
+//! (`state retry`); one that failed transiently waits for its retry time. Pure, so every
+//! decision is tested without a clock.
+
+use crate::store::{DeliveryStatus, DestinationState};
+
+/// What the gate decided for one destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Gate {
+    /// Try now.
+    Open,
+    /// Quiet hours: held until `until` (unix seconds). Not a failure.
+    Held { until: i64 },
+    /// Not now: why, and when to look again (`None`: when a person acts).
+    Wait {
+        reason: String,
+        retry_at: Option<i64>,
+    },
+}
+
+/// The gate for a destination of route `route` with `state`, at `now`, when quiet hours (if
+/// any) end at `quiet_until`.
+pub(crate) fn gate(
+    route: &str,
+    state: Option<&DestinationState>,
+    quiet_until: Option<i64>,
+    now: i64,
+) -> Gate {
+    if let Some(until) = quiet_until {
+        return Gate::Held { until };
+    }
+    match state {
+        Some(s) if s.status == DeliveryStatus::Failed => Gate::Wait {
+            reason: format!(
+                "failed permanently: {}; fix the config, then run `churn-alert state retry --route {route}`",
+                s.reason
+            ),
+            retry_at: None,
+        },
+        Some(s) if s.retry_at.is_some_and(|at| at > now) => Gate::Wait {
+            reason: format!("waiting to retry after: {}", s.reason),
+            retry_at: s.retry_at,
+        },
+        _ => Gate::Open,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(status: DeliveryStatus, retry_at: Option<i64>) -> DestinationState {
+        DestinationState {
+            status,
+            reason: "robot answered 45009".into(),
+            since: 0,
+            retry_at,
+            attempts: 1,
+        }
+    }
+
+    #[test]
+    fn quiet_hours_hold_before_anything_else() {
+        let failed = state(DeliveryStatus::Failed, None);
+        assert_eq!(
+            gate("r", Some(&failed), Some(500), 100),
+            Gate::Held { until: 500 }
+        );
+    }
+
+    #[test]
+    fn failures_wait_for_a_person_or_for_their_time() {
+        let failed = state(DeliveryStatus::Failed, None);
+        let Gate::Wait { reason, retry_at } = gate("sales", Some(&failed), None, 100) else {
+            panic!("a permanent failure must wait");
+        };
+        assert!(reason.contains("state retry --route sales"), "{reason}");
+        assert_eq!(retry_at, None);
+
+        let retrying = state(DeliveryStatus::Retrying, Some(200));
+        assert!(matches!(
+            gate("r", Some(&retrying), None, 100),
+            Gate::Wait {
+                retry_at: Some(200),
+                ..
+            }
+        ));
+        assert_eq!(gate("r", Some(&retrying), None, 200), Gate::Open);
+        assert_eq!(gate("r", None, None, 100), Gate::Open);
+    }
+}

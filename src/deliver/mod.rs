@@ -1,0 +1,287 @@
+//! Delivery: from the outbox to the sinks, as a chain of small stages.
+//!
+//! For every destination with pending losses: resolve its id against the config (or
+//! [`reroute`] what waits for a destination that left it) → [`gate`] (quiet hours, retry
+//! time) → compose for the destination's sink, at the sink's byte limit → [`attempt`] (send in
+//! order, complete after each accepted message) → on a refusal, the [`policy`] says when to
+//! try again. Destinations are delivered concurrently; each one's trouble is its own.
+
+pub(crate) mod attempt;
+pub(crate) mod gate;
+pub(crate) mod policy;
+pub(crate) mod reroute;
+
+use std::time::Duration;
+
+use chrono_tz::Tz;
+use futures::future::join_all;
+
+use crate::config::Config;
+use crate::destination::DestinationId;
+use crate::render::compose::{compose, Composed};
+use crate::render::Renderer;
+use crate::schedule::QuietHours;
+use crate::shutdown::Shutdown;
+use crate::sink::{SendError, Sinks};
+use crate::store::{Store, StoreError};
+use crate::transform::{Destination, Router};
+use attempt::{Attempt, Stop};
+use gate::Gate;
+
+/// Most losses rendered for one destination at a time.
+const DELIVERY_BATCH: usize = 2000;
+
+/// What one delivery pass did.
+#[derive(Debug, Default)]
+pub(crate) struct DeliveryReport {
+    pub messages_sent: usize,
+    pub losses_delivered: usize,
+    /// Destinations left with pending losses, and why.
+    pub waiting: Vec<(String, String)>,
+    /// Losses pending for destinations that left the config with nowhere to move them.
+    pub stranded: usize,
+    /// Earliest time (unix seconds) a waiting destination may be tried again.
+    pub next_retry_at: Option<i64>,
+    /// Deliveries held for quiet hours (not a failure: they go out when the hours end).
+    pub held: usize,
+}
+
+impl DeliveryReport {
+    pub fn all_delivered(&self) -> bool {
+        self.waiting.is_empty()
+    }
+
+    fn retry_at(&mut self, at: i64) {
+        self.next_retry_at = Some(self.next_retry_at.map_or(at, |t| t.min(at)));
+    }
+}
+
+/// What happened at one destination.
+#[derive(Debug, Default)]
+struct Outcome {
+    messages_sent: usize,
+    losses_delivered: usize,
+    waiting: Option<String>,
+    retry_at: Option<i64>,
+    held: usize,
+}
+
+/// Everything delivery needs, built once from the config.
+pub(crate) struct Delivery {
+    pub store: Store,
+    pub renderer: Renderer,
+    pub sinks: Sinks,
+    pub quiet_hours: Option<QuietHours>,
+    pub tz: Tz,
+    pub blocked_wait: Duration,
+}
+
+impl Delivery {
+    /// Sends what is pending, every destination concurrently.
+    pub async fn deliver(
+        &self,
+        config: &Config,
+        now: i64,
+        shutdown: &Shutdown,
+    ) -> Result<DeliveryReport, StoreError> {
+        let mut report = DeliveryReport::default();
+        let router = Router::new(config);
+        let mut jobs = Vec::new();
+        for (id, count) in self.store.pending_counts()? {
+            match router.get(&id) {
+                Some(destination) => jobs.push(async move {
+                    let outcome = self.deliver_to(&destination, now, shutdown).await;
+                    (destination.describe(), outcome)
+                }),
+                None => self.reroute(&id, count, &router, now, &mut report).await?,
+            }
+        }
+        for (described, outcome) in join_all(jobs).await {
+            // One destination's trouble (a store record it cannot read) is its own: the
+            // others deliver, and the cycle still polls.
+            let outcome = match outcome {
+                Ok(outcome) => outcome,
+                Err(e) => {
+                    tracing::error!(destination = %described, "delivery failed: {e}");
+                    report.waiting.push((described, e.to_string()));
+                    continue;
+                }
+            };
+            report.messages_sent += outcome.messages_sent;
+            report.losses_delivered += outcome.losses_delivered;
+            report.held += outcome.held;
+            if let Some(reason) = outcome.waiting {
+                report.waiting.push((described, reason));
+            }
+            if let Some(at) = outcome.retry_at {
+                report.retry_at(at);
+            }
+        }
+        if report.held > 0 {
+            tracing::info!(
+                held = report.held,
+                "quiet hours: deliveries held until they end"
+            );
+        }
+        Ok(report)
+    }
+
+    /// One destination: gate, then compose and attempt a batch at a time.
+    async fn deliver_to(
+        &self,
+        destination: &Destination<'_>,
+        now: i64,
+        shutdown: &Shutdown,
+    ) -> Result<Outcome, StoreError> {
+        let id = &destination.id;
+        let mut outcome = Outcome::default();
+        let mut state = self.store.destination_state(id)?;
+        match gate::gate(
+            &destination.route.name,
+            state.as_ref(),
+            self.quiet_until(now),
+            now,
+        ) {
+            Gate::Open => {}
+            Gate::Held { until } => {
+                outcome.held = self.store.pending_count(id);
+                outcome.retry_at = Some(until);
+                return Ok(outcome);
+            }
+            Gate::Wait { reason, retry_at } => {
+                outcome.waiting = Some(reason);
+                outcome.retry_at = retry_at;
+                return Ok(outcome);
+            }
+        }
+        let quiet_until = || self.quiet_until(crate::pipeline::unix_now());
+        let attempt = Attempt {
+            store: &self.store,
+            id,
+            shutdown,
+            quiet_until: &quiet_until,
+        };
+        // A batch at a time, so that a huge backlog (a backfill, a long outage) never sits in
+        // memory whole; delivered losses leave the outbox, so each read starts with what is due.
+        loop {
+            let pending = self.store.pending_batch(id, DELIVERY_BATCH)?;
+            if pending.is_empty() {
+                break;
+            }
+            let sent = match compose(&self.renderer, &self.sinks, destination, &pending) {
+                Ok(Composed::Wecom(sink, messages)) => attempt.run(sink, messages).await?,
+                Ok(Composed::Email(sink, messages)) => attempt.run(sink, messages).await?,
+                // A template that fails on this data, or a staff member without an address:
+                // waits for a person, visible in `state pending`.
+                Err(e) => {
+                    let err = SendError::Permanent {
+                        reason: e.to_string(),
+                    };
+                    return self.failed(destination, outcome, state.as_ref(), err).await;
+                }
+            };
+            outcome.messages_sent += sent.messages;
+            outcome.losses_delivered += sent.losses;
+            if sent.messages > 0 && state.take().is_some() {
+                // It takes messages again: a later fault starts a new streak.
+                self.store.clear_destination_state(id).await?;
+            }
+            match sent.stop {
+                Stop::Done if pending.len() == DELIVERY_BATCH => continue,
+                Stop::Done => break,
+                Stop::Shutdown => {
+                    outcome.waiting = Some("shutting down".into());
+                    break;
+                }
+                Stop::Quiet { until } => {
+                    outcome.retry_at = Some(until);
+                    outcome.held = self.store.pending_count(id);
+                    tracing::info!(destination = %id, held = outcome.held, "quiet hours began while sending: the rest is held until they end");
+                    break;
+                }
+                Stop::Failed(err) => {
+                    return self.failed(destination, outcome, state.as_ref(), err).await;
+                }
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// Records a refusal, logs it once, and ends this destination's pass.
+    async fn failed(
+        &self,
+        destination: &Destination<'_>,
+        mut outcome: Outcome,
+        previous: Option<&crate::store::DestinationState>,
+        err: SendError,
+    ) -> Result<Outcome, StoreError> {
+        // A pass can run for minutes (pacing): wait from now, not from when it started.
+        let now = crate::pipeline::unix_now();
+        let next = policy::after_failure(previous, &err, now, self.blocked_wait);
+        let described = destination.describe();
+        match next.retry_at {
+            None => tracing::error!(
+                destination = %described,
+                "{err}; its losses stay pending until the config is fixed and `churn-alert state retry --route {}` is run",
+                destination.route.name
+            ),
+            Some(at) => {
+                tracing::warn!(destination = %described, "{err}; retrying after {}s", at - now)
+            }
+        }
+        outcome.waiting = Some(err.to_string());
+        outcome.retry_at = next.retry_at;
+        self.store
+            .set_destination_state(&destination.id, &next)
+            .await?;
+        Ok(outcome)
+    }
+
+    /// Moves what waits for `from`, a destination that left the config, as [`reroute`] plans.
+    async fn reroute(
+        &self,
+        from: &DestinationId,
+        count: usize,
+        router: &Router<'_>,
+        now: i64,
+        report: &mut DeliveryReport,
+    ) -> Result<(), StoreError> {
+        let plan = reroute::plan(
+            from,
+            self.store.pending(from)?,
+            |loss| router.destinations_for(loss),
+            |id, key| self.store.is_pending(id, key),
+        )?;
+        if !plan.moves.is_empty() {
+            let moved = self.store.reroute(from, &plan.moves).await?;
+            tracing::warn!(
+                from = %from,
+                moved,
+                "destination left the config; its pending losses go to route `{}`'s current destinations (those another destination of the route already delivered are not sent again)",
+                from.route
+            );
+        }
+        let stranded = plan.stranded;
+        if stranded > 0 {
+            let reason = format!(
+                "{stranded} pending, but this destination left the config and route `{}` has no other destination of its kind for them; restore the destination, or discard them with `churn-alert state drop --destination {from}`",
+                from.route
+            );
+            tracing::error!(destination = %from, "{reason}");
+            report.stranded += stranded;
+            report.waiting.push((from.to_string(), reason));
+        }
+        if stranded < count {
+            // Delivered on the next pass, through the route's current destinations.
+            report.retry_at(now);
+        }
+        Ok(())
+    }
+
+    /// If `now` falls in quiet hours, when they end (unix seconds).
+    pub fn quiet_until(&self, now: i64) -> Option<i64> {
+        let quiet = self.quiet_hours?;
+        let local = chrono::DateTime::from_timestamp(now, 0)?.with_timezone(&self.tz);
+        quiet.ends_after(local).map(|end| end.timestamp())
+    }
+}

@@ -1,0 +1,137 @@
+//! Reroute stage: where the pending losses of a destination that left the config go.
+//!
+//! Only to the route's current destinations of the same channel (a removed robot's losses go
+//! to robots, never by email). Destinations of the same kind as the removed one (the route's
+//! other robots, its other `email_to` addresses) were queued together with it, so one that no
+//! longer holds a loss delivered it: that loss leaves without being queued again, and nobody
+//! receives it twice. A loss with no such destination left stays where it is, stranded and
+//! visible, until the destination comes back or a person drops it.
+
+use crate::destination::DestinationId;
+use crate::loss::{Loss, LossKey};
+use crate::store::{Pending, StoreError};
+
+/// What happens to a removed destination's pending losses.
+#[derive(Debug, Default)]
+pub(crate) struct Plan {
+    /// Losses that leave it, each with the destinations it is queued for now (none when
+    /// another destination of the route already delivered it).
+    pub moves: Vec<(Pending, Vec<DestinationId>)>,
+    /// Losses that stay, with nowhere to go.
+    pub stranded: usize,
+}
+
+/// Plans the moves of `pending` away from `from`. `current` gives a loss's destinations under
+/// the current config; `is_pending` says whether a destination still holds a loss.
+pub(crate) fn plan(
+    from: &DestinationId,
+    pending: Vec<Pending>,
+    current: impl Fn(&Loss) -> Vec<DestinationId>,
+    is_pending: impl Fn(&DestinationId, &LossKey) -> Result<bool, StoreError>,
+) -> Result<Plan, StoreError> {
+    let mut plan = Plan::default();
+    for p in pending {
+        let key = p.loss.key();
+        let candidates: Vec<DestinationId> = current(&p.loss)
+            .into_iter()
+            .filter(|d| {
+                d.route == from.route && d.kind.channel() == from.kind.channel() && d != from
+            })
+            .collect();
+        if candidates.is_empty() {
+            plan.stranded += 1;
+            continue;
+        }
+        let mut delivered = false;
+        for sibling in candidates.iter().filter(|d| d.kind == from.kind) {
+            delivered |= !is_pending(sibling, &key)?;
+        }
+        let targets = if delivered {
+            Vec::new()
+        } else {
+            candidates
+                .into_iter()
+                .filter(|d| d.kind != from.kind)
+                .collect()
+        };
+        plan.moves.push((p, targets));
+    }
+    Ok(plan)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::destination::DestinationKind::{Email, StaffWecom, Wecom};
+    use crate::loss::DeleteBy;
+
+    fn pending(customer: &str) -> Pending {
+        Pending {
+            loss: Loss {
+                customer_id: customer.into(),
+                customer_name: customer.into(),
+                remark: None,
+                corp_name: None,
+                staff_id: "zhang".into(),
+                staff_name: "张".into(),
+                staff_email: None,
+                outflow_at: 100,
+                delete_by: DeleteBy::Customer,
+                tags: vec![],
+                added_at: None,
+            },
+            enqueued_at: 100,
+        }
+    }
+
+    fn id(kind: crate::destination::DestinationKind, arg: &str) -> DestinationId {
+        DestinationId::new("r", kind, arg)
+    }
+
+    #[test]
+    fn what_a_sibling_robot_delivered_is_not_sent_again() {
+        let from = id(Wecom, "1");
+        let plan = plan(
+            &from,
+            vec![pending("a"), pending("b")],
+            |_| vec![id(Wecom, "0"), id(Email, "boss@example.com")],
+            // Robot 0 still holds "b" (it failed too), but delivered "a".
+            |d, key| Ok(d == &id(Wecom, "0") && key == &pending("b").loss.key()),
+        )
+        .unwrap();
+        assert_eq!(plan.stranded, 0);
+        assert_eq!(plan.moves.len(), 2);
+        assert!(
+            plan.moves.iter().all(|(_, to)| to.is_empty()),
+            "nothing is queued again, and never by email: {:?}",
+            plan.moves
+        );
+    }
+
+    #[test]
+    fn a_staff_robot_removed_hands_its_losses_to_the_group_robot() {
+        let from = id(StaffWecom, "zhang");
+        let plan = plan(
+            &from,
+            vec![pending("a")],
+            |_| vec![id(Wecom, "0")],
+            |_, _| Ok(false),
+        )
+        .unwrap();
+        assert_eq!(plan.moves[0].1, [id(Wecom, "0")]);
+    }
+
+    #[test]
+    fn with_nowhere_to_go_losses_stay_stranded() {
+        let from = id(StaffWecom, "li");
+        let plan = plan(
+            &from,
+            vec![pending("a"), pending("b")],
+            |_| vec![id(Email, "boss@example.com")],
+            |_, _| Ok(true),
+        )
+        .unwrap();
+        assert_eq!(plan.stranded, 2);
+        assert!(plan.moves.is_empty());
+    }
+}
