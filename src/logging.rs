@@ -9,6 +9,8 @@
 //! `key=` / `access_token=` query value before it reaches stderr.
 
 use std::io::{self, Write};
+
+use crate::secret::SECRET_PARAMS;
 use std::sync::{OnceLock, RwLock};
 
 use tracing_subscriber::fmt::MakeWriter;
@@ -69,10 +71,7 @@ pub fn register_url_secrets(url: &str) {
     };
     for pair in query.split(['&', '#']) {
         if let Some((name, value)) = pair.split_once('=') {
-            if matches!(
-                name,
-                "key" | "access_token" | "secret" | "token" | "password"
-            ) {
+            if SECRET_PARAMS.contains(&name) {
                 register_secret(value);
             }
         }
@@ -87,8 +86,8 @@ pub fn redact(text: &str) -> String {
             out = out.replace(secret.as_str(), "***");
         }
     }
-    for param in ["access_token=", "key=", "secret=", "password="] {
-        out = mask_after(&out, param);
+    for param in SECRET_PARAMS {
+        out = mask_after(&out, &format!("{param}="));
     }
     out
 }

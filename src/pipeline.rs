@@ -22,6 +22,7 @@ use crate::shutdown::Shutdown;
 use crate::sink::Sinks;
 use crate::source::{FetchError, WeibanClient, WeibanError, Window};
 use crate::store::{Store, StoreError};
+use crate::time::unix_now;
 use crate::transform::Router;
 
 /// Why a cycle could not finish its poll.
@@ -91,13 +92,13 @@ pub(crate) struct Pipeline {
 
 impl Pipeline {
     pub fn new(config: Config, store: Store) -> anyhow::Result<Self> {
-        let schedule = config.schedule()?;
-        let tz = schedule.timezone();
+        let schedule = config.schedule();
+        let tz = config.timezone();
         let delivery = Delivery {
             store: store.clone(),
             renderer: Renderer::new(tz, config.templates.dir.as_deref())?,
             sinks: Sinks::new(&config)?,
-            quiet_hours: config.quiet_hours()?,
+            quiet_hours: config.quiet_hours(),
             tz,
             blocked_wait: config.wecom.blocked_wait,
         };
@@ -273,11 +274,6 @@ fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 4)
 }
 
-/// Now, in unix seconds.
-pub(crate) fn unix_now() -> i64 {
-    chrono::Utc::now().timestamp()
-}
-
 /// The outcome of a full cycle, for the one log line and the exit code.
 #[derive(Debug)]
 pub(crate) struct CycleReport {
@@ -355,11 +351,7 @@ impl Pipeline {
 
 impl CycleReport {
     fn log(&self, tz: Tz) {
-        let time = |t: i64| {
-            chrono::DateTime::from_timestamp(t, 0)
-                .map(|t| t.with_timezone(&tz).format("%m-%d %H:%M:%S").to_string())
-                .unwrap_or_else(|| t.to_string())
-        };
+        let time = |t: i64| crate::time::rfc3339(tz, t);
         let window = self
             .poll
             .window

@@ -44,7 +44,8 @@ impl fmt::Display for Secret {
 }
 
 /// Query parameters whose values are credentials wherever they appear.
-const SECRET_PARAMS: &[&str] = &["key", "access_token", "secret", "token", "password"];
+/// Query parameters that carry credentials: their values are never shown.
+pub(crate) const SECRET_PARAMS: &[&str] = &["key", "access_token", "secret", "token", "password"];
 
 /// Returns `url` with the value of every credential query parameter replaced by `***`.
 ///

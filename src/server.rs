@@ -117,7 +117,7 @@ pub(crate) async fn serve(
 }
 
 async fn healthz(State(state): State<AppState>) -> (StatusCode, String) {
-    match state.health.check(crate::pipeline::unix_now()) {
+    match state.health.check(crate::time::unix_now()) {
         Ok(body) => (StatusCode::OK, body),
         Err(body) => (StatusCode::SERVICE_UNAVAILABLE, body),
     }

@@ -13,20 +13,21 @@ use chrono::{DateTime, NaiveDate, TimeZone};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::BackfillArgs;
-use crate::pipeline::{unix_now, Recording};
+use crate::pipeline::{Pipeline, Recording};
 use crate::shutdown::Shutdown;
 use crate::source::Window;
+use crate::time::unix_now;
 
 pub(crate) async fn backfill(args: &BackfillArgs) -> anyhow::Result<ExitCode> {
     let pipeline = super::open(&args.config.config)?;
-    let tz = pipeline.config().schedule()?.timezone();
+    let tz = pipeline.config().timezone();
     let since = parse_since(&args.since, tz)?;
     let now = unix_now();
     let cutoff = pipeline.cutoff(now);
     if since < cutoff {
         tracing::warn!(
             "--since reaches past store.retention: losses before {} are skipped, as they would be forgotten at once",
-            DateTime::from_timestamp(cutoff, 0).map(|t| t.with_timezone(&tz).to_rfc3339()).unwrap_or_default()
+            crate::time::rfc3339(tz, cutoff)
         );
     }
     let step = i64::try_from(args.window.as_secs())
@@ -40,73 +41,13 @@ pub(crate) async fn backfill(args: &BackfillArgs) -> anyhow::Result<ExitCode> {
         })
         .collect();
     let shutdown = Shutdown::on_signals();
-    let bar = std::io::stderr().is_terminal().then(|| {
-        let bar = ProgressBar::new(windows.len() as u64);
-        bar.set_style(
-            ProgressStyle::with_template("{bar:40} {pos}/{len} windows · {msg} · {eta} left")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        bar
-    });
     let how = if args.mark_only {
         Recording::MarkOnly
     } else {
         Recording::PerInterval
     };
-    let (mut fetched, mut new) = (0, 0);
-    for (i, window) in windows.iter().enumerate() {
-        if shutdown.is_shutdown() {
-            anyhow::bail!("interrupted; rerun the same command to continue (nothing is repeated)");
-        }
-        let (f, n) = pipeline
-            .record_window(*window, now, how)
-            .await
-            .with_context(|| {
-                format!(
-                    "window {} of {} failed; rerun to continue",
-                    i + 1,
-                    windows.len()
-                )
-            })?;
-        fetched += f;
-        new += n;
-        let day = DateTime::from_timestamp(window.start, 0)
-            .map(|t| t.with_timezone(&tz).format("%Y-%m-%d %H:%M").to_string())
-            .unwrap_or_default();
-        match &bar {
-            Some(bar) => {
-                bar.set_message(format!("{day} · {new} new of {fetched} found"));
-                bar.inc(1);
-            }
-            None => {
-                tracing::info!(window = i + 1, of = windows.len(), from = %day, fetched = f, new = n, "backfill window done")
-            }
-        }
-    }
-    if let Some(bar) = bar {
-        bar.finish();
-    }
-    // The live window moves only over time that was fetched: when the backfill began after
-    // the live window's end, the gap between them is still the next poll's to fetch.
-    match pipeline.store().last_window_end()? {
-        None => pipeline.store().advance_window(now).await?,
-        Some(end) if end < now && since.max(cutoff) <= end => {
-            pipeline.store().advance_window(now).await?
-        }
-        Some(end) if end < now => {
-            let shown = |t: i64| {
-                DateTime::from_timestamp(t, 0)
-                    .map(|t| t.with_timezone(&tz).to_rfc3339())
-                    .unwrap_or_default()
-            };
-            eprintln!(
-                "churn-alert: the live window still ends at {}: the next poll fetches from there, so the gap up to {} is not skipped",
-                shown(end),
-                shown(since)
-            );
-        }
-        Some(_) => {}
-    }
+    let (fetched, new) = record_all(&pipeline, &windows, now, how, &shutdown).await?;
+    move_live_window(&pipeline, since.max(cutoff), now).await?;
     let verb = if args.mark_only {
         "remembered (not reported)"
     } else {
@@ -130,6 +71,79 @@ pub(crate) async fn backfill(args: &BackfillArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Fetches and records every window, showing progress; returns (fetched, new).
+async fn record_all(
+    pipeline: &Pipeline,
+    windows: &[Window],
+    now: i64,
+    how: Recording,
+    shutdown: &Shutdown,
+) -> anyhow::Result<(u64, usize)> {
+    let tz = pipeline.config().timezone();
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = ProgressBar::new(windows.len() as u64);
+        bar.set_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} windows · {msg} · {eta} left")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let (mut fetched, mut new) = (0, 0);
+    for (i, window) in windows.iter().enumerate() {
+        if shutdown.is_shutdown() {
+            anyhow::bail!("interrupted; rerun the same command to continue (nothing is repeated)");
+        }
+        let (f, n) = pipeline
+            .record_window(*window, now, how)
+            .await
+            .with_context(|| {
+                format!(
+                    "window {} of {} failed; rerun to continue",
+                    i + 1,
+                    windows.len()
+                )
+            })?;
+        fetched += f;
+        new += n;
+        let day = crate::time::local(tz, window.start)
+            .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
+            .unwrap_or_default();
+        match &bar {
+            Some(bar) => {
+                bar.set_message(format!("{day} · {new} new of {fetched} found"));
+                bar.inc(1);
+            }
+            None => {
+                tracing::info!(window = i + 1, of = windows.len(), from = %day, fetched = f, new = n, "backfill window done")
+            }
+        }
+    }
+    if let Some(bar) = bar {
+        bar.finish();
+    }
+    Ok((fetched, new))
+}
+
+/// Moves the live window to `now` only over time that was fetched: when the backfill began
+/// (at `from`) after the live window's end, the gap between them is still the next poll's.
+async fn move_live_window(pipeline: &Pipeline, from: i64, now: i64) -> anyhow::Result<()> {
+    let store = pipeline.store();
+    match store.last_window_end()? {
+        None => store.advance_window(now).await?,
+        Some(end) if end < now && from <= end => store.advance_window(now).await?,
+        Some(end) if end < now => {
+            let shown = |t: i64| crate::time::rfc3339(pipeline.config().timezone(), t);
+            eprintln!(
+                "churn-alert: the live window still ends at {}: the next poll fetches from there, so the gap up to {} is not skipped",
+                shown(end),
+                shown(from)
+            );
+        }
+        Some(_) => {}
+    }
+    Ok(())
 }
 
 /// A date (midnight in `tz`) or an RFC 3339 time, as unix seconds.

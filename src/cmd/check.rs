@@ -12,7 +12,6 @@ use anyhow::Context as _;
 use chrono::Utc;
 
 use crate::cli::ConfigArg;
-use crate::config::Config;
 use crate::render::compose::compose;
 use crate::render::Renderer;
 use crate::sink::Sinks;
@@ -21,9 +20,9 @@ use crate::store::Pending;
 use crate::transform::Router;
 
 pub(crate) fn check(args: &ConfigArg) -> anyhow::Result<ExitCode> {
-    let config = Config::load(&args.config)?;
+    let config = super::load_config(&args.config)?;
     check_store_path(&config.store.path)?;
-    let schedule = config.schedule()?;
+    let schedule = config.schedule();
     let renderer = Renderer::new(schedule.timezone(), config.templates.dir.as_deref())?;
     // Every route renders the documented example through each of its destinations' templates.
     let mut sample = documented_example();
@@ -56,7 +55,7 @@ pub(crate) fn check(args: &ConfigArg) -> anyhow::Result<ExitCode> {
         args.config.display(),
         config.routes.len(),
         destinations,
-        config.schedule.timezone
+        config.timezone()
     );
     for run in schedule.upcoming(Utc::now(), 5) {
         println!("{}", run.to_rfc3339());

@@ -11,9 +11,10 @@ use std::process::ExitCode;
 
 use crate::cli::DemoArgs;
 use crate::config::{env_from, Config};
-use crate::pipeline::{unix_now, Pipeline};
+use crate::pipeline::Pipeline;
 use crate::shutdown::Shutdown;
 use crate::store::Store;
+use crate::time::unix_now;
 use churn_alert_sim::{RobotSim, SimLoss, WeibanSim, WeibanSimOptions};
 
 pub(crate) async fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
@@ -42,6 +43,7 @@ pub(crate) async fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         &dir.path().join("store"),
     );
     let config = Config::from_toml(&text, Path::new("demo.toml"), &env_from(BTreeMap::new()))?;
+    config.register_secrets();
     let store = Store::open(&config.store.path)?;
     let pipeline = Pipeline::new(config, store)?;
 

@@ -59,9 +59,16 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// Loads the config and tells the log writer its secrets: how every command reads its config.
+fn load_config(path: &std::path::Path) -> anyhow::Result<Config> {
+    let config = Config::load(path)?;
+    config.register_secrets();
+    Ok(config)
+}
+
 /// Loads the config and opens its store: what every working command starts with.
 fn open(config_path: &std::path::Path) -> anyhow::Result<Pipeline> {
-    let config = Config::load(config_path)?;
+    let config = load_config(config_path)?;
     let store = Store::open(&config.store.path)?;
     Pipeline::new(config, store)
         .with_context(|| format!("config {} cannot be used", config_path.display()))

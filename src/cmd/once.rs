@@ -10,8 +10,8 @@ use std::process::ExitCode;
 
 use crate::cli::OnceArgs;
 use crate::logging::redact;
-use crate::pipeline::unix_now;
 use crate::shutdown::Shutdown;
+use crate::time::unix_now;
 use crate::transform::Router;
 
 /// Exit status when everything went well but deliveries wait for quiet hours to end

@@ -12,7 +12,6 @@ use crate::cli::PreviewArgs;
 use crate::config::Config;
 use crate::destination::DestinationId;
 use crate::loss::Loss;
-use crate::pipeline::unix_now;
 use crate::render::compose::{compose, Composed};
 use crate::render::escape::terminal;
 use crate::render::Renderer;
@@ -20,19 +19,17 @@ use crate::sink::{EmailMessage, Sinks, WecomMessage};
 use crate::source::model::documented_example;
 use crate::source::{FetchError, WeibanClient, Window};
 use crate::store::Pending;
+use crate::time::unix_now;
 use crate::transform::Router;
 
 pub(crate) async fn preview(args: &PreviewArgs) -> anyhow::Result<ExitCode> {
-    let config = Config::load(&args.config.config)?;
+    let config = super::load_config(&args.config.config)?;
     if let Some(route) = &args.route {
         if config.route(route).is_none() {
             anyhow::bail!("no route named `{route}` in the config");
         }
     }
-    let renderer = Renderer::new(
-        config.schedule()?.timezone(),
-        config.templates.dir.as_deref(),
-    )?;
+    let renderer = Renderer::new(config.timezone(), config.templates.dir.as_deref())?;
     let losses = if args.live {
         live_losses(&config).await?
     } else {

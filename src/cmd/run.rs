@@ -16,9 +16,10 @@ use std::time::Duration;
 use chrono::Utc;
 
 use crate::cli::ConfigArg;
-use crate::pipeline::{unix_now, Pipeline};
+use crate::pipeline::Pipeline;
 use crate::server::Health;
 use crate::shutdown::Shutdown;
+use crate::time::unix_now;
 
 /// How long a cycle may take to wind down after a shutdown signal before it is dropped.
 const WIND_DOWN: Duration = Duration::from_secs(5);
@@ -26,14 +27,13 @@ const WIND_DOWN: Duration = Duration::from_secs(5);
 pub(crate) async fn run(args: &ConfigArg) -> anyhow::Result<ExitCode> {
     let pipeline = super::open(&args.config)?;
     let config = pipeline.config();
-    let schedule = config.schedule()?;
+    let schedule = config.schedule();
     let mut shutdown = Shutdown::on_signals();
     let health = Arc::new(Health::new(unix_now(), healthy_poll_age(&pipeline)));
     if let Some(server) = &config.server {
-        let listen = server.listen.parse()?;
-        crate::server::serve(listen, Arc::clone(&health), shutdown.clone()).await?;
+        crate::server::serve(server.listen, Arc::clone(&health), shutdown.clone()).await?;
     }
-    tracing::info!(cron = %config.schedule.cron, timezone = %config.schedule.timezone, "churn-alert running");
+    tracing::info!(cron = %config.schedule.cron, timezone = %config.timezone(), "churn-alert running");
 
     // Resume what a previous process left pending before waiting for the first run.
     let mut retry_at = delivery_pass(&pipeline, &shutdown, &health).await;
@@ -128,8 +128,7 @@ fn healthy_poll_age(pipeline: &Pipeline) -> Duration {
     }
     let interval = config
         .schedule()
-        .ok()
-        .and_then(|s| s.interval())
+        .interval()
         .unwrap_or(Duration::from_secs(3600));
     interval * 2 + Duration::from_secs(300)
 }

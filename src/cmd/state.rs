@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use chrono_tz::Tz;
 use serde::Serialize;
 
@@ -24,17 +24,13 @@ pub(crate) async fn state(command: StateCommand) -> anyhow::Result<ExitCode> {
 }
 
 fn open(opts: &StateOpts) -> anyhow::Result<(Config, Store, Tz)> {
-    let config = Config::load(&opts.config.config)?;
-    let tz = config.schedule()?.timezone();
+    let config = super::load_config(&opts.config.config)?;
+    let tz = config.timezone();
     let store = Store::open(&config.store.path)?;
     Ok((config, store, tz))
 }
 
-fn time(tz: Tz, unix: i64) -> String {
-    DateTime::<Utc>::from_timestamp(unix, 0)
-        .map(|t| t.with_timezone(&tz).to_rfc3339())
-        .unwrap_or_else(|| unix.to_string())
-}
+use crate::time::rfc3339 as time;
 
 fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
@@ -85,7 +81,7 @@ fn pending(opts: &StateOpts) -> anyhow::Result<ExitCode> {
     let (config, store, tz) = open(opts)?;
     let router = Router::new(&config);
     let states = store.destination_states()?;
-    let held = quiet_now(&config)?;
+    let held = quiet_now(&config);
     let mut reports = Vec::new();
     for (id, count) in store.pending_counts()? {
         let items = store.pending(&id)?;
@@ -216,10 +212,9 @@ async fn forget(opts: &StateOpts, customer: &str) -> anyhow::Result<ExitCode> {
 }
 
 /// Whether deliveries are held for quiet hours right now.
-fn quiet_now(config: &Config) -> anyhow::Result<bool> {
-    let tz = config.schedule()?.timezone();
-    let now = Utc::now().with_timezone(&tz);
-    Ok(config
-        .quiet_hours()?
-        .is_some_and(|quiet| quiet.ends_after(now).is_some()))
+fn quiet_now(config: &Config) -> bool {
+    let now = Utc::now().with_timezone(&config.timezone());
+    config
+        .quiet_hours()
+        .is_some_and(|quiet| quiet.ends_after(now).is_some())
 }

@@ -154,7 +154,7 @@ impl Delivery {
                 return Ok(outcome);
             }
         }
-        let quiet_until = || self.quiet_until(crate::pipeline::unix_now());
+        let quiet_until = || self.quiet_until(crate::time::unix_now());
         let attempt = Attempt {
             store: &self.store,
             id,
@@ -216,7 +216,7 @@ impl Delivery {
         err: SendError,
     ) -> Result<Outcome, StoreError> {
         // A pass can run for minutes (pacing): wait from now, not from when it started.
-        let now = crate::pipeline::unix_now();
+        let now = crate::time::unix_now();
         let next = policy::after_failure(previous, &err, now, self.blocked_wait);
         let described = destination.describe();
         match next.retry_at {
@@ -281,7 +281,7 @@ impl Delivery {
     /// If `now` falls in quiet hours, when they end (unix seconds).
     pub fn quiet_until(&self, now: i64) -> Option<i64> {
         let quiet = self.quiet_hours?;
-        let local = chrono::DateTime::from_timestamp(now, 0)?.with_timezone(&self.tz);
+        let local = crate::time::local(self.tz, now)?;
         quiet.ends_after(local).map(|end| end.timestamp())
     }
 }

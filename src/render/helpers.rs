@@ -1,7 +1,6 @@
 //! Template helpers: time in the configured zone, days known, delete_by wording, joining,
 //! truncation.
 
-use chrono::{TimeZone, Utc};
 use chrono_tz::Tz;
 use handlebars::{
     handlebars_helper, Context, Handlebars, Helper, HelperDef, RenderContext, RenderError,
@@ -30,17 +29,14 @@ impl HelperDef for TimeHelper {
             .param(1)
             .and_then(|p| p.value().as_str())
             .unwrap_or("%Y-%m-%d %H:%M");
-        let text = match Utc.timestamp_opt(seconds, 0).single() {
+        let text = match crate::time::local(self.tz, seconds) {
             Some(t) => {
                 // A bad format string is a template error, not a panic.
                 let mut out = String::new();
-                std::fmt::Write::write_fmt(
-                    &mut out,
-                    format_args!("{}", t.with_timezone(&self.tz).format(format)),
-                )
-                .map_err(|_| {
-                    RenderErrorReason::Other(format!("`{format}` is not a valid time format"))
-                })?;
+                std::fmt::Write::write_fmt(&mut out, format_args!("{}", t.format(format)))
+                    .map_err(|_| {
+                        RenderErrorReason::Other(format!("`{format}` is not a valid time format"))
+                    })?;
                 out
             }
             None => seconds.to_string(),

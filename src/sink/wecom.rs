@@ -58,13 +58,9 @@ pub(crate) struct WecomSink {
 
 impl WecomSink {
     pub fn new(config: &WecomConfig) -> Result<Self, SendError> {
-        let http = reqwest::Client::builder()
-            .timeout(config.timeout)
-            .user_agent(concat!("churn-alert/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| SendError::Transient {
-                reason: e.without_url().to_string(),
-            })?;
+        let http = crate::http::client(config.timeout).map_err(|e| SendError::Transient {
+            reason: e.without_url().to_string(),
+        })?;
         Ok(Self {
             http,
             pacer: Pacer::new(config.messages_per_minute),
@@ -171,15 +167,5 @@ impl Sink for WecomSink {
 
 /// A transport error without its URL, which carries the robot key.
 fn describe(err: reqwest::Error) -> String {
-    let kind = if err.is_timeout() {
-        "timed out"
-    } else if err.is_connect() {
-        "connection failed"
-    } else {
-        "request failed"
-    };
-    format!(
-        "robot {kind} ({})",
-        redact_url(&err.without_url().to_string())
-    )
+    format!("robot {}", crate::http::describe(err))
 }

@@ -6,22 +6,20 @@
 //! `requests_per_minute`. Faults are retried within the cycle with exponential back-off and
 //! jitter; 10053 waits out the block; 10001 fetches one fresh token.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+mod paging;
+
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::stream::{FuturesUnordered, StreamExt};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::{Mutex, Semaphore};
-use xxhash_rust::xxh3::xxh3_64;
 
 use super::errors::{meaning, Recovery, WeibanError};
-use super::model::{Envelope, OutflowAnswer, RawCustomer, TokenAnswer};
+use super::model::{Envelope, OutflowAnswer, TokenAnswer};
 use crate::backoff::Backoff;
 use crate::config::WeibanConfig;
-use crate::loss::Loss;
 use crate::secret::Secret;
 
 const TOKEN_PATH: &str = "/open-api/access_token/get";
@@ -60,81 +58,6 @@ struct Page {
     total_count: Option<u64>,
 }
 
-/// How often a window that changed while it was paged is fetched before the fetch fails.
-const WHOLE_WINDOW_ATTEMPTS: u32 = 4;
-
-fn inconsistent<E>(reason: String) -> FetchError<E> {
-    FetchError::Weiban(WeibanError::Inconsistent {
-        endpoint: OUTFLOW_ENDPOINT,
-        reason,
-    })
-}
-
-/// What one fetch of a window handed over: items, and distinct losses by a hash of their key,
-/// so that a window that promised `total_count` items can be checked for holes.
-#[derive(Default)]
-struct Tally {
-    handed: u64,
-    skipped: u64,
-    keys: HashSet<u64>,
-}
-
-impl Tally {
-    /// Converts a page's items, counting them.
-    fn count(&mut self, items: Vec<serde_json::Value>) -> Vec<Loss> {
-        let total = items.len() as u64;
-        let losses = into_losses(items);
-        self.skipped += total - losses.len() as u64;
-        self.handed += losses.len() as u64;
-        for loss in &losses {
-            self.keys.insert(xxh3_64(loss.key().as_bytes()));
-        }
-        losses
-    }
-
-    /// Distinct items seen (unreadable ones count once each).
-    fn distinct(&self) -> u64 {
-        self.keys.len() as u64 + self.skipped
-    }
-}
-
-/// The outflow times at both ends of every page, by offset.
-#[derive(Default)]
-struct Boundaries {
-    pages: BTreeMap<u64, (u64, Option<i64>, Option<i64>)>,
-}
-
-impl Boundaries {
-    fn page(&mut self, offset: u64, items: &[serde_json::Value]) {
-        let time = |item: Option<&serde_json::Value>| item.and_then(outflow_time);
-        self.pages.insert(
-            offset,
-            (items.len() as u64, time(items.first()), time(items.last())),
-        );
-    }
-
-    /// Seconds whose items end one page and begin the next.
-    fn straddling(&self) -> BTreeSet<i64> {
-        let mut seconds = BTreeSet::new();
-        let mut previous: Option<(u64, Option<i64>)> = None;
-        for (&offset, &(len, first, last)) in &self.pages {
-            if let (Some((end, Some(before))), Some(first)) = (previous, first) {
-                if end == offset && before == first {
-                    seconds.insert(first);
-                }
-            }
-            previous = Some((offset + len, last));
-        }
-        seconds
-    }
-}
-
-/// An item's outflow time, read as leniently as [`RawCustomer::to_loss`] reads it.
-fn outflow_time(item: &serde_json::Value) -> Option<i64> {
-    let v = &item["outflow_at"];
-    v.as_i64().or_else(|| v.as_str()?.trim().parse().ok())
-}
-
 /// Talks to Weiban within its limits. Cheap to share behind an `Arc`.
 pub(crate) struct WeibanClient {
     http: reqwest::Client,
@@ -158,11 +81,8 @@ pub(crate) struct WeibanClient {
 
 impl WeibanClient {
     pub fn new(config: &WeibanConfig) -> Result<Self, WeibanError> {
-        let http = reqwest::Client::builder()
-            .timeout(config.request_timeout)
-            .user_agent(concat!("churn-alert/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| WeibanError::Transport {
+        let http =
+            crate::http::client(config.request_timeout).map_err(|e| WeibanError::Transport {
                 endpoint: TOKEN_ENDPOINT,
                 reason: e.without_url().to_string(),
             })?;
@@ -188,163 +108,6 @@ impl WeibanClient {
             rate: RateLimiter::direct(quota),
             blocked_until: std::sync::Mutex::new(None),
         })
-    }
-
-    /// Fetches every loss of `window`, handing each page to `sink` as it arrives.
-    ///
-    /// Returns the number of losses handed over. Succeeds only when the window was seen whole,
-    /// so a caller may advance its window exactly then. Pages after the first are fetched
-    /// concurrently; a page shorter than asked is followed up from where it ended, since a
-    /// server may cap pages below `limit`.
-    ///
-    /// Whole means: every page saw the same `total_count` (a record that lands while pages are
-    /// fetched in parallel shifts the list, and a page answered before it and its neighbour
-    /// answered after it skip the item on their boundary), a second straddling a page boundary
-    /// was fetched on its own (Weiban's order within one second is not stable), and as many
-    /// distinct losses arrived as `total_count` promised. A window that is not whole is
-    /// fetched again (recorded losses are deduplicated by the store), a few times at most;
-    /// then the fetch fails and the window does not advance.
-    pub async fn fetch_window<E>(
-        &self,
-        window: Window,
-        mut sink: impl AsyncFnMut(Vec<Loss>) -> Result<(), E>,
-    ) -> Result<u64, FetchError<E>> {
-        self.restore_in_flight();
-        let mut attempt = 1;
-        loop {
-            match self.fetch_window_once(window, &mut sink).await {
-                Err(FetchError::Weiban(WeibanError::Inconsistent { reason, .. }))
-                    if attempt < WHOLE_WINDOW_ATTEMPTS =>
-                {
-                    tracing::info!(
-                        "Weiban's list changed while paging ({reason}); fetching the window again"
-                    );
-                    metrics::counter!("churn_alert_weiban_refetches_total").increment(1);
-                    attempt += 1;
-                }
-                other => return other,
-            }
-        }
-    }
-
-    async fn fetch_window_once<E>(
-        &self,
-        window: Window,
-        sink: &mut impl AsyncFnMut(Vec<Loss>) -> Result<(), E>,
-    ) -> Result<u64, FetchError<E>> {
-        let first = self.outflow_page(window, 0, self.page_size).await?;
-        let Some(total) = first.total_count else {
-            return self.fetch_without_count(window, first, sink).await;
-        };
-        let mut tally = Tally::default();
-        let mut boundaries = Boundaries::default();
-        let step = first.items.len() as u64;
-        boundaries.page(0, &first.items);
-        sink(tally.count(first.items))
-            .await
-            .map_err(FetchError::Sink)?;
-        if step == 0 {
-            if total > 0 {
-                return Err(inconsistent(format!(
-                    "total_count is {total} but the first page is empty"
-                )));
-            }
-            return Ok(0);
-        }
-
-        let mut planned = step;
-        let mut todo: VecDeque<(u64, u64)> = VecDeque::new();
-        plan_pages(&mut todo, &mut planned, total, step);
-        let mut running = FuturesUnordered::new();
-        loop {
-            while running.len() < self.in_flight_limit.load(Ordering::Relaxed) {
-                let Some((offset, expected)) = todo.pop_front() else {
-                    break;
-                };
-                running.push(async move {
-                    let page = self.outflow_page(window, offset, expected as u32).await;
-                    (offset, expected, page)
-                });
-            }
-            let Some((offset, expected, page)) = running.next().await else {
-                break;
-            };
-            let page = page?;
-            let got = page.items.len() as u64;
-            if page.total_count != Some(total) || (got == 0 && expected > 0) {
-                let seen = page
-                    .total_count
-                    .map_or_else(|| "no count".to_owned(), |n| n.to_string());
-                return Err(inconsistent(format!(
-                    "total_count went from {total} to {seen} (page at offset {offset} had {got} items)"
-                )));
-            }
-            boundaries.page(offset, &page.items);
-            sink(tally.count(page.items))
-                .await
-                .map_err(FetchError::Sink)?;
-            if got < expected {
-                todo.push_back((offset + got, expected - got));
-            }
-        }
-        // Items of one second may come in any order on each request: a second that straddles
-        // a page boundary is fetched whole on its own.
-        for second in boundaries.straddling() {
-            let one = Window {
-                start: second,
-                end: second,
-            };
-            let mut offset = 0;
-            loop {
-                let page = self.outflow_page(one, offset, self.page_size).await?;
-                let got = page.items.len() as u64;
-                sink(tally.count(page.items))
-                    .await
-                    .map_err(FetchError::Sink)?;
-                offset += got;
-                if got == 0 || page.total_count.is_none_or(|n| offset >= n) {
-                    break;
-                }
-            }
-        }
-        if tally.distinct() < total {
-            return Err(inconsistent(format!(
-                "total_count is {total} but only {} distinct items arrived",
-                tally.distinct()
-            )));
-        }
-        Ok(tally.handed)
-    }
-
-    /// Pages one after the other when Weiban sent no `total_count`: a missing count is
-    /// unknown, not zero, so paging goes on until a page comes back shorter than the longest
-    /// one seen (or empty).
-    async fn fetch_without_count<E>(
-        &self,
-        window: Window,
-        first: Page,
-        sink: &mut impl AsyncFnMut(Vec<Loss>) -> Result<(), E>,
-    ) -> Result<u64, FetchError<E>> {
-        tracing::warn!(
-            "Weiban sent no total_count; paging the window one page after the other until a short page"
-        );
-        let mut tally = Tally::default();
-        let mut offset = first.items.len() as u64;
-        let mut longest = offset;
-        let mut last = offset;
-        sink(tally.count(first.items))
-            .await
-            .map_err(FetchError::Sink)?;
-        while last > 0 && last >= longest {
-            let page = self.outflow_page(window, offset, self.page_size).await?;
-            last = page.items.len() as u64;
-            longest = longest.max(last);
-            offset += last;
-            sink(tally.count(page.items))
-                .await
-                .map_err(FetchError::Sink)?;
-        }
-        Ok(tally.handed)
     }
 
     /// One page, with every recovery the errcode calls for.
@@ -440,7 +203,7 @@ impl WeibanClient {
         metrics::counter!("churn_alert_weiban_requests_total", "endpoint" => endpoint).increment(1);
         let transport = |e: reqwest::Error| WeibanError::Transport {
             endpoint,
-            reason: describe(e),
+            reason: crate::http::describe(e),
         };
         let response = request.send().await.map_err(transport)?;
         let status = response.status();
@@ -593,28 +356,6 @@ impl WeibanClient {
     }
 }
 
-fn plan_pages(todo: &mut VecDeque<(u64, u64)>, planned: &mut u64, total: u64, step: u64) {
-    while *planned < total {
-        let expected = step.min(total - *planned);
-        todo.push_back((*planned, expected));
-        *planned += expected;
-    }
-}
-
-fn into_losses(items: Vec<serde_json::Value>) -> Vec<Loss> {
-    items
-        .iter()
-        .filter_map(|item| {
-            let loss = RawCustomer::to_loss(item);
-            if loss.is_none() {
-                metrics::counter!("churn_alert_weiban_items_skipped_total").increment(1);
-                tracing::warn!("skipping an outflow item without customer id or outflow time");
-            }
-            loss
-        })
-        .collect()
-}
-
 fn decode<'a, T: serde::Deserialize<'a>>(
     endpoint: &'static str,
     body: &'a [u8],
@@ -623,26 +364,4 @@ fn decode<'a, T: serde::Deserialize<'a>>(
         endpoint,
         reason: e.to_string(),
     })
-}
-
-/// A transport error without its URL, which would carry the access token.
-fn describe(err: reqwest::Error) -> String {
-    let kind = if err.is_timeout() {
-        "timed out"
-    } else if err.is_connect() {
-        "connection failed"
-    } else if err.is_body() || err.is_decode() {
-        "connection broke while reading the answer"
-    } else {
-        "request failed"
-    };
-    let err = err.without_url();
-    let mut detail = err.to_string();
-    let mut source = std::error::Error::source(&err);
-    while let Some(inner) = source {
-        detail.push_str(": ");
-        detail.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    format!("{kind} ({})", crate::secret::redact_url(&detail))
 }

@@ -1,0 +1,234 @@
+//! The TOML configuration file: parsing, `${VAR}` expansion and validation, into typed values.
+//!
+//! Loading is four steps so that every error can name the key it is about:
+//! 1. parse the file into a `toml::Value` tree,
+//! 2. replace `${VAR}` in every string from the environment, tracking the key path ([`env`]),
+//! 3. deserialize into the file as written ([`raw`]; unknown keys are errors, a value of the
+//!    wrong type names its key and never shows the value),
+//! 4. check and parse what has a type of its own ([`validate`]) into a [`Config`]: the
+//!    schedule, time zone, quiet hours and listen address are parsed here once, never again.
+
+mod env;
+mod raw;
+mod validate;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono_tz::Tz;
+
+pub use env::env_from;
+use raw::RawConfig;
+pub use raw::{
+    Audience, DeleteByFilter, RouteConfig, SmtpConfig, SmtpSecurity, StoreConfig, TemplatesConfig,
+    WecomConfig, WecomMsgType, WeibanConfig,
+};
+
+use crate::schedule::{QuietHours, Schedule};
+
+/// Why a configuration could not be used. Every variant names the key or the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{}", env::unset_message(.0))]
+    UnsetVariables(Vec<(String, String)>),
+    #[error("config key `{key}`: unterminated `${{` (write `${{NAME}}`)")]
+    BadPlaceholder { key: String },
+    #[error("config key `{key}`: {message}")]
+    Invalid { key: String, message: String },
+}
+
+impl ConfigError {
+    fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Invalid {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// A valid configuration, its values parsed into their types.
+#[derive(Debug)]
+pub struct Config {
+    pub weiban: WeibanConfig,
+    pub schedule: ScheduleSettings,
+    pub store: StoreConfig,
+    pub wecom: WecomConfig,
+    pub templates: TemplatesConfig,
+    pub smtp: Option<SmtpConfig>,
+    pub server: Option<ServerSettings>,
+    pub routes: Vec<RouteConfig>,
+}
+
+/// `[schedule]`, parsed.
+#[derive(Debug)]
+pub struct ScheduleSettings {
+    /// The expression as written, for logs.
+    pub cron: String,
+    pub schedule: Schedule,
+    /// A daily span in the schedule's zone during which deliveries are held.
+    pub quiet_hours: Option<QuietHours>,
+}
+
+/// `[server]`, parsed.
+#[derive(Debug)]
+pub struct ServerSettings {
+    pub listen: SocketAddr,
+    /// `/healthz` fails when the last successful poll is older than this. Default: twice the
+    /// schedule's interval plus five minutes.
+    pub healthy_poll_age: Option<Duration>,
+}
+
+impl Config {
+    /// Reads, expands and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml(&text, path, &|name| std::env::var(name).ok())
+    }
+
+    /// Parses `text` (named `path` in errors), taking `${VAR}` values from `env`.
+    pub fn from_toml(
+        text: &str,
+        path: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let parse_error = |message: String| ConfigError::Parse {
+            path: path.to_owned(),
+            message,
+        };
+        // The error's own rendering quotes the offending line, which may hold a secret typed
+        // into the file: give the position and the message only.
+        let mut tree: toml::Value = toml::from_str(text).map_err(|e: toml::de::Error| {
+            let position = e
+                .span()
+                .map(|span| {
+                    let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+                    format!("line {line}: ")
+                })
+                .unwrap_or_default();
+            parse_error(format!("{position}{}", e.message()))
+        })?;
+        let mut unset = Vec::new();
+        env::expand_env(&mut tree, "", env, &mut unset)?;
+        if !unset.is_empty() {
+            return Err(ConfigError::UnsetVariables(unset));
+        }
+        let raw: RawConfig =
+            serde_path_to_error::deserialize(tree).map_err(|e| validate::type_error(path, e))?;
+        validate::parse(raw)
+    }
+
+    /// Tells the log writer which values to mask, whatever logs them. Called by the commands
+    /// that run with this config (parsing itself changes no global state).
+    pub fn register_secrets(&self) {
+        use crate::logging::{register_secret, register_url_secrets};
+        register_secret(self.weiban.secret.expose());
+        if let Some(password) = self.smtp.as_ref().and_then(|s| s.password.as_ref()) {
+            register_secret(password.expose());
+        }
+        for route in &self.routes {
+            for url in route
+                .wecom_webhooks
+                .iter()
+                .chain(route.staff_webhooks.values())
+            {
+                register_url_secrets(url.expose());
+            }
+        }
+    }
+
+    /// The schedule, in its zone.
+    pub fn schedule(&self) -> &Schedule {
+        &self.schedule.schedule
+    }
+
+    /// The configured time zone: schedules, quiet hours and times in messages.
+    pub fn timezone(&self) -> Tz {
+        self.schedule.schedule.timezone()
+    }
+
+    /// Quiet hours, if any.
+    pub fn quiet_hours(&self) -> Option<QuietHours> {
+        self.schedule.quiet_hours
+    }
+
+    /// Route by name.
+    pub fn route(&self, name: &str) -> Option<&RouteConfig> {
+        self.routes.iter().find(|r| r.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[weiban]
+corp_id = "${CORP}"
+secret = "${SECRET}"
+[schedule]
+cron = "*/5 * * * *"
+[[route]]
+name = "managers"
+audience = "managers"
+wecom_webhooks = ["http://127.0.0.1:1/cgi-bin/webhook/send?key=k"]
+"#;
+
+    fn env() -> impl Fn(&str) -> Option<String> {
+        env_from(BTreeMap::from([
+            ("CORP".to_owned(), "corp".to_owned()),
+            ("SECRET".to_owned(), "s3cret".to_owned()),
+        ]))
+    }
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        Config::from_toml(text, Path::new("test.toml"), &env())
+    }
+
+    #[test]
+    fn minimal_config_loads_with_defaults() {
+        let config = load(MINIMAL).unwrap();
+        assert_eq!(config.weiban.base_url, "https://open.weibanzhushou.com");
+        assert_eq!(config.weiban.corp_id, "corp");
+        assert_eq!(config.weiban.secret.expose(), "s3cret");
+        assert_eq!(config.timezone(), chrono_tz::Asia::Shanghai);
+        assert_eq!(config.weiban.overlap, Duration::from_secs(900));
+    }
+
+    #[test]
+    fn unset_variable_names_key_and_variable() {
+        let text = MINIMAL.replace("${CORP}", "${NOPE}");
+        let err = load(&text).unwrap_err().to_string();
+        assert!(
+            err.contains("weiban.corp_id") && err.contains("NOPE"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_naming_it() {
+        let text = MINIMAL.replace("[schedule]", "[schedule]\ncorn = \"x\"");
+        let err = load(&text).unwrap_err().to_string();
+        assert!(err.contains("corn"), "{err}");
+    }
+
+    #[test]
+    fn webhook_errors_never_show_the_key() {
+        let text = MINIMAL.replace("http://127.0.0.1:1/cgi-bin", "ftp://x/cgi-bin");
+        let err = load(&text).unwrap_err().to_string();
+        assert!(err.contains("route[0].wecom_webhooks[0]"), "{err}");
+        assert!(!err.contains("key=k"), "{err}");
+    }
+}

@@ -1,0 +1,34 @@
+//! The HTTP client both Weiban and the robots are reached with, and transport errors told
+//! without the URL (which carries an access token or a robot key).
+
+use std::time::Duration;
+
+/// A client with churn-alert's user agent and a whole-request `timeout`.
+pub(crate) fn client(timeout: Duration) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .user_agent(concat!("churn-alert/", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
+/// What went wrong, with its causes, never the URL: "timed out (…)".
+pub(crate) fn describe(err: reqwest::Error) -> String {
+    let kind = if err.is_timeout() {
+        "timed out"
+    } else if err.is_connect() {
+        "connection failed"
+    } else if err.is_body() || err.is_decode() {
+        "connection broke while reading the answer"
+    } else {
+        "request failed"
+    };
+    let err = err.without_url();
+    let mut detail = err.to_string();
+    let mut source = std::error::Error::source(&err);
+    while let Some(inner) = source {
+        detail.push_str(": ");
+        detail.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    format!("{kind} ({})", crate::secret::redact_url(&detail))
+}

@@ -1,0 +1,294 @@
+//! Paging a window whole: pages in parallel under the client's limits, and the checks that
+//! tell a window seen whole from one that moved while it was paged.
+
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::sync::atomic::Ordering;
+
+use futures::stream::{FuturesUnordered, StreamExt};
+use xxhash_rust::xxh3::xxh3_64;
+
+use super::{FetchError, Page, WeibanClient, Window, OUTFLOW_ENDPOINT};
+use crate::loss::Loss;
+use crate::source::errors::WeibanError;
+use crate::source::model::RawCustomer;
+
+/// How often a window that changed while it was paged is fetched before the fetch fails.
+const WHOLE_WINDOW_ATTEMPTS: u32 = 4;
+
+fn inconsistent<E>(reason: String) -> FetchError<E> {
+    FetchError::Weiban(WeibanError::Inconsistent {
+        endpoint: OUTFLOW_ENDPOINT,
+        reason,
+    })
+}
+
+/// What one fetch of a window handed over: items, and distinct losses by a hash of their key,
+/// so that a window that promised `total_count` items can be checked for holes.
+#[derive(Default)]
+struct Tally {
+    handed: u64,
+    skipped: u64,
+    keys: HashSet<u64>,
+}
+
+impl Tally {
+    /// Converts a page's items, counting them.
+    fn count(&mut self, items: Vec<serde_json::Value>) -> Vec<Loss> {
+        let total = items.len() as u64;
+        let losses = into_losses(items);
+        self.skipped += total - losses.len() as u64;
+        self.handed += losses.len() as u64;
+        for loss in &losses {
+            self.keys.insert(xxh3_64(loss.key().as_bytes()));
+        }
+        losses
+    }
+
+    /// Distinct items seen (unreadable ones count once each).
+    fn distinct(&self) -> u64 {
+        self.keys.len() as u64 + self.skipped
+    }
+}
+
+/// The outflow times at both ends of every page, by offset.
+#[derive(Default)]
+struct Boundaries {
+    pages: BTreeMap<u64, (u64, Option<i64>, Option<i64>)>,
+}
+
+impl Boundaries {
+    fn page(&mut self, offset: u64, items: &[serde_json::Value]) {
+        let time = |item: Option<&serde_json::Value>| item.and_then(outflow_time);
+        self.pages.insert(
+            offset,
+            (items.len() as u64, time(items.first()), time(items.last())),
+        );
+    }
+
+    /// Seconds whose items end one page and begin the next.
+    fn straddling(&self) -> BTreeSet<i64> {
+        let mut seconds = BTreeSet::new();
+        let mut previous: Option<(u64, Option<i64>)> = None;
+        for (&offset, &(len, first, last)) in &self.pages {
+            if let (Some((end, Some(before))), Some(first)) = (previous, first) {
+                if end == offset && before == first {
+                    seconds.insert(first);
+                }
+            }
+            previous = Some((offset + len, last));
+        }
+        seconds
+    }
+}
+
+/// An item's outflow time, read as leniently as [`RawCustomer::to_loss`] reads it.
+fn outflow_time(item: &serde_json::Value) -> Option<i64> {
+    let v = &item["outflow_at"];
+    v.as_i64().or_else(|| v.as_str()?.trim().parse().ok())
+}
+
+impl WeibanClient {
+    /// Fetches every loss of `window`, handing each page to `sink` as it arrives.
+    ///
+    /// Returns the number of losses handed over. Succeeds only when the window was seen whole,
+    /// so a caller may advance its window exactly then. Pages after the first are fetched
+    /// concurrently; a page shorter than asked is followed up from where it ended, since a
+    /// server may cap pages below `limit`.
+    ///
+    /// Whole means: every page saw the same `total_count` (a record that lands while pages are
+    /// fetched in parallel shifts the list, and a page answered before it and its neighbour
+    /// answered after it skip the item on their boundary), a second straddling a page boundary
+    /// was fetched on its own (Weiban's order within one second is not stable), and as many
+    /// distinct losses arrived as `total_count` promised. A window that is not whole is
+    /// fetched again (recorded losses are deduplicated by the store), a few times at most;
+    /// then the fetch fails and the window does not advance.
+    pub async fn fetch_window<E>(
+        &self,
+        window: Window,
+        mut sink: impl AsyncFnMut(Vec<Loss>) -> Result<(), E>,
+    ) -> Result<u64, FetchError<E>> {
+        self.restore_in_flight();
+        let mut attempt = 1;
+        loop {
+            match self.fetch_window_once(window, &mut sink).await {
+                Err(FetchError::Weiban(WeibanError::Inconsistent { reason, .. }))
+                    if attempt < WHOLE_WINDOW_ATTEMPTS =>
+                {
+                    tracing::info!(
+                        "Weiban's list changed while paging ({reason}); fetching the window again"
+                    );
+                    metrics::counter!("churn_alert_weiban_refetches_total").increment(1);
+                    attempt += 1;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn fetch_window_once<E>(
+        &self,
+        window: Window,
+        sink: &mut impl AsyncFnMut(Vec<Loss>) -> Result<(), E>,
+    ) -> Result<u64, FetchError<E>> {
+        let first = self.outflow_page(window, 0, self.page_size).await?;
+        let Some(total) = first.total_count else {
+            return self.fetch_without_count(window, first, sink).await;
+        };
+        let mut tally = Tally::default();
+        let mut boundaries = Boundaries::default();
+        let step = first.items.len() as u64;
+        boundaries.page(0, &first.items);
+        sink(tally.count(first.items))
+            .await
+            .map_err(FetchError::Sink)?;
+        if step == 0 {
+            if total > 0 {
+                return Err(inconsistent(format!(
+                    "total_count is {total} but the first page is empty"
+                )));
+            }
+            return Ok(0);
+        }
+
+        self.fetch_rest(window, total, step, &mut tally, &mut boundaries, sink)
+            .await?;
+        // Items of one second may come in any order on each request: a second that straddles
+        // a page boundary is fetched whole on its own.
+        for second in boundaries.straddling() {
+            self.fetch_second(second, &mut tally, sink).await?;
+        }
+        if tally.distinct() < total {
+            return Err(inconsistent(format!(
+                "total_count is {total} but only {} distinct items arrived",
+                tally.distinct()
+            )));
+        }
+        Ok(tally.handed)
+    }
+
+    /// The pages after the first, concurrently within the in-flight limit; each must see the
+    /// first page's `total_count`.
+    async fn fetch_rest<E>(
+        &self,
+        window: Window,
+        total: u64,
+        step: u64,
+        tally: &mut Tally,
+        boundaries: &mut Boundaries,
+        sink: &mut impl AsyncFnMut(Vec<Loss>) -> Result<(), E>,
+    ) -> Result<(), FetchError<E>> {
+        let mut planned = step;
+        let mut todo: VecDeque<(u64, u64)> = VecDeque::new();
+        plan_pages(&mut todo, &mut planned, total, step);
+        let mut running = FuturesUnordered::new();
+        loop {
+            while running.len() < self.in_flight_limit.load(Ordering::Relaxed) {
+                let Some((offset, expected)) = todo.pop_front() else {
+                    break;
+                };
+                running.push(async move {
+                    let page = self.outflow_page(window, offset, expected as u32).await;
+                    (offset, expected, page)
+                });
+            }
+            let Some((offset, expected, page)) = running.next().await else {
+                return Ok(());
+            };
+            let page = page?;
+            let got = page.items.len() as u64;
+            if page.total_count != Some(total) || (got == 0 && expected > 0) {
+                let seen = page
+                    .total_count
+                    .map_or_else(|| "no count".to_owned(), |n| n.to_string());
+                return Err(inconsistent(format!(
+                    "total_count went from {total} to {seen} (page at offset {offset} had {got} items)"
+                )));
+            }
+            boundaries.page(offset, &page.items);
+            sink(tally.count(page.items))
+                .await
+                .map_err(FetchError::Sink)?;
+            if got < expected {
+                todo.push_back((offset + got, expected - got));
+            }
+        }
+    }
+
+    /// Every loss of one second, one page after the other.
+    async fn fetch_second<E>(
+        &self,
+        second: i64,
+        tally: &mut Tally,
+        sink: &mut impl AsyncFnMut(Vec<Loss>) -> Result<(), E>,
+    ) -> Result<(), FetchError<E>> {
+        let one = Window {
+            start: second,
+            end: second,
+        };
+        let mut offset = 0;
+        loop {
+            let page = self.outflow_page(one, offset, self.page_size).await?;
+            let got = page.items.len() as u64;
+            sink(tally.count(page.items))
+                .await
+                .map_err(FetchError::Sink)?;
+            offset += got;
+            if got == 0 || page.total_count.is_none_or(|n| offset >= n) {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Pages one after the other when Weiban sent no `total_count`: a missing count is
+    /// unknown, not zero, so paging goes on until a page comes back shorter than the longest
+    /// one seen (or empty).
+    async fn fetch_without_count<E>(
+        &self,
+        window: Window,
+        first: Page,
+        sink: &mut impl AsyncFnMut(Vec<Loss>) -> Result<(), E>,
+    ) -> Result<u64, FetchError<E>> {
+        tracing::warn!(
+            "Weiban sent no total_count; paging the window one page after the other until a short page"
+        );
+        let mut tally = Tally::default();
+        let mut offset = first.items.len() as u64;
+        let mut longest = offset;
+        let mut last = offset;
+        sink(tally.count(first.items))
+            .await
+            .map_err(FetchError::Sink)?;
+        while last > 0 && last >= longest {
+            let page = self.outflow_page(window, offset, self.page_size).await?;
+            last = page.items.len() as u64;
+            longest = longest.max(last);
+            offset += last;
+            sink(tally.count(page.items))
+                .await
+                .map_err(FetchError::Sink)?;
+        }
+        Ok(tally.handed)
+    }
+}
+
+fn plan_pages(todo: &mut VecDeque<(u64, u64)>, planned: &mut u64, total: u64, step: u64) {
+    while *planned < total {
+        let expected = step.min(total - *planned);
+        todo.push_back((*planned, expected));
+        *planned += expected;
+    }
+}
+
+fn into_losses(items: Vec<serde_json::Value>) -> Vec<Loss> {
+    items
+        .iter()
+        .filter_map(|item| {
+            let loss = RawCustomer::to_loss(item);
+            if loss.is_none() {
+                metrics::counter!("churn_alert_weiban_items_skipped_total").increment(1);
+                tracing::warn!("skipping an outflow item without customer id or outflow time");
+            }
+            loss
+        })
+        .collect()
+}
