@@ -7,13 +7,36 @@
 use serde::{Deserialize, Serialize};
 
 /// Who ended the relationship.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Weiban documents only `external_user` (the customer deleted the staff member) and
+/// `deleted_each_other`; anything else — null, a missing relation, a value we do not know —
+/// is [`DeleteBy::Unknown`], never blamed on the salesperson.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DeleteBy {
     /// The customer deleted the staff member (`delete_by = "external_user"`).
     Customer,
-    /// The staff member deleted the customer.
+    /// The staff member deleted the customer (a value that says exactly that).
     Staff,
+    /// Both deleted each other (`deleted_each_other`).
+    Both,
+    /// Weiban did not say, or said something we do not know.
+    Unknown,
+}
+
+impl DeleteBy {
+    /// Reads Weiban's relation fields: `delete_by` and the `deleted_each_other` flag.
+    pub fn from_weiban(delete_by: Option<&str>, deleted_each_other: bool) -> Self {
+        if deleted_each_other {
+            return Self::Both;
+        }
+        match delete_by.map(str::trim) {
+            Some("external_user") => Self::Customer,
+            Some("deleted_each_other") => Self::Both,
+            Some("staff" | "follow_user" | "user") => Self::Staff,
+            _ => Self::Unknown,
+        }
+    }
 }
 
 /// One lost customer relationship.
@@ -44,9 +67,16 @@ pub struct Loss {
     pub delete_by: DeleteBy,
     #[serde(rename = "g", default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
-    /// When the staff member added the customer (unix seconds), when known.
+    /// When the staff member added the customer (unix seconds): WeCom's `createtime`, else
+    /// when Weiban recorded it (`created_at`).
     #[serde(rename = "a", default, skip_serializing_if = "Option::is_none")]
     pub added_at: Option<i64>,
+    /// The channel (渠道) parameter the customer came in by (`state`), when known.
+    #[serde(rename = "ch", default, skip_serializing_if = "Option::is_none")]
+    pub channel: Option<String>,
+    /// WeCom's add-way code, when known.
+    #[serde(rename = "w", default, skip_serializing_if = "Option::is_none")]
+    pub add_way: Option<i64>,
 }
 
 /// Identity of a loss: (outflow time, customer, staff member).

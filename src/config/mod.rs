@@ -21,8 +21,8 @@ use chrono_tz::Tz;
 pub use env::env_from;
 use raw::RawConfig;
 pub use raw::{
-    Audience, DeleteByFilter, RouteConfig, SmtpConfig, SmtpSecurity, StoreConfig, TemplatesConfig,
-    WecomConfig, WecomMsgType, WeibanConfig,
+    Audience, RouteConfig, SmtpConfig, SmtpSecurity, StoreConfig, TemplatesConfig, WecomConfig,
+    WecomMsgType, WeibanConfig,
 };
 
 use crate::schedule::{QuietHours, Schedule};

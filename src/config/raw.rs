@@ -2,12 +2,13 @@
 //! a type of its own (a schedule, a time zone, an address). [`super::validate`] turns them into
 //! a [`super::Config`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::loss::DeleteBy;
 use crate::secret::Secret;
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -243,16 +244,54 @@ pub enum WecomMsgType {
     Text,
 }
 
-/// Which losses a route takes, by who deleted whom.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DeleteByFilter {
-    /// The customer deleted the staff member.
-    Customer,
-    /// The staff member deleted the customer.
-    Staff,
-    #[default]
-    Any,
+/// Which losses a route takes, by who ended the relationship: `"customer"`, `"staff"`,
+/// `"both"`, `"unknown"`, a list of them, or `"any"` (the default).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeleteByFilter(Option<BTreeSet<DeleteBy>>);
+
+impl DeleteByFilter {
+    /// Whether a loss ended by `who` passes.
+    pub fn accepts(&self, who: DeleteBy) -> bool {
+        self.0.as_ref().is_none_or(|set| set.contains(&who))
+    }
+}
+
+impl<'de> Deserialize<'de> for DeleteByFilter {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(rename_all = "snake_case")]
+        enum Word {
+            Customer,
+            Staff,
+            Both,
+            Unknown,
+            Any,
+        }
+        #[derive(Deserialize)]
+        #[serde(
+            untagged,
+            expecting = "\"customer\", \"staff\", \"both\", \"unknown\", \"any\" or a list of them"
+        )]
+        enum OneOrMany {
+            One(Word),
+            Many(Vec<Word>),
+        }
+        let words = match OneOrMany::deserialize(d)? {
+            OneOrMany::One(word) => vec![word],
+            OneOrMany::Many(words) => words,
+        };
+        let mut set = BTreeSet::new();
+        for word in words {
+            set.insert(match word {
+                Word::Customer => DeleteBy::Customer,
+                Word::Staff => DeleteBy::Staff,
+                Word::Both => DeleteBy::Both,
+                Word::Unknown => DeleteBy::Unknown,
+                Word::Any => return Ok(Self(None)),
+            });
+        }
+        Ok(Self(Some(set)))
+    }
 }
 
 /// `[[route]]`: one set of destinations and what they receive.

@@ -79,6 +79,8 @@ mod tests {
                 delete_by: DeleteBy::Customer,
                 tags: vec![],
                 added_at: None,
+                channel: None,
+                add_way: None,
             },
             enqueued_at: 100,
         }

@@ -54,8 +54,47 @@ pub(crate) fn days_between(added_at: Option<i64>, outflow_at: i64) -> Option<i64
 
 handlebars_helper!(delete_by_text: |who: str| match who {
     "customer" => "客户删除了员工",
-    _ => "员工删除了客户",
+    "staff" => "员工删除了客户",
+    "both" => "双方互删",
+    _ => "原因未知",
 });
+
+// `{{directions_text directions}}`: 客户删除 3 · 员工删除 1 · 互删 1 · 未知 2, zeros left out.
+handlebars_helper!(directions_text: |d: object| {
+    let count = |k: &str| d.get(k).and_then(Value::as_u64).unwrap_or(0);
+    [("客户删除", "customer"), ("员工删除", "staff"), ("互删", "both"), ("未知", "unknown")]
+        .iter()
+        .filter(|(_, key)| count(key) > 0)
+        .map(|(label, key)| format!("{label} {}", count(key)))
+        .collect::<Vec<_>>()
+        .join(" · ")
+});
+
+/// WeCom's add-way codes, in words.
+pub(crate) fn add_way_text(code: i64) -> Option<&'static str> {
+    Some(match code {
+        1 => "扫描二维码",
+        2 => "搜索手机号",
+        3 => "名片分享",
+        4 => "群聊",
+        5 => "手机通讯录",
+        6 => "微信联系人",
+        8 => "安装第三方应用时自动添加",
+        9 => "搜索邮箱",
+        10 => "视频号添加",
+        11 => "日程参与人",
+        12 => "会议参与人",
+        13 => "添加微信好友对应的企业微信",
+        14 => "智慧硬件专属客服",
+        15 => "上门服务客服",
+        16 => "获客链接",
+        17 => "定制开发",
+        18 => "需求回复",
+        201 => "内部成员共享",
+        202 => "管理员/负责人分配",
+        _ => return None,
+    })
+}
 
 // `{{days_known_between added_at outflow_at}}`: whole days known, or null.
 handlebars_helper!(days_known_between: |added_at: Value, outflow_at: i64| {
@@ -91,6 +130,7 @@ pub(crate) fn register(registry: &mut Handlebars<'static>, tz: Tz) {
     registry.register_helper("mention", Box::new(mention));
     registry.register_helper("time", Box::new(TimeHelper { tz }));
     registry.register_helper("delete_by_text", Box::new(delete_by_text));
+    registry.register_helper("directions_text", Box::new(directions_text));
     registry.register_helper("days_known_between", Box::new(days_known_between));
     registry.register_helper("join", Box::new(join));
     registry.register_helper("truncate", Box::new(truncate));

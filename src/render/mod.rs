@@ -107,9 +107,35 @@ pub(crate) struct MessageContext {
     pub window: Option<WindowContext>,
     /// Whether to @-mention the staff member (staff templates).
     pub mention: bool,
+    /// The batch's losses by who ended them.
+    pub directions: Directions,
     /// The staff member, when the message is about exactly one (staff templates).
     pub staff: Option<StaffContext>,
     pub groups: Vec<StaffGroup>,
+}
+
+/// Losses by who ended them.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub(crate) struct Directions {
+    pub customer: usize,
+    pub staff: usize,
+    pub both: usize,
+    pub unknown: usize,
+}
+
+impl Directions {
+    pub fn of<'a>(losses: impl IntoIterator<Item = &'a Loss>) -> Self {
+        let mut counts = Self::default();
+        for loss in losses {
+            match loss.delete_by {
+                DeleteBy::Customer => counts.customer += 1,
+                DeleteBy::Staff => counts.staff += 1,
+                DeleteBy::Both => counts.both += 1,
+                DeleteBy::Unknown => counts.unknown += 1,
+            }
+        }
+        counts
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -133,6 +159,9 @@ pub(crate) struct StaffGroup {
 pub(crate) struct StaffContext {
     pub id: String,
     pub name: String,
+    /// The name, with the userid beside it when another staff member of the message has the
+    /// same name (`张伟（zhangwei2）`).
+    pub label: String,
     pub email: Option<String>,
 }
 
@@ -141,6 +170,7 @@ impl From<&Loss> for StaffContext {
         Self {
             id: loss.staff_id.clone(),
             name: loss.staff_name.clone(),
+            label: loss.staff_name.clone(),
             email: loss.staff_email.clone(),
         }
     }
@@ -150,6 +180,12 @@ impl StaffContext {
     /// Shortens the customer-controlled texts to `max` characters (see [`split`]).
     fn shorten(&mut self, max: usize) {
         shorten(&mut self.name, max);
+        shorten(&mut self.label, max);
+    }
+
+    /// Tells staff members with one name apart by their userid.
+    pub fn disambiguate(&mut self) {
+        self.label = format!("{}（{}）", self.name, self.id);
     }
 }
 
@@ -177,13 +213,17 @@ pub(crate) struct CustomerContext {
     pub added_at: Option<i64>,
     /// Whole days between being added and the loss.
     pub days_known: Option<i64>,
+    /// The channel (渠道) parameter the customer came in by, when known.
+    pub channel: Option<String>,
+    /// How the customer was added (扫描二维码, 名片分享…), when known.
+    pub add_way: Option<&'static str>,
 }
 
 impl CustomerContext {
     /// Shortens the customer-controlled texts to `max` characters (see [`split`]).
     fn shorten(&mut self, max: usize) {
         shorten(&mut self.name, max);
-        for text in [&mut self.remark, &mut self.corp_name]
+        for text in [&mut self.remark, &mut self.corp_name, &mut self.channel]
             .into_iter()
             .flatten()
         {
@@ -205,6 +245,8 @@ impl From<&Loss> for CustomerContext {
             tags: loss.tags.clone(),
             added_at: loss.added_at,
             days_known: helpers::days_between(loss.added_at, loss.outflow_at),
+            channel: loss.channel.clone(),
+            add_way: loss.add_way.and_then(helpers::add_way_text),
         }
     }
 }

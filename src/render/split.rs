@@ -13,10 +13,10 @@
 //! cut off the end of a message, so every loss a message reports is in it.
 
 use super::{
-    group_by_staff, CustomerContext, MessageContext, RenderError, Renderer, StaffContext,
-    StaffGroup, WindowContext,
+    group_by_staff, CustomerContext, Directions, MessageContext, RenderError, Renderer,
+    StaffContext, StaffGroup, WindowContext,
 };
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::loss::{Loss, LossKey};
 
@@ -189,17 +189,28 @@ struct Packer<'a> {
     groups: Vec<Group<'a>>,
     /// Entries in display order: (group, index in group).
     entries: Vec<(usize, usize)>,
+    /// Staff names that more than one staff member of the batch has.
+    shared_names: HashSet<&'a str>,
 }
 
 impl<'a> Packer<'a> {
     fn new(renderer: &'a Renderer, batch: &'a Batch<'a>) -> Self {
         let groups = groups(batch);
         let entries = entries(&groups);
+        let mut seen: HashMap<&str, &str> = HashMap::new();
+        let mut shared_names = HashSet::new();
+        for loss in batch.losses {
+            let id = seen.entry(&loss.staff_name).or_insert(&loss.staff_id);
+            if *id != loss.staff_id {
+                shared_names.insert(loss.staff_name.as_str());
+            }
+        }
         Self {
             renderer,
             batch,
             groups,
             entries,
+            shared_names,
         }
     }
     fn render(
@@ -217,8 +228,12 @@ impl<'a> Packer<'a> {
                 current = Some(g);
                 let first = group.listed.first().or(group.omitted.first());
                 let Some(first) = first else { continue };
+                let mut staff = StaffContext::from(*first);
+                if self.shared_names.contains(first.staff_name.as_str()) {
+                    staff.disambiguate();
+                }
                 groups.push(StaffGroup {
-                    staff: StaffContext::from(*first),
+                    staff,
                     count: group.listed.len() + group.omitted.len(),
                     customers: Vec::new(),
                     omitted: 0,
@@ -251,6 +266,7 @@ impl<'a> Packer<'a> {
             staff_count: self.groups.len(),
             window: self.batch.window,
             mention: self.batch.mention,
+            directions: Directions::of(self.batch.losses),
             staff,
             groups,
         };
@@ -299,6 +315,8 @@ mod tests {
                 delete_by: DeleteBy::Customer,
                 tags: vec!["标签A".into(), "标签B".into()],
                 added_at: Some(1_734_951_802),
+                channel: None,
+                add_way: None,
             })
             .collect()
     }

@@ -87,7 +87,13 @@ pub(crate) struct RawRelation {
     pub delete_by: Option<String>,
     pub remark: Option<String>,
     pub created_at: Option<i64>,
+    /// When WeCom says the customer was added (`created_at` is when Weiban recorded it).
+    pub createtime: Option<i64>,
     pub deleted_at: Option<i64>,
+    pub deleted_each_other: Option<bool>,
+    pub add_way: Option<i64>,
+    /// The channel (渠道) parameter.
+    pub state: Option<String>,
     pub staff_ext_id: Option<String>,
 }
 
@@ -137,7 +143,13 @@ impl RawCustomer {
                 delete_by: text(&relation["delete_by"]),
                 remark: text(&relation["remark"]),
                 created_at: int(&relation["created_at"]),
+                createtime: int(&relation["createtime"]),
                 deleted_at: int(&relation["deleted_at"]),
+                deleted_each_other: relation["deleted_each_other"]
+                    .as_bool()
+                    .or_else(|| Some(int(&relation["deleted_each_other"])? != 0)),
+                add_way: int(&relation["add_way"]),
+                state: text(&relation["state"]),
                 staff_ext_id: text(&relation["staff_ext_id"]),
             }),
         }
@@ -164,10 +176,13 @@ impl RawCustomer {
             .as_ref()
             .and_then(|s| non_empty(s.name.clone()))
             .unwrap_or_else(|| staff_id.clone());
-        let delete_by = match relation.as_ref().and_then(|r| r.delete_by.as_deref()) {
-            Some("external_user") => DeleteBy::Customer,
-            _ => DeleteBy::Staff,
-        };
+        let delete_by = DeleteBy::from_weiban(
+            relation.as_ref().and_then(|r| r.delete_by.as_deref()),
+            relation
+                .as_ref()
+                .and_then(|r| r.deleted_each_other)
+                .unwrap_or(false),
+        );
         Some(Loss {
             customer_name: non_empty(self.name).unwrap_or_else(|| customer_id.clone()),
             customer_id,
@@ -184,7 +199,11 @@ impl RawCustomer {
                 .into_iter()
                 .filter_map(|t| non_empty(t.name))
                 .collect(),
-            added_at: relation.and_then(|r| r.created_at),
+            added_at: relation
+                .as_ref()
+                .and_then(|r| r.createtime.filter(|t| *t > 0).or(r.created_at)),
+            channel: relation.as_ref().and_then(|r| non_empty(r.state.clone())),
+            add_way: relation.and_then(|r| r.add_way),
         })
     }
 }
@@ -212,7 +231,13 @@ mod tests {
         assert_eq!(loss.outflow_at, 1_736_314_633);
         assert_eq!(loss.delete_by, DeleteBy::Customer);
         assert_eq!(loss.tags, vec!["阿里云101".to_owned()]);
-        assert_eq!(loss.added_at, Some(1_734_951_802));
+        assert_eq!(
+            loss.added_at,
+            Some(1_734_951_798),
+            "createtime, not created_at"
+        );
+        assert_eq!(loss.channel.as_deref(), Some("wb:c:2:101050082"));
+        assert_eq!(loss.add_way, Some(1));
         assert_eq!(loss.staff_email, None);
         assert_eq!(loss.display_remark(), None);
     }
@@ -241,6 +266,41 @@ mod tests {
         let answer: OutflowAnswer =
             serde_json::from_str(r#"{"external_user_list":[],"total_count":null}"#).unwrap();
         assert_eq!(answer.total_count, None);
+    }
+
+    #[test]
+    fn who_ended_it_is_never_guessed() {
+        let with = |relation: &str| {
+            let item: serde_json::Value =
+                serde_json::from_str(&format!(r#"{{"id":"c","outflow_at":5{relation}}}"#)).unwrap();
+            RawCustomer::to_loss(&item).unwrap().delete_by
+        };
+        assert_eq!(
+            with(r#","staff_relation":{"delete_by":"external_user"}"#),
+            DeleteBy::Customer
+        );
+        assert_eq!(
+            with(r#","staff_relation":{"delete_by":null}"#),
+            DeleteBy::Unknown
+        );
+        assert_eq!(with(r#","staff_relation":{}"#), DeleteBy::Unknown);
+        assert_eq!(with(""), DeleteBy::Unknown);
+        assert_eq!(
+            with(r#","staff_relation":{"delete_by":"robot"}"#),
+            DeleteBy::Unknown
+        );
+        assert_eq!(
+            with(r#","staff_relation":{"delete_by":"staff"}"#),
+            DeleteBy::Staff
+        );
+        assert_eq!(
+            with(r#","staff_relation":{"delete_by":"external_user","deleted_each_other":true}"#),
+            DeleteBy::Both
+        );
+        assert_eq!(
+            with(r#","staff_relation":{"delete_by":"deleted_each_other"}"#),
+            DeleteBy::Both
+        );
     }
 
     #[test]

@@ -5,9 +5,9 @@
 //! member's destination exists as soon as they lose a customer, without listing staff
 //! anywhere.
 
-use crate::config::{Audience, Config, DeleteByFilter, RouteConfig, WecomMsgType};
+use crate::config::{Audience, Config, RouteConfig, WecomMsgType};
 use crate::destination::{DestinationId, DestinationKind};
-use crate::loss::{DeleteBy, Loss};
+use crate::loss::Loss;
 use crate::secret::{redact_url, Secret};
 
 /// One place messages are delivered to, resolved against the config.
@@ -161,11 +161,7 @@ impl<'a> Router<'a> {
 fn accepts(route: &RouteConfig, loss: &Loss) -> bool {
     let staff_ok = route.staff.is_empty() || route.staff.contains(&loss.staff_id);
     let not_excluded = !route.exclude_staff.contains(&loss.staff_id);
-    let delete_by_ok = match route.delete_by {
-        DeleteByFilter::Any => true,
-        DeleteByFilter::Customer => loss.delete_by == DeleteBy::Customer,
-        DeleteByFilter::Staff => loss.delete_by == DeleteBy::Staff,
-    };
+    let delete_by_ok = route.delete_by.accepts(loss.delete_by);
     let tags_ok = route.tags_any.is_empty() || loss.tags.iter().any(|t| route.tags_any.contains(t));
     staff_ok && not_excluded && delete_by_ok && tags_ok
 }
@@ -173,6 +169,7 @@ fn accepts(route: &RouteConfig, loss: &Loss) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::loss::DeleteBy;
     use std::path::Path;
 
     fn config(routes: &str) -> Config {
@@ -195,6 +192,8 @@ mod tests {
             delete_by: by,
             tags: tags.iter().map(|t| t.to_string()).collect(),
             added_at: None,
+            channel: None,
+            add_way: None,
         }
     }
 
@@ -272,5 +271,11 @@ tags_any = ["VIP"]
         assert!(router
             .destinations_for(&loss("bot", DeleteBy::Customer, &["VIP"]))
             .is_empty());
+        assert!(
+            router
+                .destinations_for(&loss("a", DeleteBy::Unknown, &["VIP"]))
+                .is_empty(),
+            "an unknown direction is not a customer's"
+        );
     }
 }

@@ -460,6 +460,8 @@ async fn store_footprint(losses: usize) -> anyhow::Result<Footprint> {
                 delete_by: DeleteBy::Customer,
                 tags: Vec::new(),
                 added_at: None,
+                channel: None,
+                add_way: None,
             },
             Vec::new(),
         ));

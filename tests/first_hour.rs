@@ -1,0 +1,161 @@
+//! Issue 13's acceptance: messages that never misstate who left, truthful numbers, and the
+//! first hour of a new operator.
+
+mod common;
+
+use churn_alert_sim::SimLoss;
+use common::*;
+use serde_json::{json, Value};
+
+/// The documented example item, as a loss `customer` that left `ago` seconds ago, with
+/// `relation` merged into its `staff_relation`.
+fn item(customer: &str, staff: (&str, &str), ago: i64, relation: Value) -> Value {
+    let mut item: Value = serde_json::from_str::<Value>(churn_alert_sim::OUTFLOW_EXAMPLE).unwrap()
+        ["external_user_list"][0]
+        .clone();
+    item["id"] = json!(format!("wm_{customer}"));
+    item["name"] = json!(customer);
+    item["outflow_at"] = json!(now() - ago);
+    item["staff"]["id"] = json!(staff.0);
+    item["staff"]["name"] = json!(staff.1);
+    let rel = item["staff_relation"].as_object_mut().unwrap();
+    rel.remove("delete_by");
+    rel.insert("remark".into(), json!(customer));
+    if let Value::Object(extra) = relation {
+        for (k, v) in extra {
+            rel.insert(k, v);
+        }
+    }
+    item
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_directions_are_never_blamed_on_the_salesperson() {
+    let env = Env::new().await;
+    let routes = format!(
+        "{}\n[[route]]\nname = \"sales\"\naudience = \"staff\"\ndelete_by = \"customer\"\nwecom_webhooks = [\"{}\"]\n",
+        env.managers_route(&["k1"]),
+        env.robot.url("k-sales")
+    );
+    env.write_config(&routes, FAST);
+    let wang = ("wang", "王芳");
+    let mut dropped_relation = item("无关系", wang, 70, json!({}));
+    dropped_relation
+        .as_object_mut()
+        .unwrap()
+        .remove("staff_relation");
+    env.weiban.add_raw(vec![
+        item("客户走了", wang, 10, json!({"delete_by": "external_user"})),
+        item("员工删的", wang, 20, json!({"delete_by": "staff"})),
+        item("互删了", wang, 30, json!({"deleted_each_other": true})),
+        item("空值", wang, 40, json!({"delete_by": null})),
+        item("怪值", wang, 50, json!({"delete_by": "robot_cleanup"})),
+        item("缺字段", wang, 60, json!({})),
+        dropped_relation,
+    ]);
+    let out = env.once().await;
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let digest = env
+        .robot
+        .received()
+        .into_iter()
+        .filter(|m| m.key == "k1")
+        .map(|m| m.content)
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        digest.contains("客户删除 1 · 员工删除 1 · 互删 1 · 未知 4"),
+        "{digest}"
+    );
+    assert!(digest.contains("统计区间："), "{digest}");
+    assert_eq!(digest.matches("员工删除了客户").count(), 1, "{digest}");
+    assert_eq!(digest.matches("原因未知").count(), 4, "{digest}");
+    assert_eq!(digest.matches("双方互删").count(), 1, "{digest}");
+
+    let staff: Vec<String> = env
+        .robot
+        .received()
+        .into_iter()
+        .filter(|m| m.key == "k-sales")
+        .map(|m| m.content)
+        .collect();
+    let staff = staff.join("\n");
+    assert!(staff.contains("客户走了"), "{staff}");
+    for other in ["员工删的", "互删了", "空值", "怪值", "缺字段", "无关系"] {
+        assert!(
+            !staff.contains(other),
+            "{other} is not a customer's deletion: {staff}"
+        );
+    }
+    assert!(staff.contains("请及时跟进挽回"), "{staff}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn days_known_count_from_createtime_and_namesakes_show_their_userid() {
+    let env = Env::new().await;
+    let day = 86_400;
+    let outflow = now() - 10;
+    env.weiban.add_raw(vec![
+        item(
+            "老客户",
+            ("zhangwei", "张伟"),
+            10,
+            json!({"delete_by": "external_user", "createtime": outflow - 100 * day, "created_at": outflow - 3 * day, "add_way": 3, "state": "wb:c:9:618"}),
+        ),
+        item(
+            "另一位",
+            ("zhangwei2", "张伟"),
+            20,
+            json!({"delete_by": "external_user", "createtime": null, "created_at": outflow - 5 * day}),
+        ),
+    ]);
+    let out = env.once().await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = all_text(&env.robot);
+    assert!(text.contains("相识 100 天"), "from createtime: {text}");
+    assert!(
+        text.contains("相识 4 天"),
+        "falls back to created_at: {text}"
+    );
+    assert!(
+        text.contains("名片分享") && text.contains("渠道 wb:c:9:618"),
+        "{text}"
+    );
+    assert!(
+        text.contains("张伟（zhangwei）") && text.contains("张伟（zhangwei2）"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_routes_filter_by_several_directions() {
+    let env = Env::new().await;
+    let route = format!(
+        "[[route]]\nname = \"care\"\naudience = \"managers\"\ndelete_by = [\"customer\", \"unknown\"]\nwecom_webhooks = [\"{}\"]\n",
+        env.robot.url("k1")
+    );
+    env.write_config(&route, FAST);
+    let losses = SimLoss::generate("向", 4, 1, now() - 60, 5);
+    env.weiban.add_losses(&losses);
+    env.weiban.add_raw(vec![item(
+        "不明",
+        ("li", "李雷"),
+        30,
+        json!({"delete_by": null}),
+    )]);
+    let out = env.once().await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = all_text(&env.robot);
+    assert!(text.contains("不明"), "unknown passes: {text}");
+    for loss in &losses {
+        // Even-numbered generated losses are the customer's deletions.
+        let wanted = loss.deleted_by_customer;
+        assert_eq!(
+            text.contains(&loss.customer_name),
+            wanted,
+            "{}",
+            loss.customer_name
+        );
+    }
+}
