@@ -26,7 +26,7 @@ pub enum Command {
     /// Run cycles on the schedule until SIGINT or SIGTERM.
     Run(ConfigArg),
     /// Validate the config, templates and schedule; print the next 5 run times.
-    Check(ConfigArg),
+    Check(CheckArgs),
     /// Start the built-in Weiban and robot simulators, run one real cycle, show the messages.
     Demo(DemoArgs),
     /// Walk the past in windows: report its losses, or with --mark-only just remember them.
@@ -47,6 +47,19 @@ pub struct PreviewArgs {
     /// Render the losses Weiban reports now (the first-run window) instead of the sample.
     #[arg(long)]
     pub live: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Also talk to Weiban: fetch a token and make one outflow request.
+    #[arg(long)]
+    pub online: bool,
+    /// Also send one short test message to every configured robot and email address (implies
+    /// --online).
+    #[arg(long)]
+    pub send_test: bool,
 }
 
 #[derive(Debug, Args)]

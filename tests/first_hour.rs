@@ -159,3 +159,67 @@ async fn staff_routes_filter_by_several_directions() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_online_names_wrong_credentials_and_reports_what_it_found() {
+    let env = Env::new().await;
+    env.weiban
+        .add_losses(&SimLoss::generate("查", 3, 1, now() - 60, 5));
+    let out = env.cmd(&["check", "--online"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let shown = stdout(&out);
+    assert!(
+        shown.contains("access token ok; 3 lost customer(s)"),
+        "{shown}"
+    );
+    assert!(shown.contains("查客户00000号"), "the newest loss: {shown}");
+    assert_eq!(
+        env.weiban.stats().outflow_requests,
+        1,
+        "one outflow request"
+    );
+
+    let text = std::fs::read_to_string(&env.config).unwrap();
+    std::fs::write(
+        &env.config,
+        text.replace("${TEST_WEIBAN_SECRET}", "wrong-secret"),
+    )
+    .unwrap();
+    let out = env.cmd(&["check", "--online"]).await;
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("weiban.corp_id") && err.contains("weiban.secret"),
+        "{err}"
+    );
+    assert!(!err.contains("wrong-secret"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_test_reaches_every_robot_and_names_the_route_of_a_refusal() {
+    let env = Env::new().await;
+    let smtp = common::smtp::SmtpServer::start();
+    let routes = format!(
+        "{}email_to = [\"boss@example.com\"]\n",
+        env.managers_route(&["good-key", "secret-bad-key"])
+    );
+    env.write_config(&routes, &format!("{FAST}\n{}", smtp.config()));
+    env.robot.set_removed("secret-bad-key", true);
+    let out = env.cmd(&["check", "--online", "--send-test"]).await;
+    assert!(!out.status.success(), "a refusing robot fails the check");
+    let shown = format!("{}{}", stdout(&out), stderr(&out));
+    assert!(shown.contains("route `managers`, robot #2"), "{shown}");
+    assert!(
+        shown.contains("REFUSED") && shown.contains("93000"),
+        "{shown}"
+    );
+    assert!(!shown.contains("secret-bad-key"), "the key leaked: {shown}");
+    let received = env.robot.received();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].key, "good-key");
+    assert!(
+        received[0].content.contains("churn-alert 测试消息")
+            && received[0].content.contains("managers")
+    );
+    assert_eq!(smtp.mails().len(), 1, "the email address got one too");
+}

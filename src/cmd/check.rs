@@ -2,7 +2,10 @@
 //!
 //! Templates are rendered against the documented example in strict mode, so a misspelt
 //! variable fails here rather than at delivery time. The store is not opened: `check` works
-//! while the daemon runs.
+//! while the daemon runs. `--online` and `--send-test` then talk to Weiban and to every
+//! destination ([`online`]).
+
+mod online;
 
 use std::process::ExitCode;
 
@@ -11,7 +14,7 @@ use std::path::Path;
 use anyhow::Context as _;
 use chrono::Utc;
 
-use crate::cli::ConfigArg;
+use crate::cli::CheckArgs;
 use crate::render::compose::compose;
 use crate::render::Renderer;
 use crate::sink::Sinks;
@@ -19,8 +22,9 @@ use crate::source::model::documented_example;
 use crate::store::Pending;
 use crate::transform::Router;
 
-pub(crate) fn check(args: &ConfigArg) -> anyhow::Result<ExitCode> {
-    let config = super::load_config(&args.config)?;
+pub(crate) async fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
+    let path = &args.config.config;
+    let config = super::load_config(path)?;
     check_store_path(&config.store.path)?;
     let schedule = config.schedule();
     let renderer = Renderer::new(schedule.timezone(), config.templates.dir.as_deref())?;
@@ -52,7 +56,7 @@ pub(crate) fn check(args: &ConfigArg) -> anyhow::Result<ExitCode> {
     }
     eprintln!(
         "config {} is valid: {} route(s), {} destination(s), templates render; next runs ({}):",
-        args.config.display(),
+        path.display(),
         config.routes.len(),
         destinations,
         config.timezone()
@@ -60,7 +64,20 @@ pub(crate) fn check(args: &ConfigArg) -> anyhow::Result<ExitCode> {
     for run in schedule.upcoming(Utc::now(), 5) {
         println!("{}", run.to_rfc3339());
     }
-    Ok(ExitCode::SUCCESS)
+    if !(args.online || args.send_test) {
+        return Ok(ExitCode::SUCCESS);
+    }
+    online::weiban(&config).await?;
+    if !args.send_test {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let refused = online::send_tests(&config, &sinks).await;
+    Ok(if refused == 0 {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("churn-alert: {refused} destination(s) refused the test message (see above)");
+        ExitCode::FAILURE
+    })
 }
 
 /// `store.path` can be created and written, checked without opening the store (which the

@@ -47,7 +47,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Once(args) => once::once(&args).await,
         Command::Backfill(args) => backfill::backfill(&args).await,
         Command::Run(args) => run::run(&args).await,
-        Command::Check(args) => check::check(&args),
+        Command::Check(args) => check::check(&args).await,
         #[cfg(feature = "demo")]
         Command::Demo(args) => demo::demo(&args).await,
         #[cfg(not(feature = "demo"))]

@@ -20,6 +20,7 @@ use super::errors::{meaning, Recovery, WeibanError};
 use super::model::{Envelope, OutflowAnswer, TokenAnswer};
 use crate::backoff::Backoff;
 use crate::config::WeibanConfig;
+use crate::loss::Loss;
 use crate::secret::Secret;
 
 const TOKEN_PATH: &str = "/open-api/access_token/get";
@@ -108,6 +109,16 @@ impl WeibanClient {
             rate: RateLimiter::direct(quota),
             blocked_until: std::sync::Mutex::new(None),
         })
+    }
+
+    /// One outflow request (limit 1) over `window`: the count Weiban reports and the newest
+    /// loss, for `check --online`.
+    pub async fn probe(&self, window: Window) -> Result<(Option<u64>, Option<Loss>), WeibanError> {
+        let page = self.outflow_page(window, 0, 1).await?;
+        Ok((
+            page.total_count,
+            paging::into_losses(page.items).into_iter().next(),
+        ))
     }
 
     /// One page, with every recovery the errcode calls for.

@@ -279,7 +279,7 @@ fn plan_pages(todo: &mut VecDeque<(u64, u64)>, planned: &mut u64, total: u64, st
     }
 }
 
-fn into_losses(items: Vec<serde_json::Value>) -> Vec<Loss> {
+pub(super) fn into_losses(items: Vec<serde_json::Value>) -> Vec<Loss> {
     items
         .iter()
         .filter_map(|item| {

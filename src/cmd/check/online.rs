@@ -1,0 +1,161 @@
+//! `check --online` and `--send-test`: what the offline check cannot know.
+//!
+//! Fetches a token (wrong credentials fail naming `weiban.corp_id` and `weiban.secret`), makes
+//! one outflow request (limit 1) over the first-run window and says what it found; for routes
+//! that email staff, pages that window to list staff whose losses carry no address. With
+//! `--send-test`, every configured robot and email address gets one short test message, and
+//! each answer is printed — naming the route, never the key.
+
+use std::collections::BTreeSet;
+
+use crate::config::{Config, WecomMsgType};
+use crate::render::escape::terminal;
+use crate::secret::redact_url;
+use crate::sink::{EmailMessage, SendError, Sink, Sinks, WecomMessage};
+use crate::source::{FetchError, WeibanClient, Window};
+use crate::time::{rfc3339, unix_now};
+
+/// Talks to Weiban once and reports; fails when it cannot.
+pub(super) async fn weiban(config: &Config) -> anyhow::Result<()> {
+    let client = WeibanClient::new(&config.weiban)?;
+    let now = unix_now();
+    let lookback = i64::try_from(config.weiban.first_lookback.as_secs()).unwrap_or(86_400);
+    let window = Window {
+        start: now - lookback,
+        end: now,
+    };
+    let (total, newest) = client.probe(window).await?;
+    let total = total.map_or_else(|| "an unknown number of".to_owned(), |n| n.to_string());
+    println!(
+        "Weiban: access token ok; {total} lost customer(s) since {}",
+        rfc3339(config.timezone(), window.start)
+    );
+    if let Some(loss) = newest {
+        println!(
+            "  newest: {} (staff {} {}), {}",
+            terminal(&loss.customer_name),
+            terminal(&loss.staff_name),
+            terminal(&loss.staff_id),
+            rfc3339(config.timezone(), loss.outflow_at)
+        );
+    }
+    if config.routes.iter().any(|r| r.email_staff) {
+        report_staff_without_email(config, &client, window).await?;
+    }
+    Ok(())
+}
+
+/// Lists the staff of `window`'s losses that `email_staff` routes cannot mail.
+async fn report_staff_without_email(
+    config: &Config,
+    client: &WeibanClient,
+    window: Window,
+) -> anyhow::Result<()> {
+    let mut missing = BTreeSet::new();
+    client
+        .fetch_window(window, async |losses: Vec<crate::loss::Loss>| {
+            for loss in losses.into_iter().filter(|l| l.staff_email.is_none()) {
+                missing.insert((loss.staff_id, loss.staff_name));
+            }
+            Ok::<_, std::convert::Infallible>(())
+        })
+        .await
+        .map_err(|e| match e {
+            FetchError::Weiban(e) => anyhow::Error::new(e),
+            FetchError::Sink(never) => match never {},
+        })?;
+    for route in config.routes.iter().filter(|r| r.email_staff) {
+        let unmailable: Vec<String> = missing
+            .iter()
+            .filter(|(id, _)| !route.staff_emails.contains_key(id))
+            .map(|(id, name)| format!("{} ({})", terminal(name), terminal(id)))
+            .collect();
+        if !unmailable.is_empty() {
+            println!(
+                "route `{}`: Weiban has no email address for {} staff member(s) who lost customers recently: {}; add them to `staff_emails`, or they are only reached through the route's robots",
+                route.name,
+                unmailable.len(),
+                unmailable.join(", ")
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Sends one test message to every robot and address; returns how many refused.
+pub(super) async fn send_tests(config: &Config, sinks: &Sinks) -> usize {
+    let mut refused = 0;
+    for route in &config.routes {
+        let text = |what: &str| {
+            format!(
+                "churn-alert 测试消息：路由 `{}` 的{what}配置正确，流失提醒会发到这里。",
+                route.name
+            )
+        };
+        let robots = route
+            .wecom_webhooks
+            .iter()
+            .enumerate()
+            .map(|(i, url)| (format!("robot #{}", i + 1), url))
+            .chain(
+                route
+                    .staff_webhooks
+                    .iter()
+                    .map(|(staff, url)| (format!("robot of staff {staff}"), url)),
+            );
+        for (what, url) in robots {
+            let message = WecomMessage {
+                robot: url.clone(),
+                msgtype: route.wecom_msgtype,
+                content: match route.wecom_msgtype {
+                    WecomMsgType::Markdown => format!("**{}**", text("群机器人")),
+                    WecomMsgType::Text => text("群机器人"),
+                },
+                mentioned: Vec::new(),
+            };
+            let shown = format!(
+                "route `{}`, {what} ({})",
+                route.name,
+                redact_url(url.expose())
+            );
+            refused += usize::from(!answered(&shown, sinks.wecom.send(&message).await));
+        }
+        let Some(email) = &sinks.email else {
+            continue;
+        };
+        for to in &route.email_to {
+            let message = EmailMessage {
+                to: to.clone(),
+                subject: "churn-alert 测试消息".into(),
+                text: text("邮件收件人"),
+                html: format!("<p>{}</p>", handlebars::html_escape(&text("邮件收件人"))),
+            };
+            let shown = format!("route `{}`, email to {to}", route.name);
+            refused += usize::from(!answered(&shown, email.send(&message).await));
+        }
+        if route.email_staff {
+            println!(
+                "route `{}`: staff mailboxes are not tested (their addresses come from Weiban)",
+                route.name
+            );
+        }
+    }
+    refused
+}
+
+/// Prints one destination's answer; whether it accepted.
+fn answered(shown: &str, answer: Result<(), SendError>) -> bool {
+    match answer {
+        Ok(()) => {
+            println!("{shown}: test message accepted");
+            true
+        }
+        Err(e) => {
+            println!(
+                "{shown}: REFUSED: {}",
+                crate::logging::redact(&e.to_string())
+            );
+            false
+        }
+    }
+}
