@@ -114,6 +114,13 @@ impl serde::Serialize for DestinationId {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for DestinationId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 impl FromStr for DestinationId {
     type Err = BadDestinationId;
 

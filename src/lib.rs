@@ -15,6 +15,7 @@ pub(crate) mod config;
 pub(crate) mod deliver;
 pub mod destination;
 pub(crate) mod http;
+pub(crate) mod inspect;
 pub(crate) mod logging;
 pub mod loss;
 pub(crate) mod pipeline;

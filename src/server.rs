@@ -5,6 +5,7 @@
 //! Weiban succeeded. An operator's monitor fails before a manager notices missing alerts.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,10 +13,12 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
-use axum::Router;
+use axum::{Json, Router};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
+use crate::config::Config;
 use crate::shutdown::Shutdown;
+use crate::store::{Store, StoreStats};
 
 /// When the last poll succeeded, and how many losses wait for destinations that left the
 /// config; shared between the pipeline and the server.
@@ -86,12 +89,22 @@ impl Health {
 struct AppState {
     health: Arc<Health>,
     metrics: PrometheusHandle,
+    state: StateSource,
+}
+
+/// Where `/state/*` reads from: the daemon's store, described against the config file as it
+/// is now (so that a reload shows at once).
+#[derive(Clone)]
+pub(crate) struct StateSource {
+    pub config_path: PathBuf,
+    pub store: Store,
 }
 
 /// Installs the Prometheus recorder and serves both endpoints until shutdown.
 pub(crate) async fn serve(
     listen: SocketAddr,
     health: Arc<Health>,
+    state: StateSource,
     mut shutdown: Shutdown,
 ) -> anyhow::Result<()> {
     let metrics = PrometheusBuilder::new()
@@ -100,7 +113,13 @@ pub(crate) async fn serve(
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(render_metrics))
-        .with_state(AppState { health, metrics });
+        .route("/state/stats", get(state_stats))
+        .route("/state/pending", get(state_pending))
+        .with_state(AppState {
+            health,
+            metrics,
+            state,
+        });
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on server.listen = {listen}: {e}"))?;
@@ -125,6 +144,31 @@ async fn healthz(State(state): State<AppState>) -> (StatusCode, String) {
 
 async fn render_metrics(State(state): State<AppState>) -> String {
     state.metrics.render()
+}
+
+/// `state stats`, for the CLI while this process holds the store.
+async fn state_stats(
+    State(state): State<AppState>,
+) -> Result<Json<StoreStats>, (StatusCode, String)> {
+    state.state.store.stats().map(Json).map_err(internal)
+}
+
+/// `state pending`, for the CLI while this process holds the store.
+async fn state_pending(
+    State(state): State<AppState>,
+) -> Result<Json<Vec<crate::inspect::PendingReport>>, (StatusCode, String)> {
+    let source = &state.state;
+    let config = Config::load(&source.config_path).map_err(internal)?;
+    crate::inspect::pending(&config, &source.store)
+        .map(Json)
+        .map_err(internal)
+}
+
+fn internal(e: impl std::fmt::Display) -> (StatusCode, String) {
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        crate::logging::redact(&e.to_string()),
+    )
 }
 
 #[cfg(test)]

@@ -223,3 +223,98 @@ async fn send_test_reaches_every_robot_and_names_the_route_of_a_refusal() {
     );
     assert_eq!(smtp.mails().len(), 1, "the email address got one too");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staff_without_an_email_address_are_skipped_visibly_not_failed_forever() {
+    let env = Env::new().await;
+    let smtp = common::smtp::SmtpServer::start();
+    let route = format!(
+        "[[route]]\nname = \"sales\"\naudience = \"staff\"\nemail_staff = true\nwecom_webhooks = [\"{}\"]\n",
+        env.robot.url("k1")
+    );
+    env.write_config(&route, &format!("{FAST}\n{}", smtp.config()));
+    let mut losses = SimLoss::generate("邮", 4, 2, now() - 60, 5);
+    for loss in losses.iter_mut().filter(|l| l.staff_id == "staff01") {
+        loss.staff_email = String::new();
+    }
+    env.weiban.add_losses(&losses);
+    for _ in 0..2 {
+        let out = env.once().await;
+        assert!(
+            out.status.success(),
+            "not a failure of every cycle: {}",
+            stderr(&out)
+        );
+    }
+    assert_eq!(smtp.mails().len(), 1, "only staff00 has an address");
+    for loss in &losses {
+        assert!(
+            all_text(&env.robot).contains(&loss.customer_name),
+            "the robot got them all"
+        );
+    }
+    let pending = env.cmd(&["state", "pending"]).await;
+    let shown = stdout(&pending);
+    assert!(shown.contains("skipped"), "{shown}");
+    assert!(
+        shown.contains("staff01") && shown.contains("staff_emails"),
+        "{shown}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_reads_through_the_daemon_and_sighup_retries_a_fixed_robot_at_once() {
+    let env = Env::new().await;
+    let port = free_port();
+    let server = format!("{FAST}\n[server]\nlisten = \"127.0.0.1:{port}\"\n");
+    env.write_config(&env.managers_route(&["bad-key"]), &server);
+    env.robot.set_removed("bad-key", true);
+    let losses = SimLoss::generate("热", 3, 1, now() - 60, 5);
+    env.weiban.add_losses(&losses);
+    let mut child = spawn_quiet_run(&env.config);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while env.robot.attempts().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the daemon never tried the robot"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+
+    // While it holds the store, state comes through its [server].
+    let stats = env.cmd(&["state", "stats"]).await;
+    assert!(stats.status.success(), "{}", stderr(&stats));
+    assert!(
+        stdout(&stats).contains("managers/wecom/0: 3"),
+        "{}",
+        stdout(&stats)
+    );
+    let pending = env.cmd(&["state", "pending"]).await;
+    assert!(
+        stdout(&pending).contains("3 pending, failed"),
+        "{}",
+        stdout(&pending)
+    );
+
+    // The URL is fixed in the config; SIGHUP, and it is retried without `state retry`.
+    env.write_config(&env.managers_route(&["good-key"]), &server);
+    let pid = child.id().expect("running");
+    std::process::Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .expect("kill -HUP");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !env.robot.received().iter().any(|m| m.key == "good-key") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not retried after SIGHUP"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let _ = child.start_kill();
+    let text = all_text(&env.robot);
+    for loss in &losses {
+        assert!(text.contains(&loss.customer_name), "{text}");
+    }
+}

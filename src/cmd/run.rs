@@ -17,7 +17,7 @@ use chrono::Utc;
 
 use crate::cli::ConfigArg;
 use crate::pipeline::Pipeline;
-use crate::server::Health;
+use crate::server::{Health, StateSource};
 use crate::shutdown::Shutdown;
 use crate::time::unix_now;
 
@@ -25,19 +25,25 @@ use crate::time::unix_now;
 const WIND_DOWN: Duration = Duration::from_secs(5);
 
 pub(crate) async fn run(args: &ConfigArg) -> anyhow::Result<ExitCode> {
-    let pipeline = super::open(&args.config)?;
-    let config = pipeline.config();
-    let schedule = config.schedule();
+    let mut pipeline = super::open(&args.config)?;
     let mut shutdown = Shutdown::on_signals();
+    let mut reload = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    let config = pipeline.config();
     let health = Arc::new(Health::new(unix_now(), healthy_poll_age(&pipeline)));
     if let Some(server) = &config.server {
-        crate::server::serve(server.listen, Arc::clone(&health), shutdown.clone()).await?;
+        let state = StateSource {
+            config_path: args.config.clone(),
+            store: pipeline.store().clone(),
+        };
+        crate::server::serve(server.listen, Arc::clone(&health), state, shutdown.clone()).await?;
     }
     tracing::info!(cron = %config.schedule.cron, timezone = %config.timezone(), "churn-alert running");
 
     // Resume what a previous process left pending before waiting for the first run.
     let mut retry_at = delivery_pass(&pipeline, &shutdown, &health).await;
     while !shutdown.is_shutdown() {
+        let config = pipeline.config();
+        let schedule = config.schedule();
         let now = Utc::now();
         let Some(tick) = schedule.next_after(now) else {
             anyhow::bail!("schedule `{}` has no future run", config.schedule.cron);
@@ -56,6 +62,12 @@ pub(crate) async fn run(args: &ConfigArg) -> anyhow::Result<ExitCode> {
         tokio::select! {
             () = tokio::time::sleep(sleep) => {}
             () = shutdown.recv() => break,
+            _ = reload.recv() => {
+                pipeline = reloaded(pipeline, &args.config);
+                // A destination whose address changed since it failed is tried at once.
+                retry_at = delivery_pass(&pipeline, &shutdown, &health).await;
+                continue;
+            }
         }
         if Utc::now() < tick {
             if Utc::now() >= wake {
@@ -104,6 +116,27 @@ pub(crate) async fn run(args: &ConfigArg) -> anyhow::Result<ExitCode> {
     pipeline.store().flush().await?;
     tracing::info!("stopped; the store is flushed");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The pipeline for the config file as it is now (SIGHUP), or the running one when the new
+/// config does not load (the error is logged; nothing stops).
+fn reloaded(running: Pipeline, path: &std::path::Path) -> Pipeline {
+    let store = running.store().clone();
+    let fresh = super::load_config(path).and_then(|config| Pipeline::new(config, store));
+    match fresh {
+        Ok(pipeline) => {
+            tracing::info!(config = %path.display(), "SIGHUP: configuration reloaded");
+            pipeline
+        }
+        Err(e) => {
+            tracing::error!(
+                "SIGHUP: {} cannot be used, keeping the running configuration: {}",
+                path.display(),
+                crate::logging::redact(&format!("{e:#}"))
+            );
+            running
+        }
+    }
 }
 
 /// Delivers what is due; returns when to look again.

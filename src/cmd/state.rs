@@ -2,44 +2,99 @@
 
 use std::process::ExitCode;
 
-use chrono::Utc;
-use chrono_tz::Tz;
+use std::net::SocketAddr;
+
+use anyhow::Context as _;
 use serde::Serialize;
 
 use crate::cli::{StateCommand, StateOpts};
 use crate::config::Config;
 use crate::destination::DestinationId;
+use crate::inspect;
 use crate::render::escape::terminal;
-use crate::store::{DeliveryStatus, Store};
-use crate::transform::Router;
+use crate::store::{Store, StoreError, StoreStats};
+use crate::time::rfc3339 as time;
 
 pub(crate) async fn state(command: StateCommand) -> anyhow::Result<ExitCode> {
     match command {
-        StateCommand::Stats(opts) => stats(&opts),
-        StateCommand::Pending(opts) => pending(&opts),
+        StateCommand::Stats(opts) => stats(&opts).await,
+        StateCommand::Pending(opts) => pending(&opts).await,
         StateCommand::Retry { opts, route } => retry(&opts, route.as_deref()).await,
         StateCommand::Forget { opts, customer } => forget(&opts, &customer).await,
         StateCommand::Drop { opts, destination } => drop_pending(&opts, &destination).await,
     }
 }
 
-fn open(opts: &StateOpts) -> anyhow::Result<(Config, Store, Tz)> {
-    let config = super::load_config(&opts.config.config)?;
-    let tz = config.timezone();
-    let store = Store::open(&config.store.path)?;
-    Ok((config, store, tz))
+/// The store, opened; or, while the daemon holds it, the daemon's `[server]` to ask.
+enum Opened {
+    Store(Config, Store),
+    Daemon(Config, SocketAddr),
 }
 
-use crate::time::rfc3339 as time;
+/// Opens the store for reading: through the daemon's `[server]` when it holds the store.
+fn open_for_reading(opts: &StateOpts) -> anyhow::Result<Opened> {
+    let config = super::load_config(&opts.config.config)?;
+    match Store::open(&config.store.path) {
+        Ok(store) => Ok(Opened::Store(config, store)),
+        Err(StoreError::Locked { path }) => match config.server.as_ref().map(|s| s.listen) {
+            Some(mut listen) => {
+                if listen.ip().is_unspecified() {
+                    listen.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+                }
+                Ok(Opened::Daemon(config, listen))
+            }
+            None => anyhow::bail!(
+                "the store at {path} is in use by the running daemon; add a [server] section (listen = \"127.0.0.1:9898\") to read state while it runs, or stop it first"
+            ),
+        },
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn open(opts: &StateOpts) -> anyhow::Result<(Config, Store)> {
+    let config = super::load_config(&opts.config.config)?;
+    let store = Store::open(&config.store.path).map_err(|e| match e {
+        StoreError::Locked { path } => anyhow::anyhow!(
+            "the store at {path} is in use by the running daemon; changing state needs it to itself: stop the daemon first (`state stats` and `state pending` work while it runs, through [server])"
+        ),
+        e => e.into(),
+    })?;
+    Ok((config, store))
+}
+
+/// Asks the running daemon's `[server]` for `/state/{what}`.
+async fn from_daemon<T: serde::de::DeserializeOwned>(
+    listen: SocketAddr,
+    what: &str,
+) -> anyhow::Result<T> {
+    let url = format!("http://{listen}/state/{what}");
+    let answer = reqwest::get(&url)
+        .await
+        .with_context(|| format!("the store is in use and the daemon at {url} does not answer"))?;
+    let status = answer.status();
+    let body = answer.text().await?;
+    anyhow::ensure!(
+        status.is_success(),
+        "the daemon at {url} answered {status}: {body}"
+    );
+    serde_json::from_str(&body)
+        .with_context(|| format!("the daemon at {url} answered something else"))
+}
 
 fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
 
-fn stats(opts: &StateOpts) -> anyhow::Result<ExitCode> {
-    let (_, store, tz) = open(opts)?;
-    let stats = store.stats()?;
+async fn stats(opts: &StateOpts) -> anyhow::Result<ExitCode> {
+    let (config, stats): (Config, StoreStats) = match open_for_reading(opts)? {
+        Opened::Store(config, store) => {
+            let stats = store.stats()?;
+            (config, stats)
+        }
+        Opened::Daemon(config, listen) => (config, from_daemon(listen, "stats").await?),
+    };
+    let tz = config.timezone();
     if opts.json {
         print_json(&stats)?;
         return Ok(ExitCode::SUCCESS);
@@ -63,55 +118,15 @@ fn stats(opts: &StateOpts) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// One destination's waiting deliveries.
-#[derive(Serialize)]
-struct PendingReport {
-    destination: DestinationId,
-    description: String,
-    pending: usize,
-    oldest_enqueued_at: Option<i64>,
-    status: String,
-    reason: Option<String>,
-    failing_since: Option<i64>,
-    retry_at: Option<i64>,
-    customers: Vec<String>,
-}
-
-fn pending(opts: &StateOpts) -> anyhow::Result<ExitCode> {
-    let (config, store, tz) = open(opts)?;
-    let router = Router::new(&config);
-    let states = store.destination_states()?;
-    let held = quiet_now(&config);
-    let mut reports = Vec::new();
-    for (id, count) in store.pending_counts()? {
-        let items = store.pending(&id)?;
-        let state = states.get(&id);
-        let destination = router.get(&id);
-        reports.push(PendingReport {
-            description: destination.as_ref().map_or_else(
-                || format!("{id} (no longer in the config)"),
-                |d| d.describe(),
-            ),
-            destination: id,
-            pending: count,
-            oldest_enqueued_at: items.iter().map(|p| p.enqueued_at).min(),
-            status: match (&destination, state.map(|s| s.status)) {
-                (None, _) => "stranded",
-                (_, Some(DeliveryStatus::Failed)) => "failed",
-                (_, Some(DeliveryStatus::Retrying)) => "retrying",
-                (_, None) if held => "held for quiet hours",
-                (_, None) => "due",
-            }
-            .to_owned(),
-            reason: state.map(|s| s.reason.clone()),
-            failing_since: state.map(|s| s.since),
-            retry_at: state.and_then(|s| s.retry_at),
-            customers: items
-                .iter()
-                .map(|p| format!("{} ({})", p.loss.customer_name, p.loss.customer_id))
-                .collect(),
-        });
-    }
+async fn pending(opts: &StateOpts) -> anyhow::Result<ExitCode> {
+    let (config, reports) = match open_for_reading(opts)? {
+        Opened::Store(config, store) => {
+            let reports = inspect::pending(&config, &store)?;
+            (config, reports)
+        }
+        Opened::Daemon(config, listen) => (config, from_daemon(listen, "pending").await?),
+    };
+    let tz = config.timezone();
     if opts.json {
         print_json(&reports)?;
         return Ok(ExitCode::SUCCESS);
@@ -159,7 +174,7 @@ fn pending(opts: &StateOpts) -> anyhow::Result<ExitCode> {
 }
 
 async fn retry(opts: &StateOpts, route: Option<&str>) -> anyhow::Result<ExitCode> {
-    let (config, store, _) = open(opts)?;
+    let (config, store) = open(opts)?;
     if let Some(route) = route {
         if config.route(route).is_none() {
             anyhow::bail!("no route named `{route}` in the config");
@@ -186,7 +201,7 @@ async fn retry(opts: &StateOpts, route: Option<&str>) -> anyhow::Result<ExitCode
 
 async fn drop_pending(opts: &StateOpts, destination: &str) -> anyhow::Result<ExitCode> {
     let id: DestinationId = destination.parse()?;
-    let (_, store, _) = open(opts)?;
+    let (_, store) = open(opts)?;
     let dropped = store.drop_pending(&id).await?;
     if opts.json {
         print_json(&serde_json::json!({ "destination": destination, "dropped": dropped }))?;
@@ -197,7 +212,7 @@ async fn drop_pending(opts: &StateOpts, destination: &str) -> anyhow::Result<Exi
 }
 
 async fn forget(opts: &StateOpts, customer: &str) -> anyhow::Result<ExitCode> {
-    let (_, store, _) = open(opts)?;
+    let (_, store) = open(opts)?;
     let forgotten = store.forget_customer(customer).await?;
     if opts.json {
         print_json(&serde_json::json!({ "customer": customer, "forgotten": forgotten }))?;
@@ -209,12 +224,4 @@ async fn forget(opts: &StateOpts, customer: &str) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Whether deliveries are held for quiet hours right now.
-fn quiet_now(config: &Config) -> bool {
-    let now = Utc::now().with_timezone(&config.timezone());
-    config
-        .quiet_hours()
-        .is_some_and(|quiet| quiet.ends_after(now).is_some())
 }

@@ -21,16 +21,19 @@ pub(crate) enum Gate {
 }
 
 /// The gate for a destination of route `route` with `state`, at `now`, when quiet hours (if
-/// any) end at `quiet_until`.
+/// any) end at `quiet_until`. `address` fingerprints where it sends now: a failure recorded
+/// for another address (the URL was fixed in the config) is not waited out.
 pub(crate) fn gate(
     route: &str,
     state: Option<&DestinationState>,
+    address: u64,
     quiet_until: Option<i64>,
     now: i64,
 ) -> Gate {
     if let Some(until) = quiet_until {
         return Gate::Held { until };
     }
+    let state = state.filter(|s| s.target.is_none_or(|t| t == address));
     match state {
         Some(s) if s.status == DeliveryStatus::Failed => Gate::Wait {
             reason: format!(
@@ -58,6 +61,7 @@ mod tests {
             since: 0,
             retry_at,
             attempts: 1,
+            target: Some(7),
         }
     }
 
@@ -65,7 +69,7 @@ mod tests {
     fn quiet_hours_hold_before_anything_else() {
         let failed = state(DeliveryStatus::Failed, None);
         assert_eq!(
-            gate("r", Some(&failed), Some(500), 100),
+            gate("r", Some(&failed), 7, Some(500), 100),
             Gate::Held { until: 500 }
         );
     }
@@ -73,7 +77,7 @@ mod tests {
     #[test]
     fn failures_wait_for_a_person_or_for_their_time() {
         let failed = state(DeliveryStatus::Failed, None);
-        let Gate::Wait { reason, retry_at } = gate("sales", Some(&failed), None, 100) else {
+        let Gate::Wait { reason, retry_at } = gate("sales", Some(&failed), 7, None, 100) else {
             panic!("a permanent failure must wait");
         };
         assert!(reason.contains("state retry --route sales"), "{reason}");
@@ -81,13 +85,19 @@ mod tests {
 
         let retrying = state(DeliveryStatus::Retrying, Some(200));
         assert!(matches!(
-            gate("r", Some(&retrying), None, 100),
+            gate("r", Some(&retrying), 7, None, 100),
             Gate::Wait {
                 retry_at: Some(200),
                 ..
             }
         ));
-        assert_eq!(gate("r", Some(&retrying), None, 200), Gate::Open);
-        assert_eq!(gate("r", None, None, 100), Gate::Open);
+        assert_eq!(gate("r", Some(&retrying), 7, None, 200), Gate::Open);
+        assert_eq!(gate("r", None, 7, None, 100), Gate::Open);
+    }
+
+    #[test]
+    fn a_failure_of_an_address_no_longer_configured_is_not_waited_out() {
+        let failed = state(DeliveryStatus::Failed, None);
+        assert_eq!(gate("r", Some(&failed), 8, None, 100), Gate::Open);
     }
 }

@@ -18,12 +18,12 @@ use futures::future::join_all;
 
 use crate::config::Config;
 use crate::destination::DestinationId;
-use crate::render::compose::{compose, Composed};
+use crate::render::compose::{compose, ComposeError, Composed};
 use crate::render::Renderer;
 use crate::schedule::QuietHours;
 use crate::shutdown::Shutdown;
 use crate::sink::{SendError, Sinks};
-use crate::store::{Store, StoreError};
+use crate::store::{DeliveryStatus, DestinationState, Store, StoreError};
 use crate::transform::{Destination, Router};
 use attempt::{Attempt, Stop};
 use gate::Gate;
@@ -139,6 +139,7 @@ impl Delivery {
         match gate::gate(
             &destination.route.name,
             state.as_ref(),
+            destination.fingerprint(),
             self.quiet_until(now),
             now,
         ) {
@@ -171,8 +172,16 @@ impl Delivery {
             let sent = match compose(&self.renderer, &self.sinks, destination, &pending) {
                 Ok(Composed::Wecom(sink, messages)) => attempt.run(sink, messages).await?,
                 Ok(Composed::Email(sink, messages)) => attempt.run(sink, messages).await?,
-                // A template that fails on this data, or a staff member without an address:
-                // waits for a person, visible in `state pending`.
+                // A staff member without an address: their losses reach the route's other
+                // destinations (its robots) but not this mailbox, so skip them here, visibly.
+                Err(ComposeError::NoAddress { staff, route }) => {
+                    self.skip(id, &pending, &staff, &route, state.as_ref())
+                        .await?;
+                    outcome.waiting = None;
+                    break;
+                }
+                // A template that fails on this data: waits for a person, visible in
+                // `state pending`.
                 Err(e) => {
                     let err = SendError::Permanent {
                         reason: e.to_string(),
@@ -207,17 +216,52 @@ impl Delivery {
         Ok(outcome)
     }
 
+    /// Drops `pending` from a staff mailbox that has no address, with a warning, a metric and
+    /// a [`DeliveryStatus::Skipped`] state that `state pending` shows.
+    async fn skip(
+        &self,
+        id: &DestinationId,
+        pending: &[crate::store::Pending],
+        staff: &str,
+        route: &str,
+        previous: Option<&DestinationState>,
+    ) -> Result<(), StoreError> {
+        let keys: Vec<_> = pending.iter().map(|p| p.loss.key()).collect();
+        self.store.complete(id, &keys).await?;
+        let skipped = previous
+            .filter(|p| p.status == DeliveryStatus::Skipped)
+            .map_or(0, |p| p.attempts)
+            + u32::try_from(keys.len()).unwrap_or(u32::MAX);
+        metrics::counter!("churn_alert_deliveries_skipped_total", "reason" => "no_email")
+            .increment(keys.len() as u64);
+        let reason = format!(
+            "{skipped} loss(es) not emailed: Weiban has no email address for staff member {staff}; add it to `staff_emails` of route `{route}` (the route's robots still got them)"
+        );
+        tracing::warn!(destination = %id, "{reason}");
+        let now = crate::time::unix_now();
+        let state = DestinationState {
+            status: DeliveryStatus::Skipped,
+            reason,
+            since: previous.map_or(now, |p| p.since),
+            retry_at: None,
+            attempts: skipped,
+            target: None,
+        };
+        self.store.set_destination_state(id, &state).await
+    }
+
     /// Records a refusal, logs it once, and ends this destination's pass.
     async fn failed(
         &self,
         destination: &Destination<'_>,
         mut outcome: Outcome,
-        previous: Option<&crate::store::DestinationState>,
+        previous: Option<&DestinationState>,
         err: SendError,
     ) -> Result<Outcome, StoreError> {
         // A pass can run for minutes (pacing): wait from now, not from when it started.
         let now = crate::time::unix_now();
-        let next = policy::after_failure(previous, &err, now, self.blocked_wait);
+        let mut next = policy::after_failure(previous, &err, now, self.blocked_wait);
+        next.target = Some(destination.fingerprint());
         let described = destination.describe();
         match next.retry_at {
             None => tracing::error!(

@@ -40,6 +40,7 @@ pub(crate) fn after_failure(
         since,
         retry_at,
         attempts,
+        target: None,
     }
 }
 

@@ -94,6 +94,10 @@ pub struct DestinationState {
     /// Unix seconds before which no attempt is made; `None` for failures that wait for a person.
     pub retry_at: Option<i64>,
     pub attempts: u32,
+    /// A fingerprint of the address that failed (robot URL, mailbox): when the config now
+    /// holds another one, the failure is not waited out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<u64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,10 +107,13 @@ pub enum DeliveryStatus {
     Retrying,
     /// A permanent fault (robot removed, bad key): waits for `state retry`.
     Failed,
+    /// Losses were skipped, not delivered (a staff member without an email address); the
+    /// destination itself is fine. Shown by `state pending` until it delivers again.
+    Skipped,
 }
 
 /// Numbers for `state stats`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct StoreStats {
     pub remembered_losses: usize,
     pub pending: BTreeMap<DestinationId, usize>,

@@ -36,6 +36,16 @@ pub(crate) enum Target {
 }
 
 impl Destination<'_> {
+    /// A fingerprint of where this destination sends (the robot URL, the configured
+    /// mailbox), so that a failure can tell whether the address changed since.
+    pub fn fingerprint(&self) -> u64 {
+        let address = match &self.target {
+            Target::Wecom { robot, .. } => robot.expose(),
+            Target::Email { to, .. } => to.as_deref().unwrap_or_default(),
+        };
+        xxhash_rust::xxh3::xxh3_64(address.as_bytes())
+    }
+
     /// A human description that never contains a credential.
     pub fn describe(&self) -> String {
         let route = &self.route.name;

@@ -1,0 +1,90 @@
+//! What the store holds, described against the config: the numbers of `state stats` and the
+//! list of `state pending`. Computed here for the CLI and for the daemon's `[server]`
+//! (`/state/stats`, `/state/pending`), so that both show the same while the daemon runs.
+
+use chrono::Utc;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::destination::DestinationId;
+use crate::store::{DeliveryStatus, Store, StoreError};
+use crate::transform::Router;
+
+/// One destination's waiting deliveries.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct PendingReport {
+    pub destination: DestinationId,
+    pub description: String,
+    pub pending: usize,
+    pub oldest_enqueued_at: Option<i64>,
+    /// `due`, `retrying`, `failed`, `stranded`, `held for quiet hours` or `skipped`.
+    pub status: String,
+    pub reason: Option<String>,
+    pub failing_since: Option<i64>,
+    pub retry_at: Option<i64>,
+    pub customers: Vec<String>,
+}
+
+/// What waits where, and why; plus destinations that skipped losses (no email address).
+pub(crate) fn pending(config: &Config, store: &Store) -> Result<Vec<PendingReport>, StoreError> {
+    let router = Router::new(config);
+    let states = store.destination_states()?;
+    let held = quiet_now(config);
+    let mut reports = Vec::new();
+    let counts = store.pending_counts()?;
+    for (id, count) in &counts {
+        let items = store.pending(id)?;
+        let state = states.get(id);
+        let destination = router.get(id);
+        reports.push(PendingReport {
+            description: destination.as_ref().map_or_else(
+                || format!("{id} (no longer in the config)"),
+                |d| d.describe(),
+            ),
+            destination: id.clone(),
+            pending: *count,
+            oldest_enqueued_at: items.iter().map(|p| p.enqueued_at).min(),
+            status: match (&destination, state.map(|s| s.status)) {
+                (None, _) => "stranded",
+                (_, Some(DeliveryStatus::Failed)) => "failed",
+                (_, Some(DeliveryStatus::Retrying)) => "retrying",
+                (_, Some(DeliveryStatus::Skipped) | None) if held => "held for quiet hours",
+                (_, Some(DeliveryStatus::Skipped) | None) => "due",
+            }
+            .to_owned(),
+            reason: state.map(|s| s.reason.clone()),
+            failing_since: state.map(|s| s.since),
+            retry_at: state.and_then(|s| s.retry_at),
+            customers: items
+                .iter()
+                .map(|p| format!("{} ({})", p.loss.customer_name, p.loss.customer_id))
+                .collect(),
+        });
+    }
+    for (id, state) in &states {
+        if state.status == DeliveryStatus::Skipped && !counts.contains_key(id) {
+            reports.push(PendingReport {
+                description: router
+                    .get(id)
+                    .map_or_else(|| id.to_string(), |d| d.describe()),
+                destination: id.clone(),
+                pending: 0,
+                oldest_enqueued_at: None,
+                status: "skipped".into(),
+                reason: Some(state.reason.clone()),
+                failing_since: Some(state.since),
+                retry_at: None,
+                customers: Vec::new(),
+            });
+        }
+    }
+    Ok(reports)
+}
+
+/// Whether deliveries are held for quiet hours right now.
+fn quiet_now(config: &Config) -> bool {
+    let now = Utc::now().with_timezone(&config.timezone());
+    config
+        .quiet_hours()
+        .is_some_and(|quiet| quiet.ends_after(now).is_some())
+}
