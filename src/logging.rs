@@ -16,6 +16,33 @@ use std::sync::{OnceLock, RwLock};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::EnvFilter;
 
+/// The zone log times are shown in: the configured one once a config is loaded.
+static LOG_ZONE: OnceLock<chrono_tz::Tz> = OnceLock::new();
+
+/// Shows log times in `tz` from now on (the first call wins).
+pub fn set_timezone(tz: chrono_tz::Tz) {
+    let _ = LOG_ZONE.set(tz);
+}
+
+/// Log timestamps in RFC 3339 with the zone's offset (`2026-11-26T20:15:03.042+08:00`): in
+/// the configured zone once known, the machine's before.
+struct ZonedTime;
+
+impl tracing_subscriber::fmt::time::FormatTime for ZonedTime {
+    fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
+        let now = chrono::Utc::now();
+        let shown = match LOG_ZONE.get() {
+            Some(tz) => now
+                .with_timezone(tz)
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, false),
+            None => now
+                .with_timezone(&chrono::Local)
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, false),
+        };
+        w.write_str(&shown)
+    }
+}
+
 /// How log lines look.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -30,6 +57,9 @@ pub fn init(format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(RedactingStderr)
+        .with_timer(ZonedTime)
+        // Colours only for a person at a terminal, never in journald, files or pipes.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false);
     let result = match format {
         LogFormat::Text => builder.try_init(),

@@ -114,6 +114,9 @@ fn to_cron_crate(expr: &str) -> Result<Vec<String>, ScheduleError> {
             ))
         }
     }
+    for (field, (name, min, max)) in fields.iter().zip(FIELDS).take(5) {
+        check_field(field, name, min, max).map_err(|reason| cron_error(expr, reason))?;
+    }
     fields[5] = weekday_field(&fields[5]).map_err(|reason| cron_error(expr, reason))?;
     let restricted = |f: &str| f != "*" && f != "?";
     if restricted(&fields[3]) && restricted(&fields[5]) {
@@ -124,6 +127,40 @@ fn to_cron_crate(expr: &str) -> Result<Vec<String>, ScheduleError> {
         return Ok(vec![by_day.join(" "), by_weekday.join(" ")]);
     }
     Ok(vec![fields.join(" ")])
+}
+
+/// The fields before the weekday, in the crate's order (seconds first), with crontab's ranges.
+const FIELDS: [(&str, u32, u32); 5] = [
+    ("second", 0, 59),
+    ("minute", 0, 59),
+    ("hour", 0, 23),
+    ("day-of-month", 1, 31),
+    ("month", 1, 12),
+];
+
+/// Checks the numbers of one field against its crontab range, so that an error names the
+/// field and the range in crontab's terms (the crate counts fields differently).
+fn check_field(field: &str, name: &str, min: u32, max: u32) -> Result<(), String> {
+    for item in field.split(',') {
+        let (range, step) = item.split_once('/').unwrap_or((item, "1"));
+        if step.parse::<u32>().ok().filter(|s| *s > 0).is_none() {
+            return Err(format!(
+                "the {name} field has step `{step}`; a step is a positive number"
+            ));
+        }
+        for value in range.split('-') {
+            let Ok(n) = value.parse::<u32>() else {
+                // `*`, `?` and month names are the crate's to judge.
+                continue;
+            };
+            if !(min..=max).contains(&n) {
+                return Err(format!(
+                    "the {name} field has `{n}`; crontab {name}s go from {min} to {max}"
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Converts a POSIX weekday field into an explicit list in the crate's numbering (Sun = 1).
@@ -245,6 +282,28 @@ impl QuietHours {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn out_of_range_fields_are_named_in_crontab_terms() {
+        let err = Schedule::parse("61 * * * *", "UTC")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("minute field has `61`") && err.contains("0 to 59"),
+            "{err}"
+        );
+        let err = Schedule::parse("0 24 * * *", "UTC")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("hour field has `24`"), "{err}");
+        let err = Schedule::parse("0 0 0 * *", "UTC").unwrap_err().to_string();
+        assert!(err.contains("day-of-month field has `0`"), "{err}");
+        let err = Schedule::parse("0 0 1 13 *", "UTC")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("month field has `13`"), "{err}");
+        assert!(Schedule::parse("*/5 9-18 1,15 JAN-MAR MON-FRI", "UTC").is_ok());
+    }
     use chrono::{Datelike, TimeZone, Timelike, Weekday};
 
     #[test]

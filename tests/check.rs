@@ -265,3 +265,42 @@ fn item13_every_unset_variable_is_reported_in_one_run() {
         assert!(err.contains(needle), "{needle} missing: {err}");
     }
 }
+
+/// Issue 13, item 6: the example config with exactly the env example's variables passes.
+#[test]
+fn the_example_config_and_the_env_example_tell_one_story() {
+    let env_example = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/deploy/churn-alert.env.example"
+    ))
+    .unwrap();
+    let vars: Vec<(&str, &str)> = env_example
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| l.split_once('='))
+        .collect();
+    assert!(vars.len() >= 4, "{vars:?}");
+    let (ok, err) = check_variant(&example(), &vars);
+    assert!(
+        ok,
+        "the example config needs a variable the env example lacks: {err}"
+    );
+}
+
+/// Issue 13, item 8: cron errors name the field and crontab's range, not the crate's form.
+#[test]
+fn cron_errors_name_the_field_and_its_range() {
+    let (ok, err) = check_variant(&example().replace("*/5 * * * *", "61 * * * *"), VARS);
+    assert!(!ok);
+    assert!(
+        err.contains("schedule.cron")
+            && err.contains("minute field has `61`")
+            && err.contains("0 to 59"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("0 61 * * * *"),
+        "the internal 6-field form leaked: {err}"
+    );
+}

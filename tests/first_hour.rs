@@ -318,3 +318,55 @@ async fn state_reads_through_the_daemon_and_sighup_retries_a_fixed_robot_at_once
         assert!(text.contains(&loss.customer_name), "{text}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_things_plain_logs_with_offsets_and_dry_runs_that_create_nothing() {
+    let env = Env::new().await;
+    env.weiban
+        .add_losses(&SimLoss::generate("试", 2, 1, now() - 60, 5));
+    let out = env.cmd(&["once", "--dry-run"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("试客户00000号"), "{}", stdout(&out));
+    assert!(!env.store_path().exists(), "a dry run created the store");
+
+    let out = env.once().await;
+    let log = stderr(&out);
+    assert!(!log.contains('\u{1b}'), "colours in a pipe: {log:?}");
+    let first = log.lines().next().unwrap_or_default();
+    let stamp = first.split_whitespace().next().unwrap_or_default();
+    let parsed = chrono::DateTime::parse_from_rfc3339(stamp)
+        .unwrap_or_else(|e| panic!("`{stamp}` is not RFC 3339 with an offset: {e}"));
+    assert_eq!(parsed.offset().local_minus_utc(), 8 * 3600, "{first}");
+    assert!(
+        log.contains("window=2"),
+        "window bounds carry the year: {log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_names_routes_and_robots_and_ends_with_the_next_commands() {
+    let out = tokio::process::Command::new(BIN)
+        .arg("demo")
+        .output()
+        .await
+        .expect("run demo");
+    assert!(out.status.success());
+    let text = stdout(&out);
+    assert!(
+        text.contains("路由 managers（经理汇总）→ 群机器人 `demo-managers`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("（4 位员工）") && text.contains("涉及 4 位员工"),
+        "{text}"
+    );
+    let last = text.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("churn-alert run --config config.toml"),
+        "{last}"
+    );
+    assert!(
+        text.contains("churn-alert check --config config.toml"),
+        "{text}"
+    );
+}

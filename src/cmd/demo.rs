@@ -38,8 +38,8 @@ pub(crate) async fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     let dir = tempfile::tempdir()?;
     let text = demo_config(
         &weiban.base_url(),
-        &robot.url("demo-managers"),
-        &robot.url("demo-sales"),
+        &robot.url(MANAGERS_ROBOT),
+        &robot.url(SALES_ROBOT),
         &dir.path().join("store"),
     );
     let config = Config::from_toml(&text, Path::new("demo.toml"), &env_from(BTreeMap::new()))?;
@@ -47,11 +47,14 @@ pub(crate) async fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     let store = Store::open(&config.store.path)?;
     let pipeline = Pipeline::new(config, store)?;
 
+    // The generated staff, plus the documented example's own staff member.
+    let staff = args.staff.min(args.losses.max(1)) + 1;
     println!(
-        "churn-alert demo: 模拟微伴中有 {} 位流失客户（{} 位员工），运行一次完整周期……\n",
+        "churn-alert demo: 模拟微伴中有 {} 位流失客户（{staff} 位员工），运行一次完整周期……",
         args.losses + 1,
-        args.staff
     );
+    println!("  路由 managers（经理汇总）→ 群机器人 `{MANAGERS_ROBOT}`");
+    println!("  路由 sales（员工各自的消息，@提及）→ 群机器人 `{SALES_ROBOT}`\n");
     let report = pipeline.cycle(&Shutdown::never()).await?;
     let received = robot.received();
     println!(
@@ -61,13 +64,25 @@ pub(crate) async fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         received.len(),
         report.pending
     );
-    println!("go live: copy config.example.toml, set WEIBAN_CORP_ID / WEIBAN_SECRET and your robot URL, then `churn-alert check` and `churn-alert run`.");
+    let to = |key: &str| received.iter().filter(|m| m.key == key).count();
+    println!(
+        "  群机器人 `{MANAGERS_ROBOT}`（路由 managers）：{} 条；群机器人 `{SALES_ROBOT}`（路由 sales）：{} 条",
+        to(MANAGERS_ROBOT),
+        to(SALES_ROBOT)
+    );
+    println!(
+        "\n下一步 / next steps (README.zh-CN.md 有完整步骤):\n  cp config.example.toml config.toml    # 填入你的路由与群机器人\n  cp deploy/churn-alert.env.example churn-alert.env && vi churn-alert.env    # 填入密钥\n  set -a && . ./churn-alert.env && set +a\n  churn-alert check --config config.toml --online --send-test\n  churn-alert once --config config.toml\n  churn-alert run --config config.toml"
+    );
     Ok(if report.is_clean() && !received.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
 }
+
+/// The demo's robots, by key.
+const MANAGERS_ROBOT: &str = "demo-managers";
+const SALES_ROBOT: &str = "demo-sales";
 
 /// Both audiences: the managers' digest, and one message per salesperson with a mention.
 fn demo_config(weiban: &str, managers: &str, sales: &str, store: &Path) -> String {

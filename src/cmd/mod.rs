@@ -63,13 +63,24 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
 fn load_config(path: &std::path::Path) -> anyhow::Result<Config> {
     let config = Config::load(path)?;
     config.register_secrets();
+    crate::logging::set_timezone(config.timezone());
     Ok(config)
 }
 
 /// Loads the config and opens its store: what every working command starts with.
 fn open(config_path: &std::path::Path) -> anyhow::Result<Pipeline> {
+    open_pipeline(config_path, false)
+}
+
+/// Loads the config and opens its store; `dry` opens a store that does not exist yet as an
+/// empty temporary one, so that a dry run creates nothing.
+fn open_pipeline(config_path: &std::path::Path, dry: bool) -> anyhow::Result<Pipeline> {
     let config = load_config(config_path)?;
-    let store = Store::open(&config.store.path)?;
+    let store = if dry && !config.store.path.exists() {
+        Store::temporary()?
+    } else {
+        Store::open(&config.store.path)?
+    };
     Pipeline::new(config, store)
         .with_context(|| format!("config {} cannot be used", config_path.display()))
 }

@@ -19,7 +19,7 @@ use crate::transform::Router;
 const HELD: u8 = 75;
 
 pub(crate) async fn once(args: &OnceArgs) -> anyhow::Result<ExitCode> {
-    let pipeline = super::open(&args.config.config)?;
+    let pipeline = super::open_pipeline(&args.config.config, args.dry_run)?;
     if args.dry_run {
         let plan = pipeline.plan(unix_now()).await?;
         let losses: usize = plan.values().map(Vec::len).sum();

@@ -134,9 +134,21 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the store at `path`; fails at once if another process holds it.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with(sled::Config::new().path(path), path)
+    }
+
+    /// An empty store that lives in memory and leaves nothing behind (dry runs against a
+    /// store that does not exist yet).
+    pub fn temporary() -> Result<Self, StoreError> {
+        Self::open_with(
+            sled::Config::new().temporary(true),
+            Path::new("(temporary)"),
+        )
+    }
+
+    fn open_with(config: sled::Config, path: &Path) -> Result<Self, StoreError> {
         let shown = path.display().to_string();
-        let db = sled::Config::new()
-            .path(path)
+        let db = config
             .cache_capacity(2 * 1024 * 1024)
             .mode(sled::Mode::LowSpace)
             .open()

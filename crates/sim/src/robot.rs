@@ -253,7 +253,7 @@ fn judge(s: &mut RobotState, key: &str, body: &Value, at: Duration) -> Option<i6
         .unwrap_or_default();
     if s.print {
         println!(
-            "──── 企业微信群机器人收到消息 ({msgtype}, {} 字节) ────\n{content}\n",
+            "──── 群机器人 `{key}` 收到消息 ({msgtype}, {} 字节) ────\n{content}\n",
             content.len()
         );
     }

@@ -167,6 +167,7 @@ impl SimLoss {
         relation["staff_ext_id"] = json!(self.staff_id);
         relation["deleted_at"] = json!(self.outflow_at);
         relation["created_at"] = json!(self.outflow_at - 86_400 * 37);
+        relation["createtime"] = json!(self.outflow_at - 86_400 * 37 - 60);
         item["tags"] = Value::Array(
             self.tags
                 .iter()
