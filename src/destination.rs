@@ -27,6 +27,10 @@ pub enum DestinationKind {
     Email,
     /// A staff member's mailbox (`email_staff`), by staff id.
     StaffEmail,
+    /// A department's own robot (`department_webhooks`), by department id.
+    DepartmentWecom,
+    /// A department's own mailbox (`department_emails`), by department id.
+    DepartmentEmail,
 }
 
 impl DestinationKind {
@@ -36,14 +40,16 @@ impl DestinationKind {
             Self::StaffWecom => "staff-wecom",
             Self::Email => "email",
             Self::StaffEmail => "staff-email",
+            Self::DepartmentWecom => "department-wecom",
+            Self::DepartmentEmail => "department-email",
         }
     }
 
     /// The channel, for metrics and for choosing a sink.
     pub fn channel(self) -> Channel {
         match self {
-            Self::Wecom | Self::StaffWecom => Channel::Wecom,
-            Self::Email | Self::StaffEmail => Channel::Email,
+            Self::Wecom | Self::StaffWecom | Self::DepartmentWecom => Channel::Wecom,
+            Self::Email | Self::StaffEmail | Self::DepartmentEmail => Channel::Email,
         }
     }
 }
@@ -136,6 +142,8 @@ impl FromStr for DestinationId {
             "staff-wecom" => DestinationKind::StaffWecom,
             "email" => DestinationKind::Email,
             "staff-email" => DestinationKind::StaffEmail,
+            "department-wecom" => DestinationKind::DepartmentWecom,
+            "department-email" => DestinationKind::DepartmentEmail,
             _ => return Err(bad()),
         };
         Ok(Self {

@@ -27,7 +27,8 @@ pub(crate) struct PendingReport {
 
 /// What waits where, and why; plus destinations that skipped losses (no email address).
 pub(crate) fn pending(config: &Config, store: &Store) -> Result<Vec<PendingReport>, StoreError> {
-    let router = Router::new(config);
+    let directory = store.directory()?;
+    let router = Router::with_directory(config, directory.as_ref());
     let states = store.destination_states()?;
     let held = quiet_now(config);
     let mut reports = Vec::new();

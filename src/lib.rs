@@ -14,6 +14,7 @@ pub mod cmd;
 pub(crate) mod config;
 pub(crate) mod deliver;
 pub mod destination;
+pub mod directory;
 pub(crate) mod http;
 pub(crate) mod inspect;
 pub(crate) mod logging;

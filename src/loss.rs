@@ -77,6 +77,15 @@ pub struct Loss {
     /// WeCom's add-way code, when known.
     #[serde(rename = "w", default, skip_serializing_if = "Option::is_none")]
     pub add_way: Option<i64>,
+    /// The staff member's department paths (销售一部 / 华东组), when the org chart is read.
+    #[serde(rename = "dp", default, skip_serializing_if = "Vec::is_empty")]
+    pub departments: Vec<String>,
+    /// The staff member has left the company (已离职).
+    #[serde(rename = "sl", default, skip_serializing_if = "std::ops::Not::not")]
+    pub staff_left: bool,
+    /// Colleagues who still follow the customer (names), when looked up.
+    #[serde(rename = "sf", default, skip_serializing_if = "Vec::is_empty")]
+    pub still_followed_by: Vec<String>,
 }
 
 /// Identity of a loss: (outflow time, customer, staff member).

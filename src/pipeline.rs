@@ -23,6 +23,7 @@ use crate::sink::Sinks;
 use crate::source::{FetchError, WeibanClient, WeibanError, Window};
 use crate::store::{Store, StoreError};
 use crate::time::unix_now;
+use crate::transform::enrich::{self, OrgChart};
 use crate::transform::Router;
 
 /// Why a cycle could not finish its poll.
@@ -82,6 +83,7 @@ pub(crate) struct Pipeline {
     store: Store,
     weiban: WeibanClient,
     delivery: Delivery,
+    org: std::sync::Arc<OrgChart>,
     tz: Tz,
     overlap: i64,
     first_lookback: i64,
@@ -94,7 +96,9 @@ impl Pipeline {
     pub fn new(config: Config, store: Store) -> anyhow::Result<Self> {
         let schedule = config.schedule();
         let tz = config.timezone();
+        let org = std::sync::Arc::new(OrgChart::new(&config, store.clone()));
         let delivery = Delivery {
+            org: std::sync::Arc::clone(&org),
             store: store.clone(),
             renderer: Renderer::new(tz, config.templates.dir.as_deref())?,
             sinks: Sinks::new(&config)?,
@@ -103,6 +107,7 @@ impl Pipeline {
             blocked_wait: config.wecom.blocked_wait,
         };
         Ok(Self {
+            org,
             store,
             weiban: WeibanClient::new(&config.weiban)?,
             delivery,
@@ -188,14 +193,38 @@ impl Pipeline {
         let mark_only = how == Recording::MarkOnly;
         let per_interval = how != Recording::OnePoll;
         let cutoff = self.cutoff(now);
-        let router = Router::new(&self.config);
+        self.org.refresh(&self.weiban, now, false).await;
+        let mut directory = self.org.current();
+        let mut refreshed = false;
+        let mut lookups = if self.config.directory.still_followed && !mark_only {
+            self.config.directory.lookups_per_poll
+        } else {
+            0
+        };
         let mut new_losses = 0;
         let fetched = self
             .weiban
             .fetch_window(window, async |losses: Vec<Loss>| {
-                let batch: Vec<(Loss, Vec<DestinationId>)> = losses
+                let mut fresh = Vec::with_capacity(losses.len());
+                for loss in losses.into_iter().filter(|l| l.outflow_at >= cutoff) {
+                    if !self.store.is_seen(&loss)? {
+                        fresh.push(loss);
+                    }
+                }
+                let unknown = directory
+                    .as_ref()
+                    .is_some_and(|d| fresh.iter().any(|l| !d.knows(&l.staff_id)));
+                if unknown && !refreshed {
+                    // A new colleague: read the org chart again, once per window.
+                    refreshed = true;
+                    self.org.refresh(&self.weiban, now, true).await;
+                    directory = self.org.current();
+                }
+                enrich::departments(&mut fresh, directory.as_deref());
+                enrich::still_followed(&mut fresh, &self.weiban, &mut lookups).await;
+                let router = Router::with_directory(&self.config, directory.as_deref());
+                let batch: Vec<(Loss, Vec<DestinationId>)> = fresh
                     .into_iter()
-                    .filter(|loss| loss.outflow_at >= cutoff)
                     .map(|loss| {
                         let destinations = if mark_only {
                             Vec::new()

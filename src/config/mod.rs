@@ -21,8 +21,8 @@ use chrono_tz::Tz;
 pub use env::env_from;
 use raw::RawConfig;
 pub use raw::{
-    Audience, RouteConfig, SmtpConfig, SmtpSecurity, StoreConfig, TemplatesConfig, WecomConfig,
-    WecomMsgType, WeibanConfig,
+    Audience, DirectoryConfig, GroupBy, RouteConfig, SmtpConfig, SmtpSecurity, StoreConfig,
+    TemplatesConfig, WecomConfig, WecomMsgType, WeibanConfig,
 };
 
 use crate::schedule::{QuietHours, Schedule};
@@ -62,6 +62,7 @@ pub struct Config {
     pub store: StoreConfig,
     pub wecom: WecomConfig,
     pub templates: TemplatesConfig,
+    pub directory: DirectoryConfig,
     pub smtp: Option<SmtpConfig>,
     pub server: Option<ServerSettings>,
     pub routes: Vec<RouteConfig>,
@@ -160,6 +161,11 @@ impl Config {
     /// Quiet hours, if any.
     pub fn quiet_hours(&self) -> Option<QuietHours> {
         self.schedule.quiet_hours
+    }
+
+    /// Whether any route routes or groups by department.
+    pub fn uses_departments(&self) -> bool {
+        self.routes.iter().any(RouteConfig::uses_departments)
     }
 
     /// Route by name.

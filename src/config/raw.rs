@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::directory::DepartmentRef;
 use crate::loss::DeleteBy;
 use crate::secret::Secret;
 
@@ -26,6 +27,8 @@ pub(crate) struct RawConfig {
     pub wecom: WecomConfig,
     #[serde(default)]
     pub templates: TemplatesConfig,
+    #[serde(default)]
+    pub directory: DirectoryConfig,
     pub smtp: Option<SmtpConfig>,
     pub server: Option<RawServer>,
     #[serde(rename = "route", default)]
@@ -336,6 +339,69 @@ pub struct RouteConfig {
     /// Only customers with at least one of these tags (empty = any).
     #[serde(default)]
     pub tags_any: Vec<String>,
+    /// Only staff in these departments or their sub-departments (names or ids; empty = all).
+    #[serde(default)]
+    pub departments: Vec<DepartmentRef>,
+    /// Not staff in these departments or their sub-departments.
+    #[serde(default)]
+    pub exclude_departments: Vec<DepartmentRef>,
+    /// A department's own robot (key: name or id): its losses, sub-departments included.
+    /// A loss whose department has none goes to `wecom_webhooks`, if any.
+    #[serde(default)]
+    pub department_webhooks: BTreeMap<String, Secret>,
+    /// A department's own mailbox (key: name or id), like `department_webhooks`.
+    #[serde(default)]
+    pub department_emails: BTreeMap<String, String>,
+    /// How a managers' digest groups staff: `staff` (default) or `department` then staff.
+    #[serde(default)]
+    pub group_by: GroupBy,
+    /// Leave out customers that a colleague still follows.
+    #[serde(default)]
+    pub skip_if_still_followed: bool,
+}
+
+/// How a digest groups its losses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GroupBy {
+    #[default]
+    Staff,
+    Department,
+}
+
+impl RouteConfig {
+    /// Whether this route needs the org chart.
+    pub fn uses_departments(&self) -> bool {
+        !self.departments.is_empty()
+            || !self.exclude_departments.is_empty()
+            || !self.department_webhooks.is_empty()
+            || !self.department_emails.is_empty()
+            || self.group_by == GroupBy::Department
+    }
+}
+
+/// `[directory]`: the org chart and customer lookups.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DirectoryConfig {
+    /// How often the staff directory is read again (also whenever a loss names a staff
+    /// member it does not know).
+    #[serde(with = "humantime_serde")]
+    pub refresh: Duration,
+    /// Look each new loss's customer up to say who still follows them (仍由…跟进).
+    pub still_followed: bool,
+    /// At most this many lookups per poll: more new losses are a storm, and go without.
+    pub lookups_per_poll: usize,
+}
+
+impl Default for DirectoryConfig {
+    fn default() -> Self {
+        Self {
+            refresh: DAY,
+            still_followed: true,
+            lookups_per_poll: 20,
+        }
+    }
 }
 
 impl RouteConfig {

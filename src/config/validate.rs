@@ -27,6 +27,7 @@ pub(super) fn parse(raw: RawConfig) -> Result<Config, ConfigError> {
         store: raw.store,
         wecom: raw.wecom,
         templates: raw.templates,
+        directory: raw.directory,
         smtp: raw.smtp,
         server,
         routes: raw.routes,
@@ -208,6 +209,7 @@ fn check_durations(raw: &RawConfig) -> Result<(), ConfigError> {
         ("wecom.timeout", raw.wecom.timeout, 100 * MS, 10 * MIN),
         ("wecom.retry_base", raw.wecom.retry_base, MS, 5 * MIN),
         ("wecom.blocked_wait", raw.wecom.blocked_wait, SEC, HOUR),
+        ("directory.refresh", raw.directory.refresh, MIN, 30 * DAY),
     ];
     if let Some(smtp) = &raw.smtp {
         checks.push(("smtp.timeout", smtp.timeout, 100 * MS, 10 * MIN));
@@ -255,7 +257,7 @@ fn check_route(raw: &RawConfig, i: usize, route: &RouteConfig) -> Result<(), Con
         return Err(ConfigError::invalid(
             key("wecom_webhooks"),
             format!(
-                "route `{}` has no destination: set wecom_webhooks, staff_webhooks, email_to or email_staff",
+                "route `{}` has no destination: set wecom_webhooks, staff_webhooks, department_webhooks, email_to, department_emails or email_staff",
                 route.name
             ),
         ));

@@ -144,6 +144,9 @@ mod tests {
             added_at: None,
             channel: None,
             add_way: None,
+            departments: Vec::new(),
+            staff_left: false,
+            still_followed_by: Vec::new(),
         }
     }
 

@@ -74,6 +74,8 @@ pub(crate) struct Delivery {
     pub quiet_hours: Option<QuietHours>,
     pub tz: Tz,
     pub blocked_wait: Duration,
+    /// The org chart, for department destinations named by department name.
+    pub org: std::sync::Arc<crate::transform::enrich::OrgChart>,
 }
 
 impl Delivery {
@@ -85,7 +87,8 @@ impl Delivery {
         shutdown: &Shutdown,
     ) -> Result<DeliveryReport, StoreError> {
         let mut report = DeliveryReport::default();
-        let router = Router::new(config);
+        let directory = self.org.current();
+        let router = Router::with_directory(config, directory.as_deref());
         let mut jobs = Vec::new();
         for (id, count) in self.store.pending_counts()? {
             match router.get(&id) {

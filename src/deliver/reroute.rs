@@ -81,6 +81,9 @@ mod tests {
                 added_at: None,
                 channel: None,
                 add_way: None,
+                departments: Vec::new(),
+                staff_left: false,
+                still_followed_by: Vec::new(),
             },
             enqueued_at: 100,
         }

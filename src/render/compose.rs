@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use crate::config::{Audience, WecomMsgType};
+use crate::config::{Audience, GroupBy, RouteConfig, WecomMsgType};
 use crate::loss::{Loss, LossKey};
 use crate::render::escape::is_userid;
 use crate::render::split::{pack, render_whole, Batch, Storm};
@@ -81,10 +81,22 @@ pub(crate) fn compose<'s>(
             })?;
             let limit = email.limit(Format::Email).unwrap_or(usize::MAX);
             let to = address(destination, to.as_deref(), staff.as_deref(), &losses)?;
-            let message = mail(renderer, &losses, to, staff.is_some(), limit)?;
+            let message = mail(
+                renderer,
+                &losses,
+                to,
+                staff.is_some(),
+                by_department(destination.route),
+                limit,
+            )?;
             Ok(Composed::Email(email, vec![message]))
         }
     }
+}
+
+/// Whether a route's digests group by department (`group_by = "department"`).
+fn by_department(route: &RouteConfig) -> bool {
+    route.audience == Audience::Managers && route.group_by == GroupBy::Department
 }
 
 fn format_of(msgtype: WecomMsgType) -> Format {
@@ -149,6 +161,7 @@ impl Robot<'_> {
             }),
             enqueued: Some(self.enqueued),
             mention: mention.is_some(),
+            by_department: by_department(route),
             limit: self.limit,
         };
         let mentioned: Vec<String> = match (self.msgtype, mention) {
@@ -197,6 +210,7 @@ fn mail(
     losses: &[Loss],
     to: String,
     to_staff: bool,
+    by_department: bool,
     limit: usize,
 ) -> Result<Outgoing<EmailMessage>, ComposeError> {
     let (kind, subject) = if to_staff {
@@ -217,6 +231,7 @@ fn mail(
         storm: None,
         enqueued: None,
         mention: false,
+        by_department,
         limit,
     };
     let (text_name, html_name) = (format!("{kind}.txt.hbs"), format!("{kind}.html.hbs"));

@@ -144,9 +144,15 @@ pub(crate) struct WindowContext {
     pub end: i64,
 }
 
+/// Where staff without a known department are listed in department-grouped digests.
+const NO_DEPARTMENT: &str = "未分配部门";
+
 /// One staff member's losses in this message.
 #[derive(Debug, Serialize)]
 pub(crate) struct StaffGroup {
+    /// Set on the first group of each department in a department-grouped digest: the
+    /// department path to show as a heading.
+    pub department_heading: Option<String>,
     pub staff: StaffContext,
     /// This staff member's losses in the whole batch (a group may span parts).
     pub count: usize,
@@ -163,6 +169,10 @@ pub(crate) struct StaffContext {
     /// same name (`张伟（zhangwei2）`).
     pub label: String,
     pub email: Option<String>,
+    /// The department paths (销售一部 / 华东组), joined with `、`, when the org chart is read.
+    pub departments: Option<String>,
+    /// The staff member left the company (已离职).
+    pub left: bool,
 }
 
 impl From<&Loss> for StaffContext {
@@ -172,6 +182,8 @@ impl From<&Loss> for StaffContext {
             name: loss.staff_name.clone(),
             label: loss.staff_name.clone(),
             email: loss.staff_email.clone(),
+            departments: (!loss.departments.is_empty()).then(|| loss.departments.join("、")),
+            left: loss.staff_left,
         }
     }
 }
@@ -217,6 +229,8 @@ pub(crate) struct CustomerContext {
     pub channel: Option<String>,
     /// How the customer was added (扫描二维码, 名片分享…), when known.
     pub add_way: Option<&'static str>,
+    /// Colleagues who still follow the customer (仍由…跟进); empty when none or not known.
+    pub still_followed_by: Vec<String>,
 }
 
 impl CustomerContext {
@@ -247,6 +261,7 @@ impl From<&Loss> for CustomerContext {
             days_known: helpers::days_between(loss.added_at, loss.outflow_at),
             channel: loss.channel.clone(),
             add_way: loss.add_way.and_then(helpers::add_way_text),
+            still_followed_by: loss.still_followed_by.clone(),
         }
     }
 }
@@ -333,16 +348,30 @@ impl Renderer {
 
 /// Losses grouped by staff member: groups by staff name, customers newest first.
 pub(crate) fn group_by_staff(losses: &[Loss]) -> Vec<(String, Vec<&Loss>)> {
-    let mut groups: BTreeMap<(String, String), Vec<&Loss>> = BTreeMap::new();
+    grouped(losses, false)
+}
+
+/// Losses grouped by staff member, ordered by staff name — or, `by_department`, by their
+/// (first) department path, then staff name; customers newest first.
+pub(crate) fn grouped(losses: &[Loss], by_department: bool) -> Vec<(String, Vec<&Loss>)> {
+    let mut groups: BTreeMap<(String, String, String), Vec<&Loss>> = BTreeMap::new();
     for loss in losses {
+        let department = if by_department {
+            loss.departments
+                .first()
+                .cloned()
+                .unwrap_or_else(|| NO_DEPARTMENT.to_owned())
+        } else {
+            String::new()
+        };
         groups
-            .entry((loss.staff_name.clone(), loss.staff_id.clone()))
+            .entry((department, loss.staff_name.clone(), loss.staff_id.clone()))
             .or_default()
             .push(loss);
     }
     groups
         .into_iter()
-        .map(|((_, id), mut items)| {
+        .map(|((_, _, id), mut items)| {
             items.sort_by(|a, b| {
                 b.outflow_at
                     .cmp(&a.outflow_at)

@@ -13,8 +13,8 @@
 //! cut off the end of a message, so every loss a message reports is in it.
 
 use super::{
-    group_by_staff, CustomerContext, Directions, MessageContext, RenderError, Renderer,
-    StaffContext, StaffGroup, WindowContext,
+    grouped, CustomerContext, Directions, MessageContext, RenderError, Renderer, StaffContext,
+    StaffGroup, WindowContext,
 };
 use std::collections::{HashMap, HashSet};
 
@@ -43,6 +43,8 @@ pub(crate) struct Batch<'a> {
     pub enqueued: Option<&'a HashMap<LossKey, i64>>,
     /// Whether templates should @-mention the staff member.
     pub mention: bool,
+    /// Group by department, then staff (`group_by = "department"`).
+    pub by_department: bool,
     /// Byte limit of one message.
     pub limit: usize,
 }
@@ -146,7 +148,7 @@ fn entries(groups: &[Group<'_>]) -> Vec<(usize, usize)> {
 }
 
 fn groups<'a>(batch: &Batch<'a>) -> Vec<Group<'a>> {
-    group_by_staff(batch.losses)
+    grouped(batch.losses, batch.by_department)
         .into_iter()
         .map(|(_, items)| {
             let Some(storm) = batch.storm else {
@@ -222,6 +224,7 @@ impl<'a> Packer<'a> {
     ) -> Result<String, RenderError> {
         let mut groups: Vec<StaffGroup> = Vec::new();
         let mut current: Option<usize> = None;
+        let mut last_department: Option<&str> = None;
         for &(g, i) in &self.entries[range.clone()] {
             let group = &self.groups[g];
             if current != Some(g) {
@@ -232,7 +235,17 @@ impl<'a> Packer<'a> {
                 if self.shared_names.contains(first.staff_name.as_str()) {
                     staff.disambiguate();
                 }
+                let department = first
+                    .departments
+                    .first()
+                    .map(String::as_str)
+                    .unwrap_or("未分配部门");
+                let department_heading = (self.batch.by_department
+                    && last_department != Some(department))
+                .then(|| department.to_owned());
+                last_department = Some(department);
                 groups.push(StaffGroup {
+                    department_heading,
                     staff,
                     count: group.listed.len() + group.omitted.len(),
                     customers: Vec::new(),
@@ -317,6 +330,9 @@ mod tests {
                 added_at: Some(1_734_951_802),
                 channel: None,
                 add_way: None,
+                departments: Vec::new(),
+                staff_left: false,
+                still_followed_by: Vec::new(),
             })
             .collect()
     }
@@ -335,6 +351,7 @@ mod tests {
             storm: None,
             enqueued: None,
             mention: false,
+            by_department: false,
             limit: MARKDOWN_LIMIT,
         };
         let messages = pack(&renderer(), &batch).unwrap();
@@ -380,6 +397,7 @@ mod tests {
             storm: None,
             enqueued: None,
             mention: false,
+            by_department: false,
             limit: MARKDOWN_LIMIT,
         };
         let messages = pack(&renderer(), &batch).unwrap();
@@ -413,6 +431,7 @@ mod tests {
             }),
             enqueued: None,
             mention: false,
+            by_department: false,
             limit: MARKDOWN_LIMIT,
         };
         let messages = pack(&renderer(), &batch).unwrap();
@@ -449,6 +468,7 @@ mod tests {
             storm: None,
             enqueued: None,
             mention: true,
+            by_department: false,
             limit: MARKDOWN_LIMIT,
         };
         let messages = pack(&renderer(), &batch).unwrap();

@@ -204,6 +204,9 @@ impl RawCustomer {
                 .and_then(|r| r.createtime.filter(|t| *t > 0).or(r.created_at)),
             channel: relation.as_ref().and_then(|r| non_empty(r.state.clone())),
             add_way: relation.and_then(|r| r.add_way),
+            departments: Vec::new(),
+            staff_left: false,
+            still_followed_by: Vec::new(),
         })
     }
 }

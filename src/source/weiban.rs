@@ -6,6 +6,7 @@
 //! `requests_per_minute`. Faults are retried within the cycle with exponential back-off and
 //! jitter; 10053 waits out the block; 10001 fetches one fresh token.
 
+mod org;
 mod paging;
 
 use std::num::NonZeroU32;
@@ -121,20 +122,46 @@ impl WeibanClient {
         ))
     }
 
-    /// One page, with every recovery the errcode calls for.
+    /// One page of the outflow list.
     async fn outflow_page(
         &self,
         window: Window,
         offset: u64,
         limit: u32,
     ) -> Result<Page, WeibanError> {
+        let query = [
+            ("start_time", window.start.to_string()),
+            ("end_time", window.end.to_string()),
+            ("limit", limit.to_string()),
+            ("offset", offset.to_string()),
+        ];
+        let body = self.get(OUTFLOW_ENDPOINT, OUTFLOW_PATH, &query).await?;
+        let answer: OutflowAnswer = decode(OUTFLOW_ENDPOINT, &body)?;
+        Ok(Page {
+            items: answer.external_user_list,
+            total_count: answer.total_count,
+        })
+    }
+
+    /// A GET of `path` with `query` and the token, with every recovery the errcode calls for.
+    async fn get(
+        &self,
+        endpoint: &'static str,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<bytes::Bytes, WeibanError> {
         let mut attempt = 0;
         let mut refreshed = false;
         loop {
             let token = self.token().await?;
-            let result = self.try_outflow_page(&token, window, offset, limit).await;
-            let err = match result {
-                Ok(page) => return Ok(page),
+            let url = format!("{}{path}", self.base_url);
+            let request = self
+                .http
+                .get(url)
+                .query(query)
+                .query(&[("access_token", token.expose())]);
+            let err = match self.send(endpoint, request).await {
+                Ok(body) => return Ok(body),
                 Err(err) => err,
             };
             metrics::counter!("churn_alert_weiban_errors_total", "errcode" => err.code().map_or("none".to_owned(), |c| c.to_string())).increment(1);
@@ -165,31 +192,6 @@ impl WeibanClient {
             }
             attempt += 1;
         }
-    }
-
-    async fn try_outflow_page(
-        &self,
-        token: &Secret,
-        window: Window,
-        offset: u64,
-        limit: u32,
-    ) -> Result<Page, WeibanError> {
-        let url = format!("{}{OUTFLOW_PATH}", self.base_url);
-        let query = [
-            ("start_time", window.start.to_string()),
-            ("end_time", window.end.to_string()),
-            ("limit", limit.to_string()),
-            ("offset", offset.to_string()),
-            ("access_token", token.expose().to_owned()),
-        ];
-        let body = self
-            .send(OUTFLOW_ENDPOINT, self.http.get(url).query(&query))
-            .await?;
-        let answer: OutflowAnswer = decode(OUTFLOW_ENDPOINT, &body)?;
-        Ok(Page {
-            items: answer.external_user_list,
-            total_count: answer.total_count,
-        })
     }
 
     /// Sends under both limits and checks HTTP status and errcode.

@@ -23,10 +23,13 @@ mod outbox;
 pub(crate) mod seen;
 
 use crate::destination::DestinationId;
+use crate::directory::Directory;
 use crate::loss::{time_prefix, Loss, LossKey};
 use outbox::{outbox_key, parse_id};
 
 const WINDOW_END: &[u8] = b"window_end";
+/// The last good copy of the org chart.
+const DIRECTORY: &[u8] = b"directory";
 
 /// A store failure. The path is named; the cause says what to do.
 #[derive(Debug, thiserror::Error)]
@@ -242,6 +245,30 @@ impl Store {
             .is_some_and(|bucket| seen::search(&bucket, &entry).is_ok()))
     }
 
+    /// Keeps `directory` as the last good copy of the org chart.
+    pub async fn save_directory(&self, directory: &Directory) -> Result<(), StoreError> {
+        let value = serde_json::to_vec(directory).map_err(|e| StoreError::Corrupt {
+            tree: "meta",
+            reason: e.to_string(),
+        })?;
+        self.meta.insert(DIRECTORY, value)?;
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// The last good copy of the org chart, if one was ever read.
+    pub fn directory(&self) -> Result<Option<Directory>, StoreError> {
+        self.meta
+            .get(DIRECTORY)?
+            .map(|v| {
+                serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt {
+                    tree: "meta",
+                    reason: e.to_string(),
+                })
+            })
+            .transpose()
+    }
+
     pub fn last_window_end(&self) -> Result<Option<i64>, StoreError> {
         Ok(self
             .meta
@@ -403,6 +430,9 @@ mod tests {
             added_at: None,
             channel: None,
             add_way: None,
+            departments: Vec::new(),
+            staff_left: false,
+            still_followed_by: Vec::new(),
         }
     }
 

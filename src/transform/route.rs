@@ -5,8 +5,10 @@
 //! member's destination exists as soon as they lose a customer, without listing staff
 //! anywhere.
 
+use super::departments;
 use crate::config::{Audience, Config, RouteConfig, WecomMsgType};
 use crate::destination::{DestinationId, DestinationKind};
+use crate::directory::Directory;
 use crate::loss::Loss;
 use crate::secret::{redact_url, Secret};
 
@@ -58,6 +60,13 @@ impl Destination<'_> {
                 "route `{route}`, robot of staff {staff} ({})",
                 redact_url(robot.expose())
             ),
+            Target::Wecom { robot, .. } if self.id.kind == DestinationKind::DepartmentWecom => {
+                format!(
+                    "route `{route}`, robot of department {} ({})",
+                    self.id.arg,
+                    redact_url(robot.expose())
+                )
+            }
             Target::Wecom { robot, .. } => {
                 let position = self.id.position().unwrap_or(0);
                 format!(
@@ -84,28 +93,62 @@ impl Destination<'_> {
 /// The configured routes, expanding losses into destination ids and ids into destinations.
 pub(crate) struct Router<'a> {
     config: &'a Config,
+    directory: Option<&'a Directory>,
 }
 
 impl<'a> Router<'a> {
+    /// Routes without the org chart: department filters let everything through.
     pub fn new(config: &'a Config) -> Self {
-        Self { config }
+        Self {
+            config,
+            directory: None,
+        }
+    }
+
+    /// Routes with the org chart, when one was ever read.
+    pub fn with_directory(config: &'a Config, directory: Option<&'a Directory>) -> Self {
+        Self { config, directory }
     }
 
     /// Ids of the destinations that `loss` must reach.
     pub fn destinations_for(&self, loss: &Loss) -> Vec<DestinationId> {
         let mut ids = Vec::new();
-        for route in self.config.routes.iter().filter(|r| accepts(r, loss)) {
+        let routes = self.config.routes.iter().filter(|r| {
+            accepts(r, loss) && departments::in_scope(r, self.directory, &loss.staff_id)
+        });
+        for route in routes {
             let id = |kind, arg: &str| DestinationId::new(&route.name, kind, arg);
             let own_robot = route.audience == Audience::Staff
                 && route.staff_webhooks.contains_key(&loss.staff_id);
+            let team_robots = departments::matching(
+                route.department_webhooks.keys(),
+                self.directory,
+                &loss.staff_id,
+            );
             if own_robot {
                 ids.push(id(DestinationKind::StaffWecom, &loss.staff_id));
+            } else if !team_robots.is_empty() {
+                ids.extend(
+                    team_robots
+                        .iter()
+                        .map(|d| id(DestinationKind::DepartmentWecom, &d.to_string())),
+                );
             } else {
                 ids.extend(
                     (0..route.wecom_webhooks.len())
                         .map(|i| id(DestinationKind::Wecom, &i.to_string())),
                 );
             }
+            let team_mailboxes = departments::matching(
+                route.department_emails.keys(),
+                self.directory,
+                &loss.staff_id,
+            );
+            ids.extend(
+                team_mailboxes
+                    .iter()
+                    .map(|d| id(DestinationKind::DepartmentEmail, &d.to_string())),
+            );
             if route.email_staff {
                 ids.push(id(DestinationKind::StaffEmail, &loss.staff_id));
             }
@@ -158,6 +201,31 @@ impl<'a> Router<'a> {
                 staff: Some(arg.to_owned()),
             },
             DestinationKind::StaffEmail => return None,
+            DestinationKind::DepartmentWecom => {
+                let department = id.arg.parse().ok()?;
+                let key = departments::key_for(
+                    route.department_webhooks.keys(),
+                    self.directory,
+                    department,
+                )?;
+                Target::Wecom {
+                    robot: route.department_webhooks.get(key)?.clone(),
+                    msgtype: route.wecom_msgtype,
+                    staff: None,
+                }
+            }
+            DestinationKind::DepartmentEmail => {
+                let department = id.arg.parse().ok()?;
+                let key = departments::key_for(
+                    route.department_emails.keys(),
+                    self.directory,
+                    department,
+                )?;
+                Target::Email {
+                    to: route.department_emails.get(key).cloned(),
+                    staff: None,
+                }
+            }
         };
         Some(Destination {
             id: id.clone(),
@@ -167,8 +235,11 @@ impl<'a> Router<'a> {
     }
 }
 
-/// Whether a route's filters let `loss` through.
+/// Whether a route's filters (but departments) let `loss` through.
 fn accepts(route: &RouteConfig, loss: &Loss) -> bool {
+    if route.skip_if_still_followed && !loss.still_followed_by.is_empty() {
+        return false;
+    }
     let staff_ok = route.staff.is_empty() || route.staff.contains(&loss.staff_id);
     let not_excluded = !route.exclude_staff.contains(&loss.staff_id);
     let delete_by_ok = route.delete_by.accepts(loss.delete_by);
@@ -204,6 +275,9 @@ mod tests {
             added_at: None,
             channel: None,
             add_way: None,
+            departments: Vec::new(),
+            staff_left: false,
+            still_followed_by: Vec::new(),
         }
     }
 

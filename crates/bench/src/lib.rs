@@ -462,6 +462,9 @@ async fn store_footprint(losses: usize) -> anyhow::Result<Footprint> {
                 added_at: None,
                 channel: None,
                 add_way: None,
+                departments: Vec::new(),
+                staff_left: false,
+                still_followed_by: Vec::new(),
             },
             Vec::new(),
         ));

@@ -7,9 +7,11 @@
 
 #![forbid(unsafe_code)]
 
+pub mod directory;
 pub mod robot;
 pub mod weiban;
 
+pub use directory::{SimDepartment, SimStaff};
 pub use robot::{Attempt, Received, RobotFaults, RobotSim};
 pub use weiban::{SimLoss, WeibanFaults, WeibanSim, WeibanSimOptions};
 

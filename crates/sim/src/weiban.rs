@@ -20,6 +20,8 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use super::directory::{SimDepartment, SimStaff};
+
 /// How the stand-in behaves.
 #[derive(Debug, Clone)]
 pub struct WeibanSimOptions {
@@ -205,23 +207,24 @@ struct LateInsert {
     losses: Vec<SimLoss>,
 }
 
-struct SimState {
+pub(crate) struct SimState {
+    pub(crate) directory: super::directory::Directory,
     options: WeibanSimOptions,
     late_insert: Option<LateInsert>,
     /// Outflow requests for this offset answer HTTP 500, every time.
     failing_offset: Option<usize>,
     /// Newest first.
     items: Vec<(i64, Value)>,
-    tokens: HashSet<String>,
+    pub(crate) tokens: HashSet<String>,
     token_seq: u64,
     in_flight: usize,
     recent: VecDeque<Instant>,
     stats: WeibanSimStats,
 }
 
-type Shared = Arc<Mutex<SimState>>;
+pub(crate) type Shared = Arc<Mutex<SimState>>;
 
-fn lock(state: &Shared) -> MutexGuard<'_, SimState> {
+pub(crate) fn lock(state: &Shared) -> MutexGuard<'_, SimState> {
     state
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -245,6 +248,7 @@ impl WeibanSim {
         let listener = super::bind().await?;
         let addr = listener.local_addr()?;
         let state: Shared = Arc::new(Mutex::new(SimState {
+            directory: Default::default(),
             options,
             late_insert: None,
             failing_offset: None,
@@ -258,6 +262,15 @@ impl WeibanSim {
         let app = Router::new()
             .route("/open-api/access_token/get", post(token))
             .route("/open-api/external_user/list/outflow", get(outflow))
+            .route("/open-api/staff/list", get(super::directory::staff_list))
+            .route(
+                "/open-api/department/list",
+                get(super::directory::department_list),
+            )
+            .route(
+                "/open-api/external_user/get",
+                get(super::directory::customer_get),
+            )
             .with_state(Arc::clone(&state));
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -303,6 +316,39 @@ impl WeibanSim {
     /// Makes every outflow request for the page at `offset` answer HTTP 500 (`None`: none).
     pub fn fail_at_offset(&self, offset: Option<usize>) {
         lock(&self.state).failing_offset = offset;
+    }
+
+    /// Serves this org chart from `staff/list` and `department/list`.
+    pub fn set_directory(&self, departments: Vec<SimDepartment>, staff: Vec<SimStaff>) {
+        let mut s = lock(&self.state);
+        s.directory.departments = departments;
+        s.directory.staff = staff;
+    }
+
+    /// Who still follows `customer_id` (answered by `external_user/get`).
+    pub fn set_followers(&self, customer_id: &str, followers: &[(&str, &str)]) {
+        lock(&self.state).directory.followers.insert(
+            customer_id.to_owned(),
+            followers
+                .iter()
+                .map(|(id, name)| ((*id).to_owned(), (*name).to_owned()))
+                .collect(),
+        );
+    }
+
+    /// Makes `endpoint` (`staff/list`, `department/list`, `external_user/get`) answer HTTP 500.
+    pub fn set_down(&self, endpoint: &str, down: bool) {
+        let mut s = lock(&self.state);
+        if down {
+            s.directory.down.insert(endpoint.to_owned());
+        } else {
+            s.directory.down.remove(endpoint);
+        }
+    }
+
+    /// Requests per directory endpoint so far.
+    pub fn directory_requests(&self) -> BTreeMap<String, u64> {
+        lock(&self.state).directory.requests.clone()
     }
 
     pub fn set_faults(&self, faults: WeibanFaults) {

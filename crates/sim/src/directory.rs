@@ -1,0 +1,136 @@
+//! The simulated Weiban's org chart and customer detail: `staff/list`, `department/list` and
+//! `external_user/get`, with the token check and per-endpoint outages for tests.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::weiban::{lock, Shared};
+
+/// A department: id, name, parent id (0 for the root's children too), order.
+#[derive(Debug, Clone)]
+pub struct SimDepartment {
+    pub id: i64,
+    pub name: String,
+    pub parent: i64,
+}
+
+/// A staff member: WeCom userid, name, email, status (1 active, 4 left), departments.
+#[derive(Debug, Clone)]
+pub struct SimStaff {
+    pub id: String,
+    pub name: String,
+    pub email: Option<String>,
+    pub status: i64,
+    pub departments: Vec<i64>,
+}
+
+/// The org chart and who still follows which customer.
+#[derive(Debug, Default)]
+pub(crate) struct Directory {
+    pub departments: Vec<SimDepartment>,
+    pub staff: Vec<SimStaff>,
+    /// Customer id → (userid, name) of the staff who still follow them.
+    pub followers: BTreeMap<String, Vec<(String, String)>>,
+    /// Endpoints (`staff/list`, `department/list`, `external_user/get`) that answer HTTP 500.
+    pub down: BTreeSet<String>,
+    /// Requests per endpoint, for budget figures.
+    pub requests: BTreeMap<String, u64>,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ListQuery {
+    access_token: Option<String>,
+    limit: Option<String>,
+    offset: Option<String>,
+    id: Option<String>,
+}
+
+/// The token check and outage switch every directory endpoint shares.
+fn gate(state: &Shared, endpoint: &str, token: Option<&str>) -> Option<Response> {
+    let mut s = lock(state);
+    *s.directory.requests.entry(endpoint.to_owned()).or_default() += 1;
+    if s.directory.down.contains(endpoint) {
+        return Some((StatusCode::INTERNAL_SERVER_ERROR, "down").into_response());
+    }
+    if !token.is_some_and(|t| s.tokens.contains(t)) {
+        return Some(Json(json!({"errcode": 10001, "errmsg": "认证错误"})).into_response());
+    }
+    None
+}
+
+pub(crate) async fn staff_list(
+    State(state): State<Shared>,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    if let Some(refused) = gate(&state, "staff/list", q.access_token.as_deref()) {
+        return refused;
+    }
+    let s = lock(&state);
+    let parse =
+        |v: &Option<String>, d: usize| v.as_deref().and_then(|v| v.parse().ok()).unwrap_or(d);
+    let limit = parse(&q.limit, 30).clamp(1, 100);
+    let offset = parse(&q.offset, 0);
+    let page: Vec<Value> = s
+        .directory
+        .staff
+        .iter()
+        .skip(offset)
+        .take(limit)
+        .map(|m| {
+            json!({"id": m.id, "name": m.name, "email": m.email, "mobile": "", "status": m.status, "department": m.departments})
+        })
+        .collect();
+    Json(
+        json!({"errcode": 0, "errmsg": "ok", "total": s.directory.staff.len(), "staff_list": page}),
+    )
+    .into_response()
+}
+
+pub(crate) async fn department_list(
+    State(state): State<Shared>,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    if let Some(refused) = gate(&state, "department/list", q.access_token.as_deref()) {
+        return refused;
+    }
+    let s = lock(&state);
+    let list: Vec<Value> = s
+        .directory
+        .departments
+        .iter()
+        .enumerate()
+        .map(|(i, d)| json!({"id": d.id, "name": d.name, "parentid": d.parent, "order": i}))
+        .collect();
+    Json(json!({"errcode": 0, "errmsg": "ok", "department": list})).into_response()
+}
+
+pub(crate) async fn customer_get(
+    State(state): State<Shared>,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    if let Some(refused) = gate(&state, "external_user/get", q.access_token.as_deref()) {
+        return refused;
+    }
+    let s = lock(&state);
+    let id = q.id.unwrap_or_default();
+    let follow: Vec<Value> = s
+        .directory
+        .followers
+        .get(&id)
+        .map(|list| {
+            list.iter()
+                .map(|(uid, name)| json!({"staff": {"id": uid, "name": name}, "remark": "", "createtime": 0}))
+                .collect()
+        })
+        .unwrap_or_default();
+    Json(
+        json!({"errcode": 0, "errmsg": "ok", "external_user": {"id": id, "follow_staffs": follow}}),
+    )
+    .into_response()
+}

@@ -1,0 +1,140 @@
+//! Enrichment of new losses before they are recorded: the staff member's departments and
+//! whether they left (from the org chart), and which colleagues still follow the customer
+//! (one `external_user/get` per new loss).
+//!
+//! [`OrgChart`] holds the last good org chart: loaded from the store at start, read again
+//! from Weiban when due (`directory.refresh`) or when a loss names a staff member it does not
+//! know, and saved back; a failed read keeps the copy it has. Lookups never delay an alert for
+//! long nor stop one: they are skipped in a storm (more new losses than
+//! `directory.lookups_per_poll`), time out after a few seconds, and a failure only leaves the
+//! mark out.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::directory::Directory;
+use crate::loss::Loss;
+use crate::source::WeibanClient;
+use crate::store::Store;
+
+/// How long one customer lookup may take before the alert goes without its mark.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The org chart as the pipeline knows it.
+pub(crate) struct OrgChart {
+    store: Store,
+    current: RwLock<Option<Arc<Directory>>>,
+    /// Whether any route needs it; otherwise it is never read.
+    needed: bool,
+    refresh: i64,
+}
+
+impl OrgChart {
+    pub fn new(config: &Config, store: Store) -> Self {
+        let saved = store.directory().unwrap_or_else(|e| {
+            tracing::warn!(
+                "the saved staff directory cannot be read ({e}); it is read again from Weiban"
+            );
+            None
+        });
+        Self {
+            store,
+            current: RwLock::new(saved.map(Arc::new)),
+            needed: config.uses_departments(),
+            refresh: i64::try_from(config.directory.refresh.as_secs()).unwrap_or(86_400),
+        }
+    }
+
+    /// The last good org chart, if any.
+    pub fn current(&self) -> Option<Arc<Directory>> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Reads the org chart again when it is due (or `force`d); on failure keeps what it has.
+    pub async fn refresh(&self, weiban: &WeibanClient, now: i64, force: bool) {
+        if !self.needed {
+            return;
+        }
+        let due = self
+            .current()
+            .is_none_or(|d| now - d.fetched_at >= self.refresh);
+        if !(due || force) {
+            return;
+        }
+        match weiban.directory(now).await {
+            Ok(directory) => {
+                tracing::info!(
+                    staff = directory.staff.len(),
+                    departments = directory.departments.len(),
+                    "read the staff directory from Weiban"
+                );
+                if let Err(e) = self.store.save_directory(&directory).await {
+                    tracing::warn!("the staff directory could not be saved: {e}");
+                }
+                *self.current.write().unwrap_or_else(|p| p.into_inner()) =
+                    Some(Arc::new(directory));
+            }
+            Err(e) => tracing::warn!(
+                "the staff directory could not be read ({e}); routing uses the last good copy{}",
+                if self.current().is_some() {
+                    ""
+                } else {
+                    " (none yet: department filters let everything through)"
+                }
+            ),
+        }
+    }
+}
+
+/// Marks each loss with its staff member's department paths and whether they left.
+pub(crate) fn departments(losses: &mut [Loss], directory: Option<&Directory>) {
+    let Some(directory) = directory else {
+        return;
+    };
+    for loss in losses {
+        loss.departments = directory.paths_of(&loss.staff_id);
+        loss.staff_left = directory
+            .staff
+            .get(&loss.staff_id)
+            .is_some_and(|s| s.has_left());
+    }
+}
+
+/// Looks each loss's customer up (at most `budget` of them, none if there are more) and
+/// marks who else still follows them.
+pub(crate) async fn still_followed(losses: &mut [Loss], weiban: &WeibanClient, budget: &mut usize) {
+    if losses.len() > *budget {
+        if !losses.is_empty() {
+            tracing::info!(
+                losses = losses.len(),
+                "many new losses at once: customer lookups (still followed by a colleague) skipped"
+            );
+        }
+        *budget = 0;
+        return;
+    }
+    *budget -= losses.len();
+    for loss in losses {
+        match tokio::time::timeout(LOOKUP_TIMEOUT, weiban.followers(&loss.customer_id)).await {
+            Ok(Ok(followers)) => {
+                loss.still_followed_by = followers
+                    .into_iter()
+                    .filter(|(id, _)| *id != loss.staff_id)
+                    .map(|(_, name)| name)
+                    .collect();
+            }
+            Ok(Err(e)) => {
+                metrics::counter!("churn_alert_lookup_failures_total").increment(1);
+                tracing::debug!("customer lookup failed, alert goes without the mark: {e}");
+            }
+            Err(_) => {
+                metrics::counter!("churn_alert_lookup_failures_total").increment(1);
+                tracing::debug!("customer lookup timed out, alert goes without the mark");
+            }
+        }
+    }
+}
