@@ -33,6 +33,8 @@ pub enum Command {
     Backfill(BackfillArgs),
     /// Show what each destination would receive, without sending or touching the store.
     Preview(PreviewArgs),
+    /// Print Weiban's staff directory: userid, name, departments, status, email known.
+    Staff(StaffArgs),
     /// Inspect and repair the store.
     State(StateArgs),
 }
@@ -47,6 +49,18 @@ pub struct PreviewArgs {
     /// Render the losses Weiban reports now (the first-run window) instead of the sample.
     #[arg(long)]
     pub live: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct StaffArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Only staff in this department or its sub-departments (name or id).
+    #[arg(long, value_name = "NAME")]
+    pub department: Option<String>,
+    /// One JSON array, for scripts.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

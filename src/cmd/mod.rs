@@ -7,6 +7,7 @@ mod demo;
 mod once;
 mod preview;
 mod run;
+mod staff;
 mod state;
 
 use std::process::ExitCode;
@@ -56,6 +57,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         ),
         Command::Preview(args) => preview::preview(&args).await,
         Command::State(args) => state::state(args.command).await,
+        Command::Staff(args) => staff::staff(&args).await,
     }
 }
 

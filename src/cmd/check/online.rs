@@ -9,11 +9,13 @@
 use std::collections::BTreeSet;
 
 use crate::config::{Config, WecomMsgType};
+use crate::directory::{DepartmentRef, Directory, ResolveError};
 use crate::render::escape::terminal;
 use crate::secret::redact_url;
 use crate::sink::{EmailMessage, SendError, Sink, Sinks, WecomMessage};
 use crate::source::{FetchError, WeibanClient, Window};
 use crate::time::{rfc3339, unix_now};
+use crate::transform::departments;
 
 /// Talks to Weiban once and reports; fails when it cannot.
 pub(super) async fn weiban(config: &Config) -> anyhow::Result<()> {
@@ -42,7 +44,105 @@ pub(super) async fn weiban(config: &Config) -> anyhow::Result<()> {
     if config.routes.iter().any(|r| r.email_staff) {
         report_staff_without_email(config, &client, window).await?;
     }
+    let names_staff = config.routes.iter().any(|r| {
+        !r.staff.is_empty() || !r.exclude_staff.is_empty() || !r.staff_webhooks.is_empty()
+    });
+    if config.uses_departments() || names_staff {
+        check_org_chart(config, &client.directory(now).await?)?;
+    }
     Ok(())
+}
+
+/// Departments and staff named in the config, against Weiban's directory: an ambiguous
+/// department name fails; unknown names and staff without a department robot are reported.
+fn check_org_chart(config: &Config, directory: &Directory) -> anyhow::Result<()> {
+    println!(
+        "Weiban directory: {} staff member(s), {} department(s)",
+        directory.staff.len(),
+        directory.departments.len()
+    );
+    let mut ambiguous = Vec::new();
+    for route in &config.routes {
+        let named = route
+            .departments
+            .iter()
+            .chain(&route.exclude_departments)
+            .cloned()
+            .chain(
+                route
+                    .department_webhooks
+                    .keys()
+                    .map(|k| DepartmentRef::from_key(k)),
+            )
+            .chain(
+                route
+                    .department_emails
+                    .keys()
+                    .map(|k| DepartmentRef::from_key(k)),
+            );
+        for reference in named {
+            match directory.resolve(&reference) {
+                Ok(_) => {}
+                Err(e @ ResolveError::Ambiguous { .. }) => {
+                    ambiguous.push(format!("route `{}`: {e}", route.name));
+                }
+                Err(e) => println!("warning: route `{}`: {e}", route.name),
+            }
+        }
+        let staff_named = route
+            .staff
+            .iter()
+            .chain(&route.exclude_staff)
+            .chain(route.staff_webhooks.keys())
+            .chain(route.staff_emails.keys());
+        for id in staff_named.filter(|id| !directory.knows(id)) {
+            println!(
+                "warning: route `{}` names staff `{}`, whom Weiban's directory does not know (see `churn-alert staff`)",
+                route.name,
+                terminal(id)
+            );
+        }
+        report_staff_without_team_robot(route, directory);
+    }
+    if !ambiguous.is_empty() {
+        anyhow::bail!(
+            "department names that name more than one department:\n  {}",
+            ambiguous.join("\n  ")
+        );
+    }
+    Ok(())
+}
+
+/// Lists active staff in a route's scope that none of its `department_webhooks` covers.
+fn report_staff_without_team_robot(route: &crate::config::RouteConfig, directory: &Directory) {
+    if route.department_webhooks.is_empty() {
+        return;
+    }
+    let uncovered: Vec<String> = directory
+        .staff
+        .values()
+        .filter(|s| !s.has_left())
+        .filter(|s| departments::in_scope(route, Some(directory), &s.id))
+        .filter(|s| {
+            departments::matching(route.department_webhooks.keys(), Some(directory), &s.id)
+                .is_empty()
+        })
+        .map(|s| format!("{} ({})", terminal(&s.name), terminal(&s.id)))
+        .collect();
+    if uncovered.is_empty() {
+        return;
+    }
+    let fallback = if route.wecom_webhooks.is_empty() {
+        "get nothing from its robots"
+    } else {
+        "go to its wecom_webhooks"
+    };
+    println!(
+        "route `{}`: no department robot covers {} staff member(s), whose losses {fallback}: {}",
+        route.name,
+        uncovered.len(),
+        uncovered.join(", ")
+    );
 }
 
 /// Lists the staff of `window`'s losses that `email_staff` routes cannot mail.

@@ -1,0 +1,257 @@
+//! Issue 11's acceptance: the org chart from Weiban, routing by department, department
+//! robots with a fallback, ambiguous names, outages, still-followed marks, the `staff` command.
+
+mod common;
+
+use churn_alert_sim::{SimDepartment, SimLoss, SimStaff};
+use common::*;
+
+fn org(env: &Env) {
+    let d = |id, name: &str, parent| SimDepartment {
+        id,
+        name: name.into(),
+        parent,
+    };
+    let s = |id: &str, name: &str, departments: Vec<i64>, status| SimStaff {
+        id: id.into(),
+        name: name.into(),
+        email: Some(format!("{id}@example.com")),
+        status,
+        departments,
+    };
+    env.weiban.set_directory(
+        vec![
+            d(1, "公司", 0),
+            d(2, "销售一部", 1),
+            d(3, "华东组", 2),
+            d(4, "销售二部", 1),
+            d(5, "华东组", 4),
+        ],
+        vec![
+            s("zhang", "张三", vec![3], 1),
+            s("li", "李四", vec![4], 1),
+            s("wang", "王五", vec![2, 4], 1),
+            s("zhao", "赵六", vec![1], 1),
+            s("chen", "陈七", vec![3], 4),
+        ],
+    );
+}
+
+/// One loss of each staff member, customer named `<prefix><staff id>`.
+fn losses_of(prefix: &str, staff: &[(&str, &str)]) -> Vec<SimLoss> {
+    let mut losses = SimLoss::generate(prefix, staff.len(), 1, now() - 60, 5);
+    for (loss, (id, name)) in losses.iter_mut().zip(staff) {
+        loss.staff_id = (*id).into();
+        loss.staff_name = (*name).into();
+        loss.customer_name = format!("{prefix}{id}");
+    }
+    losses
+}
+
+fn got(env: &Env, key: &str) -> String {
+    env.robot
+        .received()
+        .into_iter()
+        .filter(|m| m.key == key)
+        .map(|m| m.content)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+const STAFF: [(&str, &str); 4] = [
+    ("zhang", "张三"),
+    ("li", "李四"),
+    ("wang", "王五"),
+    ("zhao", "赵六"),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn departments_and_their_sub_departments_filter_routes() {
+    let env = Env::new().await;
+    org(&env);
+    let routes = format!(
+        "[[route]]\nname = \"team1\"\naudience = \"managers\"\ndepartments = [\"销售一部\"]\nwecom_webhooks = [\"{}\"]\n\n[[route]]\nname = \"others\"\naudience = \"managers\"\nexclude_departments = [2]\nwecom_webhooks = [\"{}\"]\n",
+        env.robot.url("k-team1"),
+        env.robot.url("k-others")
+    );
+    env.write_config(&routes, FAST);
+    env.weiban.add_losses(&losses_of("甲", &STAFF));
+    let out = env.once().await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let team1 = got(&env, "k-team1");
+    assert!(
+        team1.contains("甲zhang") && team1.contains("甲wang"),
+        "{team1}"
+    );
+    assert!(
+        !team1.contains("甲li") && !team1.contains("甲zhao"),
+        "{team1}"
+    );
+    let others = got(&env, "k-others");
+    assert!(
+        others.contains("甲li") && others.contains("甲zhao"),
+        "{others}"
+    );
+    assert!(
+        !others.contains("甲zhang") && !others.contains("甲wang"),
+        "{others}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn department_robots_take_their_teams_with_a_fallback_and_both_for_two_departments() {
+    let env = Env::new().await;
+    org(&env);
+    let routes = format!(
+        "[[route]]\nname = \"leads\"\naudience = \"managers\"\ngroup_by = \"department\"\nwecom_webhooks = [\"{}\"]\n[route.department_webhooks]\n\"销售一部\" = \"{}\"\n4 = \"{}\"\n",
+        env.robot.url("k-fallback"),
+        env.robot.url("k-one"),
+        env.robot.url("k-two")
+    );
+    env.write_config(&routes, FAST);
+    let mut staff = STAFF.to_vec();
+    staff.push(("chen", "陈七"));
+    env.weiban.add_losses(&losses_of("乙", &staff));
+    let out = env.once().await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let one = got(&env, "k-one");
+    let two = got(&env, "k-two");
+    let fallback = got(&env, "k-fallback");
+    assert!(
+        one.contains("乙zhang") && one.contains("乙wang") && one.contains("乙chen"),
+        "{one}"
+    );
+    assert!(two.contains("乙li") && two.contains("乙wang"), "{two}");
+    assert!(
+        !one.contains("乙li") && !two.contains("乙zhang"),
+        "{one}\n{two}"
+    );
+    assert!(
+        fallback.contains("乙zhao") && !fallback.contains("乙zhang"),
+        "{fallback}"
+    );
+    assert!(
+        one.contains("### 销售一部 / 华东组"),
+        "grouped by department: {one}"
+    );
+    assert!(one.contains("已离职"), "chen left: {one}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_online_rejects_an_ambiguous_department_name_listing_the_candidates() {
+    let env = Env::new().await;
+    org(&env);
+    let route = env.managers_route(&["k1"]) + "departments = [\"华东组\"]\n";
+    env.write_config(&route, FAST);
+    let out = env.cmd(&["check", "--online"]).await;
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("销售一部 / 华东组 (id 3)") && err.contains("销售二部 / 华东组 (id 5)"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_directory_survives_a_weiban_outage_from_the_store() {
+    let env = Env::new().await;
+    org(&env);
+    let routes = format!(
+        "[[route]]\nname = \"team1\"\naudience = \"managers\"\ndepartments = [\"销售一部\"]\nwecom_webhooks = [\"{}\"]\n",
+        env.robot.url("k1")
+    );
+    env.write_config(&routes, FAST);
+    let out = env.once().await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    env.weiban.set_down("staff/list", true);
+    env.weiban.set_down("department/list", true);
+    // A stranger forces a refresh, which fails: routing goes on from the saved copy.
+    let mut losses = losses_of("丙", &STAFF);
+    losses.extend(losses_of("丙", &[("stranger", "新人")]));
+    env.weiban.add_losses(&losses);
+    let out = env.once().await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = got(&env, "k1");
+    assert!(
+        text.contains("丙zhang") && text.contains("丙wang"),
+        "{text}"
+    );
+    assert!(!text.contains("丙li") && !text.contains("丙zhao"), "{text}");
+    assert!(
+        env.weiban
+            .directory_requests()
+            .get("department/list")
+            .copied()
+            .unwrap_or(0)
+            >= 2,
+        "a refresh was attempted"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn still_followed_customers_are_marked_and_a_failed_lookup_still_alerts() {
+    let env = Env::new().await;
+    let losses = losses_of("丁", &[("zhang", "张三"), ("li", "李四")]);
+    env.weiban
+        .set_followers(&losses[0].customer_id, &[("zhang", "张三"), ("li", "李四")]);
+    env.weiban.add_losses(&losses[..1]);
+    let out = env.once().await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        all_text(&env.robot).contains("仍由 李四 跟进"),
+        "{}",
+        all_text(&env.robot)
+    );
+
+    env.weiban.set_down("external_user/get", true);
+    env.weiban.add_losses(&losses[1..]);
+    let out = env.once().await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = all_text(&env.robot);
+    assert!(
+        text.contains("丁li"),
+        "the alert went out without the mark: {text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skip_if_still_followed_leaves_out_customers_a_colleague_keeps() {
+    let env = Env::new().await;
+    let route = env.managers_route(&["k1"]) + "skip_if_still_followed = true\n";
+    env.write_config(&route, FAST);
+    let losses = losses_of("戊", &[("zhang", "张三"), ("li", "李四")]);
+    env.weiban
+        .set_followers(&losses[0].customer_id, &[("wang", "王五")]);
+    env.weiban.add_losses(&losses);
+    let out = env.once().await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = all_text(&env.robot);
+    assert!(!text.contains("戊zhang") && text.contains("戊li"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_staff_command_prints_the_directory() {
+    let env = Env::new().await;
+    org(&env);
+    let out = env.cmd(&["staff"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("zhang") && text.contains("销售一部 / 华东组"),
+        "{text}"
+    );
+    assert!(text.contains("已离职"), "{text}");
+    let out = env
+        .cmd(&["staff", "--department", "销售二部", "--json"])
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let rows: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let ids: Vec<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["id"].as_str())
+        .collect();
+    assert_eq!(ids, ["li", "wang"]);
+    assert_eq!(rows[0]["email_known"], true);
+}
