@@ -22,6 +22,8 @@ const VARS: &[(&str, &str)] = &[
     ("WEIBAN_SECRET", "secret"),
     ("WECOM_MANAGERS_KEY", "key"),
     ("WECOM_SALES_KEY", "key2"),
+    ("WECOM_TEAM1_KEY", "key3"),
+    ("WECOM_TEAM2_KEY", "key4"),
     ("SMTP_PASSWORD", "pw"),
 ];
 

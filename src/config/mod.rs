@@ -142,6 +142,7 @@ impl Config {
                 .wecom_webhooks
                 .iter()
                 .chain(route.staff_webhooks.values())
+                .chain(route.department_webhooks.values())
             {
                 register_url_secrets(url.expose());
             }

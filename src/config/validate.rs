@@ -251,6 +251,8 @@ fn check_route(raw: &RawConfig, i: usize, route: &RouteConfig) -> Result<(), Con
     }
     let has_destination = !route.wecom_webhooks.is_empty()
         || !route.staff_webhooks.is_empty()
+        || !route.department_webhooks.is_empty()
+        || !route.department_emails.is_empty()
         || !route.email_to.is_empty()
         || route.email_staff;
     if !has_destination {
@@ -274,7 +276,18 @@ fn check_route(raw: &RawConfig, i: usize, route: &RouteConfig) -> Result<(), Con
     for (staff, address) in &route.staff_emails {
         check_mailbox(&key(&format!("staff_emails.{staff}")), address)?;
     }
-    if (!route.email_to.is_empty() || route.email_staff) && raw.smtp.is_none() {
+    for (department, url) in &route.department_webhooks {
+        check_robot_url(
+            &key(&format!("department_webhooks.{department}")),
+            url.expose(),
+        )?;
+    }
+    for (department, address) in &route.department_emails {
+        check_mailbox(&key(&format!("department_emails.{department}")), address)?;
+    }
+    let emails =
+        !route.email_to.is_empty() || route.email_staff || !route.department_emails.is_empty();
+    if emails && raw.smtp.is_none() {
         return Err(ConfigError::invalid(
             "smtp",
             format!(
