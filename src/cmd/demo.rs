@@ -15,7 +15,7 @@ use crate::pipeline::Pipeline;
 use crate::shutdown::Shutdown;
 use crate::store::Store;
 use crate::time::unix_now;
-use churn_alert_sim::{RobotSim, SimLoss, WeibanSim, WeibanSimOptions};
+use churn_alert_sim::{RobotSim, SimDepartment, SimLoss, SimStaff, WeibanSim, WeibanSimOptions};
 
 pub(crate) async fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     let now = unix_now();
@@ -32,6 +32,9 @@ pub(crate) async fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     if let Some(items) = example["external_user_list"].as_array() {
         weiban.add_raw(items.clone());
     }
+    weiban.set_directory(DEPARTMENTS.iter().map(department).collect(), org_staff(args.staff));
+    // A colleague still has one of the customers: the digest says so.
+    weiban.set_followers("wm_演示_000001", &[("staff02", "销售02")]);
     let robot = RobotSim::start().await?;
     robot.set_print(true);
 
@@ -64,6 +67,13 @@ pub(crate) async fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         received.len(),
         report.pending
     );
+    let org_requests: u64 = weiban.directory_requests().values().sum();
+    println!(
+        "  微伴请求：流失列表 {} 次，员工目录与客户详情 {} 次（{:?}）",
+        weiban.stats().outflow_requests,
+        org_requests,
+        weiban.directory_requests()
+    );
     let to = |key: &str| received.iter().filter(|m| m.key == key).count();
     println!(
         "  群机器人 `{MANAGERS_ROBOT}`（路由 managers）：{} 条；群机器人 `{SALES_ROBOT}`（路由 sales）：{} 条",
@@ -78,6 +88,43 @@ pub(crate) async fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// The demo's org chart: (id, name, parent).
+const DEPARTMENTS: [(i64, &str, i64); 4] = [
+    (1, "演示公司", 0),
+    (2, "销售一部", 1),
+    (3, "华东组", 2),
+    (4, "销售二部", 1),
+];
+
+fn department(&(id, name, parent): &(i64, &str, i64)) -> SimDepartment {
+    SimDepartment {
+        id,
+        name: name.to_owned(),
+        parent,
+    }
+}
+
+/// The generated staff, spread over the teams (`mia`, the documented example's, has left).
+fn org_staff(count: usize) -> Vec<SimStaff> {
+    let mut staff: Vec<SimStaff> = (0..count)
+        .map(|i| SimStaff {
+            id: format!("staff{i:02}"),
+            name: format!("销售{i:02}"),
+            email: Some(format!("staff{i:02}@example.com")),
+            status: 1,
+            departments: vec![[3, 4][i % 2]],
+        })
+        .collect();
+    staff.push(SimStaff {
+        id: "mia".into(),
+        name: "左的超长无限同城的名称".into(),
+        email: None,
+        status: 4,
+        departments: vec![2],
+    });
+    staff
 }
 
 /// The demo's robots, by key.
@@ -99,6 +146,7 @@ path = "{}"
 [[route]]
 name = "managers"
 audience = "managers"
+group_by = "department"
 wecom_webhooks = ["{managers}"]
 [[route]]
 name = "sales"

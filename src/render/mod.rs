@@ -109,6 +109,8 @@ pub(crate) struct MessageContext {
     pub mention: bool,
     /// The batch's losses by who ended them.
     pub directions: Directions,
+    /// Groups come by department (`group_by = "department"`), with department headings.
+    pub by_department: bool,
     /// The staff member, when the message is about exactly one (staff templates).
     pub staff: Option<StaffContext>,
     pub groups: Vec<StaffGroup>,

@@ -280,6 +280,7 @@ impl<'a> Packer<'a> {
             window: self.batch.window,
             mention: self.batch.mention,
             directions: Directions::of(self.batch.losses),
+            by_department: self.batch.by_department,
             staff,
             groups,
         };
