@@ -133,6 +133,30 @@ pub fn time_prefix(unix_seconds: i64) -> [u8; 8] {
 }
 
 impl Loss {
+    /// A loss of `customer` by `staff` at `outflow_at`, the customer having deleted the staff
+    /// member, with nothing else known: test data.
+    #[cfg(test)]
+    pub(crate) fn sample(customer: &str, staff: &str, outflow_at: i64) -> Self {
+        Self {
+            customer_id: customer.into(),
+            customer_name: customer.into(),
+            remark: None,
+            corp_name: None,
+            staff_id: staff.into(),
+            staff_name: staff.to_uppercase(),
+            staff_email: None,
+            outflow_at,
+            delete_by: DeleteBy::Customer,
+            tags: vec![],
+            added_at: None,
+            channel: None,
+            add_way: None,
+            departments: Vec::new(),
+            staff_left: false,
+            still_followed_by: Vec::new(),
+        }
+    }
+
     pub fn key(&self) -> LossKey {
         LossKey::new(self.outflow_at, &self.customer_id, &self.staff_id)
     }

@@ -19,6 +19,7 @@ async fn bench_smoke_prints_all_five_figures() {
         "3. robot packing",
         "4. store footprint",
         "5. latency",
+        "6. side by side",
     ] {
         assert!(text.contains(figure), "missing `{figure}` in:\n{text}");
     }

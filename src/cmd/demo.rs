@@ -32,7 +32,10 @@ pub(crate) async fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     if let Some(items) = example["external_user_list"].as_array() {
         weiban.add_raw(items.clone());
     }
-    weiban.set_directory(DEPARTMENTS.iter().map(department).collect(), org_staff(args.staff));
+    weiban.set_directory(
+        DEPARTMENTS.iter().map(department).collect(),
+        org_staff(args.staff),
+    );
     // A colleague still has one of the customers: the digest says so.
     weiban.set_followers("wm_演示_000001", &[("staff02", "销售02")]);
     let robot = RobotSim::start().await?;

@@ -17,7 +17,7 @@ use crate::render::escape::terminal;
 use crate::render::Renderer;
 use crate::sink::{EmailMessage, Sinks, WecomMessage};
 use crate::source::model::documented_example;
-use crate::source::{FetchError, WeibanClient, Window};
+use crate::source::{WeibanClient, Window};
 use crate::store::Pending;
 use crate::time::unix_now;
 use crate::transform::Router;
@@ -121,16 +121,5 @@ async fn live_losses(config: &Config) -> anyhow::Result<Vec<Loss>> {
         start: now - i64::try_from(config.weiban.first_lookback.as_secs()).unwrap_or(86_400),
         end: now,
     };
-    let mut losses = Vec::new();
-    client
-        .fetch_window(window, async |page: Vec<Loss>| {
-            losses.extend(page);
-            Ok::<_, std::convert::Infallible>(())
-        })
-        .await
-        .map_err(|e| match e {
-            FetchError::Weiban(e) => anyhow::Error::new(e),
-            FetchError::Sink(never) => match never {},
-        })?;
-    Ok(losses)
+    Ok(client.losses_in(window).await?)
 }

@@ -106,7 +106,7 @@ mod tests {
 
     use super::*;
     use crate::destination::{Channel, DestinationKind};
-    use crate::loss::{DeleteBy, Loss};
+    use crate::loss::Loss;
     use crate::sink::Format;
 
     /// A sink that answers from a script and remembers what it was given.
@@ -130,24 +130,7 @@ mod tests {
     }
 
     fn loss(customer: &str) -> Loss {
-        Loss {
-            customer_id: customer.into(),
-            customer_name: customer.into(),
-            remark: None,
-            corp_name: None,
-            staff_id: "s".into(),
-            staff_name: "S".into(),
-            staff_email: None,
-            outflow_at: 10,
-            delete_by: DeleteBy::Customer,
-            tags: vec![],
-            added_at: None,
-            channel: None,
-            add_way: None,
-            departments: Vec::new(),
-            staff_left: false,
-            still_followed_by: Vec::new(),
-        }
+        Loss::sample(customer, "s", 10)
     }
 
     async fn setup(customers: &[&str]) -> (tempfile::TempDir, Store, DestinationId) {

@@ -63,28 +63,10 @@ pub(crate) fn plan(
 mod tests {
     use super::*;
     use crate::destination::DestinationKind::{Email, StaffWecom, Wecom};
-    use crate::loss::DeleteBy;
 
     fn pending(customer: &str) -> Pending {
         Pending {
-            loss: Loss {
-                customer_id: customer.into(),
-                customer_name: customer.into(),
-                remark: None,
-                corp_name: None,
-                staff_id: "zhang".into(),
-                staff_name: "张".into(),
-                staff_email: None,
-                outflow_at: 100,
-                delete_by: DeleteBy::Customer,
-                tags: vec![],
-                added_at: None,
-                channel: None,
-                add_way: None,
-                departments: Vec::new(),
-                staff_left: false,
-                still_followed_by: Vec::new(),
-            },
+            loss: Loss::sample(customer, "zhang", 100),
             enqueued_at: 100,
         }
     }

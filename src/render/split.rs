@@ -66,51 +66,18 @@ struct Group<'a> {
 
 pub(crate) fn pack(renderer: &Renderer, batch: &Batch<'_>) -> Result<Vec<Message>, RenderError> {
     let packer = Packer::new(renderer, batch);
-    let entries = &packer.entries;
+    let sizes = Sizes::measure(&packer)?;
+    let entries = packer.entries.len();
     let mut parts = Vec::new();
     let mut start = 0;
-    while start < entries.len() {
+    while start < entries {
         let part = parts.len() + 1;
-        let fits = |len: usize, shorten: Option<usize>| -> Result<bool, RenderError> {
-            Ok(packer
-                .render(start..start + len, part, PLACEHOLDER_PARTS, shorten)?
-                .len()
-                <= batch.limit)
+        let (len, shorten) = match sizes.greedy(start, batch.limit) {
+            Some(len) => (fit_predicted(&packer, start, len, part)?, None),
+            None => search_part(&packer, start, part)?,
         };
-        let mut shorten = None;
-        for step in SHORTEN_STEPS {
-            if fits(1, step)? {
-                shorten = Some(step);
-                break;
-            }
-        }
-        let Some(shorten) = shorten else {
-            return Err(RenderError::Template {
-                name: batch.template.to_owned(),
-                reason: format!(
-                    "one customer entry does not fit in {} bytes even with every customer text shortened; shorten the template",
-                    batch.limit
-                ),
-            });
-        };
-        let remaining = entries.len() - start;
-        let mut good = 1;
-        let mut probe = 2;
-        while probe <= remaining && fits(probe, shorten)? {
-            good = probe;
-            probe *= 2;
-        }
-        let mut bad = probe.min(remaining + 1);
-        while bad - good > 1 {
-            let mid = (good + bad) / 2;
-            if fits(mid, shorten)? {
-                good = mid;
-            } else {
-                bad = mid;
-            }
-        }
-        parts.push((start..start + good, shorten));
-        start += good;
+        parts.push((start..start + len, shorten));
+        start += len;
     }
 
     let count = parts.len();
@@ -126,6 +93,155 @@ pub(crate) fn pack(renderer: &Renderer, batch: &Batch<'_>) -> Result<Vec<Message
             })
         })
         .collect()
+}
+
+/// Shrinks a predicted part until a real render fits (predictions over-count, so this
+/// rarely renders more than once); falls back to a search when the prediction was far off.
+fn fit_predicted(
+    packer: &Packer<'_>,
+    start: usize,
+    predicted: usize,
+    part: usize,
+) -> Result<usize, RenderError> {
+    let limit = packer.batch.limit;
+    let fits = |len: usize| -> Result<bool, RenderError> {
+        Ok(packer
+            .render(start..start + len, part, PLACEHOLDER_PARTS, None)?
+            .len()
+            <= limit)
+    };
+    let mut len = predicted;
+    for _ in 0..3 {
+        if fits(len)? {
+            return Ok(len);
+        }
+        if len == 1 {
+            break;
+        }
+        len -= 1;
+    }
+    Ok(search_part(packer, start, part)?.0)
+}
+
+/// The longest prefix of the entries from `start` that fits, by exponential then binary
+/// search over real renders, shortening customer texts when not even one entry fits.
+fn search_part(
+    packer: &Packer<'_>,
+    start: usize,
+    part: usize,
+) -> Result<(usize, Option<usize>), RenderError> {
+    let batch = packer.batch;
+    let fits = |len: usize, shorten: Option<usize>| -> Result<bool, RenderError> {
+        Ok(packer
+            .render(start..start + len, part, PLACEHOLDER_PARTS, shorten)?
+            .len()
+            <= batch.limit)
+    };
+    let mut shorten = None;
+    for step in SHORTEN_STEPS {
+        if fits(1, step)? {
+            shorten = Some(step);
+            break;
+        }
+    }
+    let Some(shorten) = shorten else {
+        return Err(RenderError::Template {
+            name: batch.template.to_owned(),
+            reason: format!(
+                "one customer entry does not fit in {} bytes even with every customer text shortened; shorten the template",
+                batch.limit
+            ),
+        });
+    };
+    let remaining = packer.entries.len() - start;
+    let mut good = 1;
+    let mut probe = 2;
+    while probe <= remaining && fits(probe, shorten)? {
+        good = probe;
+        probe *= 2;
+    }
+    let mut bad = probe.min(remaining + 1);
+    while bad - good > 1 {
+        let mid = (good + bad) / 2;
+        if fits(mid, shorten)? {
+            good = mid;
+        } else {
+            bad = mid;
+        }
+    }
+    Ok((good, shorten))
+}
+
+/// What each entry adds to a message, measured once from small renders: the message with no
+/// entries (`base`), each group's first entry with its heading (`group`), and every other
+/// entry next to its group's first (`entry`). Sums over-count slightly (a part that begins
+/// mid-group counts its heading with the first entry's size), so predictions err on the side
+/// of fitting.
+struct Sizes {
+    base: usize,
+    /// Per group: its heading and first entry.
+    group: Vec<usize>,
+    /// Per entry: what it adds; 0 for a group's first entry (counted in `group`).
+    entry: Vec<usize>,
+    /// Per entry: its group.
+    group_of: Vec<usize>,
+}
+
+impl Sizes {
+    fn measure(packer: &Packer<'_>) -> Result<Self, RenderError> {
+        let size = |picked: &[(usize, usize)]| -> Result<usize, RenderError> {
+            Ok(packer
+                .render_picked(picked, 1, PLACEHOLDER_PARTS, None)?
+                .len())
+        };
+        let base = size(&[])?;
+        let mut group = vec![0; packer.groups.len()];
+        let mut entry = Vec::with_capacity(packer.entries.len());
+        let mut group_of = Vec::with_capacity(packer.entries.len());
+        let mut first: Option<((usize, usize), usize)> = None;
+        for &(g, i) in &packer.entries {
+            group_of.push(g);
+            match first {
+                Some(((fg, fi), alone)) if fg == g => {
+                    let pair = size(&[(fg, fi), (g, i)])?;
+                    entry.push(pair.saturating_sub(alone));
+                }
+                _ => {
+                    let alone = size(&[(g, i)])?;
+                    group[g] = alone.saturating_sub(base);
+                    first = Some(((g, i), alone));
+                    entry.push(0);
+                }
+            }
+        }
+        Ok(Self {
+            base,
+            group,
+            entry,
+            group_of,
+        })
+    }
+
+    /// How many entries from `start` the sizes say fit in `limit`; `None` when not even one.
+    fn greedy(&self, start: usize, limit: usize) -> Option<usize> {
+        let mut total = self.base;
+        let mut len = 0;
+        let mut current = None;
+        for i in start..self.entry.len() {
+            let g = self.group_of[i];
+            let mut add = self.entry[i];
+            if current != Some(g) {
+                current = Some(g);
+                add += self.group[g];
+            }
+            if total + add > limit {
+                break;
+            }
+            total += add;
+            len += 1;
+        }
+        (len > 0).then_some(len)
+    }
 }
 
 /// Renders the whole batch as one message, whatever its size (email has no byte limit).
@@ -193,6 +309,7 @@ struct Packer<'a> {
     entries: Vec<(usize, usize)>,
     /// Staff names that more than one staff member of the batch has.
     shared_names: HashSet<&'a str>,
+    directions: Directions,
 }
 
 impl<'a> Packer<'a> {
@@ -213,6 +330,7 @@ impl<'a> Packer<'a> {
             groups,
             entries,
             shared_names,
+            directions: Directions::of(batch.losses),
         }
     }
     fn render(
@@ -222,10 +340,21 @@ impl<'a> Packer<'a> {
         parts: usize,
         shorten: Option<usize>,
     ) -> Result<String, RenderError> {
+        self.render_picked(&self.entries[range], part, parts, shorten)
+    }
+
+    /// Renders the given entries (in display order) as one message.
+    fn render_picked(
+        &self,
+        picked: &[(usize, usize)],
+        part: usize,
+        parts: usize,
+        shorten: Option<usize>,
+    ) -> Result<String, RenderError> {
         let mut groups: Vec<StaffGroup> = Vec::new();
         let mut current: Option<usize> = None;
         let mut last_department: Option<&str> = None;
-        for &(g, i) in &self.entries[range.clone()] {
+        for &(g, i) in picked {
             let group = &self.groups[g];
             if current != Some(g) {
                 current = Some(g);
@@ -279,7 +408,7 @@ impl<'a> Packer<'a> {
             staff_count: self.groups.len(),
             window: self.batch.window,
             mention: self.batch.mention,
-            directions: Directions::of(self.batch.losses),
+            directions: self.directions,
             by_department: self.batch.by_department,
             staff,
             groups,

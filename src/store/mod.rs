@@ -413,27 +413,9 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::loss::DeleteBy;
 
     fn loss(customer: &str, at: i64) -> Loss {
-        Loss {
-            customer_id: customer.into(),
-            customer_name: customer.into(),
-            remark: None,
-            corp_name: None,
-            staff_id: "s1".into(),
-            staff_name: "S1".into(),
-            staff_email: None,
-            outflow_at: at,
-            delete_by: DeleteBy::Customer,
-            tags: vec![],
-            added_at: None,
-            channel: None,
-            add_way: None,
-            departments: Vec::new(),
-            staff_left: false,
-            still_followed_by: Vec::new(),
-        }
+        Loss::sample(customer, "s1", at)
     }
 
     #[tokio::test]

@@ -262,22 +262,9 @@ mod tests {
 
     fn loss(staff: &str, by: DeleteBy, tags: &[&str]) -> Loss {
         Loss {
-            customer_id: "c1".into(),
-            customer_name: "C".into(),
-            remark: None,
-            corp_name: None,
-            staff_id: staff.into(),
-            staff_name: staff.into(),
-            staff_email: None,
-            outflow_at: 1,
             delete_by: by,
             tags: tags.iter().map(|t| t.to_string()).collect(),
-            added_at: None,
-            channel: None,
-            add_way: None,
-            departments: Vec::new(),
-            staff_left: false,
-            still_followed_by: Vec::new(),
+            ..Loss::sample("c1", staff, 1)
         }
     }
 

@@ -13,7 +13,7 @@ use crate::directory::{DepartmentRef, Directory, ResolveError};
 use crate::render::escape::terminal;
 use crate::secret::redact_url;
 use crate::sink::{EmailMessage, SendError, Sink, Sinks, WecomMessage};
-use crate::source::{FetchError, WeibanClient, Window};
+use crate::source::{WeibanClient, Window};
 use crate::time::{rfc3339, unix_now};
 use crate::transform::departments;
 
@@ -151,19 +151,13 @@ async fn report_staff_without_email(
     client: &WeibanClient,
     window: Window,
 ) -> anyhow::Result<()> {
-    let mut missing = BTreeSet::new();
-    client
-        .fetch_window(window, async |losses: Vec<crate::loss::Loss>| {
-            for loss in losses.into_iter().filter(|l| l.staff_email.is_none()) {
-                missing.insert((loss.staff_id, loss.staff_name));
-            }
-            Ok::<_, std::convert::Infallible>(())
-        })
-        .await
-        .map_err(|e| match e {
-            FetchError::Weiban(e) => anyhow::Error::new(e),
-            FetchError::Sink(never) => match never {},
-        })?;
+    let missing: BTreeSet<(String, String)> = client
+        .losses_in(window)
+        .await?
+        .into_iter()
+        .filter(|l| l.staff_email.is_none())
+        .map(|l| (l.staff_id, l.staff_name))
+        .collect();
     for route in config.routes.iter().filter(|r| r.email_staff) {
         let unmailable: Vec<String> = missing
             .iter()

@@ -88,6 +88,22 @@ fn outflow_time(item: &serde_json::Value) -> Option<i64> {
 }
 
 impl WeibanClient {
+    /// Every loss of `window`, collected (previews and checks; the pipeline records pages as
+    /// they come instead).
+    pub async fn losses_in(&self, window: Window) -> Result<Vec<Loss>, WeibanError> {
+        let mut losses = Vec::new();
+        self.fetch_window(window, async |page: Vec<Loss>| {
+            losses.extend(page);
+            Ok::<_, std::convert::Infallible>(())
+        })
+        .await
+        .map_err(|e| match e {
+            FetchError::Weiban(e) => e,
+            FetchError::Sink(never) => match never {},
+        })?;
+        Ok(losses)
+    }
+
     /// Fetches every loss of `window`, handing each page to `sink` as it arrives.
     ///
     /// Returns the number of losses handed over. Succeeds only when the window was seen whole,
