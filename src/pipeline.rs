@@ -194,8 +194,8 @@ impl Pipeline {
         let per_interval = how != Recording::OnePoll;
         let cutoff = self.cutoff(now);
         self.org.refresh(&self.weiban, now, false).await;
-        let mut directory = self.org.current();
-        let mut refreshed = false;
+        let directory = self.org.current();
+        let mut strangers = false;
         let mut lookups = if self.config.directory.still_followed && !mark_only {
             self.config.directory.lookups_per_poll
         } else {
@@ -211,17 +211,14 @@ impl Pipeline {
                         fresh.push(loss);
                     }
                 }
-                let unknown = directory
+                strangers |= directory
                     .as_ref()
                     .is_some_and(|d| fresh.iter().any(|l| !d.knows(&l.staff_id)));
-                if unknown && !refreshed {
-                    // A new colleague: read the org chart again, once per window.
-                    refreshed = true;
-                    self.org.refresh(&self.weiban, now, true).await;
-                    directory = self.org.current();
-                }
                 enrich::departments(&mut fresh, directory.as_deref());
+                // Only the first page is fetched alone: later pages come while others are in
+                // flight and hold the request slots, where a lookup would only time out.
                 enrich::still_followed(&mut fresh, &self.weiban, &mut lookups).await;
+                lookups = 0;
                 let router = Router::with_directory(&self.config, directory.as_deref());
                 let batch: Vec<(Loss, Vec<DestinationId>)> = fresh
                     .into_iter()
@@ -244,6 +241,11 @@ impl Pipeline {
             })
             .await?;
         metrics::counter!("churn_alert_losses_found_total").increment(new_losses as u64);
+        if strangers {
+            // A colleague the org chart does not know yet: read it again, for the next poll
+            // (this one routed them to every department that could be theirs).
+            self.org.refresh(&self.weiban, now, true).await;
+        }
         Ok((fetched, new_losses))
     }
 
@@ -267,7 +269,8 @@ impl Pipeline {
             plan.entry(id).or_default().extend(pending);
         }
         let cutoff = self.cutoff(now);
-        let router = Router::new(&self.config);
+        let directory = self.org.current();
+        let router = Router::with_directory(&self.config, directory.as_deref());
         let mut seen_now = HashSet::new();
         self.weiban
             .fetch_window(self.next_window(now)?, async |losses: Vec<Loss>| {

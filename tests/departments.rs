@@ -178,6 +178,10 @@ async fn the_directory_survives_a_weiban_outage_from_the_store() {
     );
     assert!(!text.contains("丙li") && !text.contains("丙zhao"), "{text}");
     assert!(
+        text.contains("丙stranger"),
+        "a staff member the directory does not know is reported, not dropped: {text}"
+    );
+    assert!(
         env.weiban
             .directory_requests()
             .get("department/list")

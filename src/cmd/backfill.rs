@@ -33,11 +33,18 @@ pub(crate) async fn backfill(args: &BackfillArgs) -> anyhow::Result<ExitCode> {
     let step = i64::try_from(args.window.as_secs())
         .unwrap_or(86_400)
         .max(60);
-    let windows: Vec<Window> = (since.max(cutoff)..now)
+    // Marking only must not silence what the live window has not fetched yet: it stops where
+    // the daemon's polling took over, and leaves the rest to be reported by the next poll.
+    let live_end = pipeline.store().last_window_end()?;
+    let until = match live_end {
+        Some(end) if args.mark_only => end.min(now),
+        _ => now,
+    };
+    let windows: Vec<Window> = (since.max(cutoff)..until)
         .step_by(step as usize)
         .map(|start| Window {
             start,
-            end: (start + step - 1).min(now),
+            end: (start + step - 1).min(until),
         })
         .collect();
     let shutdown = Shutdown::on_signals();
@@ -47,7 +54,9 @@ pub(crate) async fn backfill(args: &BackfillArgs) -> anyhow::Result<ExitCode> {
         Recording::PerInterval
     };
     let (fetched, new) = record_all(&pipeline, &windows, now, how, &shutdown).await?;
-    move_live_window(&pipeline, since.max(cutoff), now).await?;
+    if !(args.mark_only && live_end.is_some()) {
+        move_live_window(&pipeline, since.max(cutoff), now).await?;
+    }
     let verb = if args.mark_only {
         "remembered (not reported)"
     } else {

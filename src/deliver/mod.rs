@@ -178,7 +178,10 @@ impl Delivery {
                 // A staff member without an address: their losses reach the route's other
                 // destinations (its robots) but not this mailbox, so skip them here, visibly.
                 Err(ComposeError::NoAddress { staff, route }) => {
-                    self.skip(id, &pending, &staff, &route, state.as_ref())
+                    let robots = !destination.route.wecom_webhooks.is_empty()
+                        || !destination.route.department_webhooks.is_empty()
+                        || destination.route.staff_webhooks.contains_key(&staff);
+                    self.skip(id, &pending, &staff, &route, robots, state.as_ref())
                         .await?;
                     outcome.waiting = None;
                     break;
@@ -227,6 +230,7 @@ impl Delivery {
         pending: &[crate::store::Pending],
         staff: &str,
         route: &str,
+        robots: bool,
         previous: Option<&DestinationState>,
     ) -> Result<(), StoreError> {
         let keys: Vec<_> = pending.iter().map(|p| p.loss.key()).collect();
@@ -237,8 +241,13 @@ impl Delivery {
             + u32::try_from(keys.len()).unwrap_or(u32::MAX);
         metrics::counter!("churn_alert_deliveries_skipped_total", "reason" => "no_email")
             .increment(keys.len() as u64);
+        let reached = if robots {
+            "the route's robots still got them"
+        } else {
+            "the route has no robot, so nobody was told"
+        };
         let reason = format!(
-            "{skipped} loss(es) not emailed: Weiban has no email address for staff member {staff}; add it to `staff_emails` of route `{route}` (the route's robots still got them)"
+            "{skipped} loss(es) not emailed: Weiban has no email address for staff member {staff}; add it to `staff_emails` of route `{route}` ({reached})"
         );
         tracing::warn!(destination = %id, "{reason}");
         let now = crate::time::unix_now();

@@ -20,6 +20,8 @@ pub(crate) fn after_failure(
     now: i64,
     blocked_wait: Duration,
 ) -> DestinationState {
+    // A skipped-mailbox state counts skipped losses, not failures: no streak to continue.
+    let previous = previous.filter(|p| p.status != DeliveryStatus::Skipped);
     let attempts = previous.map_or(0, |p| p.attempts) + 1;
     let since = previous.map_or(now, |p| p.since);
     let (status, retry_at) = match err {

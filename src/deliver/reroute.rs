@@ -1,13 +1,15 @@
 //! Reroute stage: where the pending losses of a destination that left the config go.
 //!
 //! Only to the route's current destinations of the same channel (a removed robot's losses go
-//! to robots, never by email). Destinations of the same kind as the removed one (the route's
-//! other robots, its other `email_to` addresses) were queued together with it, so one that no
-//! longer holds a loss delivered it: that loss leaves without being queued again, and nobody
-//! receives it twice. A loss with no such destination left stays where it is, stranded and
+//! to robots, never by email). A route's robots (`wecom_webhooks`, by position) are always
+//! queued together, so when the removed one was robot #2, robot #1 got the same losses: one
+//! that no longer holds a loss delivered it, and that loss leaves without being queued again.
+//! Other kinds are not inferred from (a replaced `email_to` address or a department robot
+//! never held the loss): their losses are queued to the current destinations, a rare
+//! duplicate rather than a loss. A loss with no such destination left stays where it is, stranded and
 //! visible, until the destination comes back or a person drops it.
 
-use crate::destination::DestinationId;
+use crate::destination::{DestinationId, DestinationKind};
 use crate::loss::{Loss, LossKey};
 use crate::store::{Pending, StoreError};
 
@@ -43,15 +45,20 @@ pub(crate) fn plan(
             continue;
         }
         let mut delivered = false;
-        for sibling in candidates.iter().filter(|d| d.kind == from.kind) {
-            delivered |= !is_pending(sibling, &key)?;
+        if from.kind == DestinationKind::Wecom {
+            for sibling in candidates
+                .iter()
+                .filter(|d| d.kind == DestinationKind::Wecom)
+            {
+                delivered |= !is_pending(sibling, &key)?;
+            }
         }
         let targets = if delivered {
             Vec::new()
         } else {
             candidates
                 .into_iter()
-                .filter(|d| d.kind != from.kind)
+                .filter(|d| from.kind != DestinationKind::Wecom || d.kind != from.kind)
                 .collect()
         };
         plan.moves.push((p, targets));
@@ -92,6 +99,23 @@ mod tests {
             plan.moves.iter().all(|(_, to)| to.is_empty()),
             "nothing is queued again, and never by email: {:?}",
             plan.moves
+        );
+    }
+
+    #[test]
+    fn a_replaced_email_address_gets_the_losses_of_the_old_one() {
+        let from = id(Email, "boss@old.example");
+        let plan = plan(
+            &from,
+            vec![pending("a")],
+            |_| vec![id(Email, "boss@new.example")],
+            |_, _| Ok(false),
+        )
+        .unwrap();
+        assert_eq!(
+            plan.moves[0].1,
+            [id(Email, "boss@new.example")],
+            "never assumed delivered"
         );
     }
 

@@ -23,9 +23,19 @@ impl Store {
                 }
             }
         }
-        raw.into_iter()
-            .map(|(id, count)| Ok((parse_id("outbox", &id)?, count)))
-            .collect()
+        let mut counts = BTreeMap::new();
+        for (raw_id, count) in raw {
+            // One unreadable key must not stop every delivery: it is reported and left alone.
+            match parse_id("outbox", &raw_id) {
+                Ok(id) => {
+                    counts.insert(id, count);
+                }
+                Err(e) => tracing::error!(
+                    "{e}; {count} outbox entries under it are left alone (report this as a bug)"
+                ),
+            }
+        }
+        Ok(counts)
     }
 
     /// Everything waiting for `destination`, oldest loss first.

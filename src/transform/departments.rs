@@ -3,15 +3,17 @@
 //!
 //! A department named in the config covers its sub-departments. Names are resolved against
 //! the org chart; a name two departments share matches both here (over-reporting beats
-//! losing a loss) and is an error `check --online` reports. Without any org chart yet (first
-//! start during a Weiban outage) a department filter lets losses through rather than drop them.
+//! losing a loss) and is an error `check --online` reports. A staff member the org chart does
+//! not know (a new hire before the next read, no org chart yet during a Weiban outage) passes
+//! department filters and goes to every department robot of the route: over-reporting beats
+//! dropping a loss.
 
 use crate::config::RouteConfig;
 use crate::directory::{DepartmentRef, Directory};
 
 /// Whether the route's department filters let `staff_id` through.
 pub(crate) fn in_scope(route: &RouteConfig, directory: Option<&Directory>, staff_id: &str) -> bool {
-    let Some(directory) = directory else {
+    let Some(directory) = directory.filter(|d| d.knows(staff_id)) else {
         return true;
     };
     let within = |refs: &[DepartmentRef]| {
@@ -29,13 +31,15 @@ pub(crate) fn matching<'k>(
     directory: Option<&Directory>,
     staff_id: &str,
 ) -> Vec<i64> {
-    let Some(directory) = directory else {
-        return Vec::new();
-    };
+    let known = directory.filter(|d| d.knows(staff_id));
     let mut ids: Vec<i64> = keys
         .into_iter()
-        .flat_map(|key| directory.lookup(&DepartmentRef::from_key(key)))
-        .filter(|id| directory.staff_within(staff_id, *id))
+        .flat_map(|key| match (DepartmentRef::from_key(key), directory) {
+            (DepartmentRef::Id(id), _) => vec![id],
+            (name, Some(directory)) => directory.lookup(&name),
+            (_, None) => Vec::new(),
+        })
+        .filter(|id| known.is_none_or(|d| d.staff_within(staff_id, *id)))
         .collect();
     ids.sort_unstable();
     ids.dedup();

@@ -28,7 +28,13 @@ pub(crate) struct OrgChart {
     /// Whether any route needs it; otherwise it is never read.
     needed: bool,
     refresh: i64,
+    /// After a failed read, the next one waits until then (unix seconds).
+    retry_after: std::sync::atomic::AtomicI64,
 }
+
+/// How long a read of the org chart may take, and how long after a failed one the next waits.
+const READ_TIMEOUT: Duration = Duration::from_secs(60);
+const RETRY_AFTER_FAILURE: i64 = 600;
 
 impl OrgChart {
     pub fn new(config: &Config, store: Store) -> Self {
@@ -41,8 +47,11 @@ impl OrgChart {
         Self {
             store,
             current: RwLock::new(saved.map(Arc::new)),
-            needed: config.uses_departments(),
+            // Departments, and staff mailboxes (Weiban's staff list knows more addresses than
+            // the outflow items carry).
+            needed: config.uses_departments() || config.routes.iter().any(|r| r.email_staff),
             refresh: i64::try_from(config.directory.refresh.as_secs()).unwrap_or(86_400),
+            retry_after: std::sync::atomic::AtomicI64::new(0),
         }
     }
 
@@ -62,10 +71,19 @@ impl OrgChart {
         let due = self
             .current()
             .is_none_or(|d| now - d.fetched_at >= self.refresh);
-        if !(due || force) {
+        let backing_off = now < self.retry_after.load(std::sync::atomic::Ordering::Relaxed);
+        if !(due || force) || backing_off {
             return;
         }
-        match weiban.directory(now).await {
+        let read = tokio::time::timeout(READ_TIMEOUT, weiban.directory(now))
+            .await
+            .unwrap_or_else(|_| {
+                Err(crate::source::WeibanError::Transport {
+                    endpoint: "staff/list",
+                    reason: format!("reading the directory took longer than {READ_TIMEOUT:?}"),
+                })
+            });
+        match read {
             Ok(directory) => {
                 tracing::info!(
                     staff = directory.staff.len(),
@@ -78,14 +96,20 @@ impl OrgChart {
                 *self.current.write().unwrap_or_else(|p| p.into_inner()) =
                     Some(Arc::new(directory));
             }
-            Err(e) => tracing::warn!(
+            Err(e) => {
+                self.retry_after.store(
+                    now + RETRY_AFTER_FAILURE,
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+                tracing::warn!(
                 "the staff directory could not be read ({e}); routing uses the last good copy{}",
                 if self.current().is_some() {
                     ""
                 } else {
                     " (none yet: department filters let everything through)"
                 }
-            ),
+)
+            }
         }
     }
 }
@@ -97,10 +121,11 @@ pub(crate) fn departments(losses: &mut [Loss], directory: Option<&Directory>) {
     };
     for loss in losses {
         loss.departments = directory.paths_of(&loss.staff_id);
-        loss.staff_left = directory
-            .staff
-            .get(&loss.staff_id)
-            .is_some_and(|s| s.has_left());
+        let member = directory.staff.get(&loss.staff_id);
+        loss.staff_left = member.is_some_and(|s| s.has_left());
+        if loss.staff_email.is_none() {
+            loss.staff_email = member.and_then(|s| s.email.clone());
+        }
     }
 }
 

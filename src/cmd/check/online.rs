@@ -196,6 +196,12 @@ pub(super) async fn send_tests(config: &Config, sinks: &Sinks) -> usize {
                     .staff_webhooks
                     .iter()
                     .map(|(staff, url)| (format!("robot of staff {staff}"), url)),
+            )
+            .chain(
+                route
+                    .department_webhooks
+                    .iter()
+                    .map(|(department, url)| (format!("robot of department {department}"), url)),
             );
         for (what, url) in robots {
             let message = WecomMessage {
@@ -217,7 +223,11 @@ pub(super) async fn send_tests(config: &Config, sinks: &Sinks) -> usize {
         let Some(email) = &sinks.email else {
             continue;
         };
-        for to in &route.email_to {
+        for to in route
+            .email_to
+            .iter()
+            .chain(route.department_emails.values())
+        {
             let message = EmailMessage {
                 to: to.clone(),
                 subject: "churn-alert 测试消息".into(),

@@ -28,7 +28,7 @@ impl WeibanClient {
     pub async fn directory(&self, now: i64) -> Result<Directory, WeibanError> {
         let body = self.get(DEPARTMENT_ENDPOINT, DEPARTMENT_PATH, &[]).await?;
         let answer: Value = decode(DEPARTMENT_ENDPOINT, &body)?;
-        let departments = list(&answer, "department")
+        let departments: Vec<Department> = list(&answer, "department")
             .iter()
             .filter_map(department)
             .collect();
@@ -44,9 +44,21 @@ impl WeibanClient {
             let items = list(&answer, "staff_list");
             staff.extend(items.iter().filter_map(member));
             let total = int(&answer["total"]).and_then(|t| usize::try_from(t).ok());
-            if items.len() < STAFF_PAGE || total.is_some_and(|t| staff.len() >= t) {
+            if items.is_empty() || total.is_some_and(|t| staff.len() >= t) {
+                if let Some(total) = total.filter(|t| staff.len() < *t) {
+                    return Err(WeibanError::Inconsistent {
+                        endpoint: STAFF_ENDPOINT,
+                        reason: format!("total is {total} but {} staff arrived", staff.len()),
+                    });
+                }
                 break;
             }
+        }
+        if departments.is_empty() {
+            return Err(WeibanError::Inconsistent {
+                endpoint: DEPARTMENT_ENDPOINT,
+                reason: "no departments at all".into(),
+            });
         }
         Ok(Directory::new(departments, staff, now))
     }
@@ -105,14 +117,17 @@ fn member(v: &Value) -> Option<StaffMember> {
 
 /// One `follow_staffs` entry: the staff member under `staff`, or its own fields.
 fn follower(v: &Value) -> Option<(String, String)> {
-    let staff = if v["staff"].is_object() {
-        &v["staff"]
+    if v["deleted"].as_bool() == Some(true) || v["is_deleted"].as_bool() == Some(true) {
+        return None;
+    }
+    // Nested, the staff object's `id` is the userid (as in the outflow list); flat, `id` may
+    // be the relation's own, and `staff_id` Weiban's numeric id: prefer what is a userid.
+    let (staff, keys): (&Value, &[&str]) = if v["staff"].is_object() {
+        (&v["staff"], &["id", "userid"])
     } else {
-        v
+        (v, &["userid", "user_id", "staff_ext_id", "staff_id", "id"])
     };
-    let id = ["id", "staff_id", "userid", "user_id"]
-        .iter()
-        .find_map(|k| text(&staff[*k]))?;
+    let id = keys.iter().find_map(|k| text(&staff[*k]))?;
     let name = ["name", "staff_name"]
         .iter()
         .find_map(|k| text(&staff[*k]))

@@ -12,6 +12,9 @@ use crate::loss::Loss;
 use crate::source::errors::WeibanError;
 use crate::source::model::RawCustomer;
 
+/// Pages read at most when Weiban sends no `total_count` (a million losses).
+const MAX_UNCOUNTED_PAGES: u32 = 10_000;
+
 /// How often a window that changed while it was paged is fetched before the fetch fails.
 const WHOLE_WINDOW_ATTEMPTS: u32 = 4;
 
@@ -27,26 +30,35 @@ fn inconsistent<E>(reason: String) -> FetchError<E> {
 #[derive(Default)]
 struct Tally {
     handed: u64,
-    skipped: u64,
     keys: HashSet<u64>,
+    /// Items without what identifies a loss, by a hash of their JSON: each counts once
+    /// however often it is fetched.
+    unreadable: HashSet<u64>,
 }
 
 impl Tally {
     /// Converts a page's items, counting them.
     fn count(&mut self, items: Vec<serde_json::Value>) -> Vec<Loss> {
-        let total = items.len() as u64;
-        let losses = into_losses(items);
-        self.skipped += total - losses.len() as u64;
-        self.handed += losses.len() as u64;
-        for loss in &losses {
-            self.keys.insert(xxh3_64(loss.key().as_bytes()));
+        let mut losses = Vec::with_capacity(items.len());
+        for item in &items {
+            match RawCustomer::to_loss(item) {
+                Some(loss) => {
+                    self.keys.insert(xxh3_64(loss.key().as_bytes()));
+                    losses.push(loss);
+                }
+                None => {
+                    skipped_item();
+                    self.unreadable.insert(xxh3_64(item.to_string().as_bytes()));
+                }
+            }
         }
+        self.handed += losses.len() as u64;
         losses
     }
 
-    /// Distinct items seen (unreadable ones count once each).
+    /// Distinct items seen, over every attempt at the window.
     fn distinct(&self) -> u64 {
-        self.keys.len() as u64 + self.skipped
+        (self.keys.len() + self.unreadable.len()) as u64
     }
 }
 
@@ -124,9 +136,10 @@ impl WeibanClient {
         mut sink: impl AsyncFnMut(Vec<Loss>) -> Result<(), E>,
     ) -> Result<u64, FetchError<E>> {
         self.restore_in_flight();
+        let mut tally = Tally::default();
         let mut attempt = 1;
         loop {
-            match self.fetch_window_once(window, &mut sink).await {
+            match self.fetch_window_once(window, &mut tally, &mut sink).await {
                 Err(FetchError::Weiban(WeibanError::Inconsistent { reason, .. }))
                     if attempt < WHOLE_WINDOW_ATTEMPTS =>
                 {
@@ -141,16 +154,18 @@ impl WeibanClient {
         }
     }
 
+    /// One attempt at the window. `tally` keeps what earlier attempts saw: items whose order
+    /// moves between requests (a busy second) are complete once their union is.
     async fn fetch_window_once<E>(
         &self,
         window: Window,
+        tally: &mut Tally,
         sink: &mut impl AsyncFnMut(Vec<Loss>) -> Result<(), E>,
     ) -> Result<u64, FetchError<E>> {
         let first = self.outflow_page(window, 0, self.page_size).await?;
         let Some(total) = first.total_count else {
-            return self.fetch_without_count(window, first, sink).await;
+            return self.fetch_without_count(window, first, tally, sink).await;
         };
-        let mut tally = Tally::default();
         let mut boundaries = Boundaries::default();
         let step = first.items.len() as u64;
         boundaries.page(0, &first.items);
@@ -166,12 +181,12 @@ impl WeibanClient {
             return Ok(0);
         }
 
-        self.fetch_rest(window, total, step, &mut tally, &mut boundaries, sink)
+        self.fetch_rest(window, total, step, tally, &mut boundaries, sink)
             .await?;
         // Items of one second may come in any order on each request: a second that straddles
         // a page boundary is fetched whole on its own.
         for second in boundaries.straddling() {
-            self.fetch_second(second, &mut tally, sink).await?;
+            self.fetch_second(second, tally, sink).await?;
         }
         if tally.distinct() < total {
             return Err(inconsistent(format!(
@@ -262,26 +277,38 @@ impl WeibanClient {
         &self,
         window: Window,
         first: Page,
+        tally: &mut Tally,
         sink: &mut impl AsyncFnMut(Vec<Loss>) -> Result<(), E>,
     ) -> Result<u64, FetchError<E>> {
         tracing::warn!(
             "Weiban sent no total_count; paging the window one page after the other until a short page"
         );
-        let mut tally = Tally::default();
         let mut offset = first.items.len() as u64;
         let mut longest = offset;
         let mut last = offset;
         sink(tally.count(first.items))
             .await
             .map_err(FetchError::Sink)?;
+        let mut pages = 1;
         while last > 0 && last >= longest {
+            if pages >= MAX_UNCOUNTED_PAGES {
+                return Err(inconsistent(format!(
+                    "no total_count, and still full pages after {pages}; a server that ignores `offset`?"
+                )));
+            }
+            let before = tally.distinct();
             let page = self.outflow_page(window, offset, self.page_size).await?;
             last = page.items.len() as u64;
             longest = longest.max(last);
             offset += last;
+            pages += 1;
             sink(tally.count(page.items))
                 .await
                 .map_err(FetchError::Sink)?;
+            if last > 0 && tally.distinct() == before {
+                // A full page of nothing new: the server repeats itself; stop here.
+                break;
+            }
         }
         Ok(tally.handed)
     }
@@ -301,10 +328,14 @@ pub(super) fn into_losses(items: Vec<serde_json::Value>) -> Vec<Loss> {
         .filter_map(|item| {
             let loss = RawCustomer::to_loss(item);
             if loss.is_none() {
-                metrics::counter!("churn_alert_weiban_items_skipped_total").increment(1);
-                tracing::warn!("skipping an outflow item without customer id or outflow time");
+                skipped_item();
             }
             loss
         })
         .collect()
+}
+
+fn skipped_item() {
+    metrics::counter!("churn_alert_weiban_items_skipped_total").increment(1);
+    tracing::warn!("skipping an outflow item without customer id or outflow time");
 }
