@@ -5,6 +5,7 @@
 //! [`errors`] names every error code it can answer with.
 
 pub(crate) mod errors;
+mod lenient;
 pub(crate) mod model;
 pub(crate) mod weiban;
 

@@ -5,6 +5,7 @@
 
 use serde::Deserialize;
 
+use super::lenient;
 use crate::loss::{DeleteBy, Loss};
 
 /// The documented `external_user/list/outflow` answer, byte for byte: the sample `check` and
@@ -18,7 +19,7 @@ pub(crate) fn documented_example() -> Vec<Loss> {
             answer
                 .external_user_list
                 .iter()
-                .filter_map(RawCustomer::to_loss)
+                .filter_map(|raw| Item::read(raw).loss)
                 .collect()
         })
         .unwrap_or_default()
@@ -40,60 +41,94 @@ pub(crate) struct TokenAnswer {
 }
 
 /// `GET /open-api/external_user/list/outflow`.
-/// Items stay untyped here, so that one item with a surprising field type costs that item at
-/// most, never the page.
+/// Items stay raw JSON here, each read on its own ([`Item::read`]), so that one item with a
+/// surprising shape costs that item at most, never the page.
 #[derive(Debug, Deserialize)]
 pub(crate) struct OutflowAnswer {
     #[serde(default)]
-    pub external_user_list: Vec<serde_json::Value>,
+    pub external_user_list: Vec<Box<serde_json::value::RawValue>>,
     /// `None` when absent or not a number: unknown, never zero.
-    #[serde(default, deserialize_with = "lenient_count")]
-    pub total_count: Option<u64>,
+    #[serde(default, deserialize_with = "lenient::int")]
+    pub total_count: Option<i64>,
 }
 
-/// A count sent as a number or a numeric string; anything else is unknown.
-fn lenient_count<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    let value = Option::<serde_json::Value>::deserialize(d)?;
-    Ok(value.and_then(|v| v.as_u64().or_else(|| v.as_str()?.trim().parse().ok())))
+/// One outflow item as read: the loss it describes (when it has a customer id and a time),
+/// its outflow time, and, for an unreadable one, a hash of its JSON so that it counts once.
+#[derive(Debug)]
+pub(crate) struct Item {
+    pub loss: Option<Loss>,
+    pub outflow_at: Option<i64>,
+    pub unreadable: u64,
 }
 
+impl Item {
+    pub fn read(raw: &serde_json::value::RawValue) -> Self {
+        let loss = serde_json::from_str::<RawCustomer>(raw.get())
+            .ok()
+            .and_then(RawCustomer::into_loss);
+        Self {
+            outflow_at: loss.as_ref().map(|l| l.outflow_at),
+            unreadable: match loss {
+                Some(_) => 0,
+                None => xxhash_rust::xxh3::xxh3_64(raw.get().as_bytes()),
+            },
+            loss,
+        }
+    }
+}
+
+/// One outflow item, every field lenient ([`lenient`]).
 #[derive(Debug, Deserialize)]
 pub(crate) struct RawCustomer {
+    #[serde(default, deserialize_with = "lenient::text")]
     pub id: Option<String>,
+    #[serde(default, deserialize_with = "lenient::text")]
     pub name: Option<String>,
+    #[serde(default, deserialize_with = "lenient::text")]
     pub corp_name: Option<String>,
+    #[serde(default, deserialize_with = "lenient::text")]
     pub corp_full_name: Option<String>,
+    #[serde(default, deserialize_with = "lenient::int")]
     pub outflow_at: Option<i64>,
-    #[serde(default)]
-    pub tags: Option<Vec<RawTag>>,
+    #[serde(default, deserialize_with = "lenient::tags")]
+    pub tags: Vec<String>,
+    #[serde(default, deserialize_with = "lenient::object")]
     pub staff: Option<RawStaff>,
+    #[serde(default, deserialize_with = "lenient::object")]
     pub staff_relation: Option<RawRelation>,
 }
 
 #[derive(Debug, Deserialize)]
-pub(crate) struct RawTag {
-    pub name: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
 pub(crate) struct RawStaff {
+    #[serde(default, deserialize_with = "lenient::text")]
     pub id: Option<String>,
+    #[serde(default, deserialize_with = "lenient::text")]
     pub name: Option<String>,
+    #[serde(default, deserialize_with = "lenient::text")]
     pub email: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct RawRelation {
+    #[serde(default, deserialize_with = "lenient::text")]
     pub delete_by: Option<String>,
+    #[serde(default, deserialize_with = "lenient::text")]
     pub remark: Option<String>,
+    #[serde(default, deserialize_with = "lenient::int")]
     pub created_at: Option<i64>,
     /// When WeCom says the customer was added (`created_at` is when Weiban recorded it).
+    #[serde(default, deserialize_with = "lenient::int")]
     pub createtime: Option<i64>,
+    #[serde(default, deserialize_with = "lenient::int")]
     pub deleted_at: Option<i64>,
+    #[serde(default, deserialize_with = "lenient::flag")]
     pub deleted_each_other: Option<bool>,
+    #[serde(default, deserialize_with = "lenient::int")]
     pub add_way: Option<i64>,
     /// The channel (渠道) parameter.
+    #[serde(default, deserialize_with = "lenient::text")]
     pub state: Option<String>,
+    #[serde(default, deserialize_with = "lenient::text")]
     pub staff_ext_id: Option<String>,
 }
 
@@ -102,57 +137,10 @@ fn non_empty(s: Option<String>) -> Option<String> {
 }
 
 impl RawCustomer {
-    /// Converts one list item as it came over the wire: typed when it matches the documented
-    /// shape, field by field otherwise (numbers sent as strings, tags as plain strings).
+    /// Converts one list item given as a JSON value.
+    #[cfg(test)]
     pub fn to_loss(item: &serde_json::Value) -> Option<Loss> {
-        match RawCustomer::deserialize(item) {
-            Ok(raw) => raw.into_loss(),
-            Err(_) => Self::lenient(item).into_loss(),
-        }
-    }
-
-    fn lenient(v: &serde_json::Value) -> Self {
-        use serde_json::Value;
-        let text = |v: &Value| match v {
-            Value::String(s) => Some(s.clone()),
-            Value::Number(n) => Some(n.to_string()),
-            _ => None,
-        };
-        let int = |v: &Value| v.as_i64().or_else(|| v.as_str()?.trim().parse().ok());
-        let staff = &v["staff"];
-        let relation = &v["staff_relation"];
-        Self {
-            id: text(&v["id"]),
-            name: text(&v["name"]),
-            corp_name: text(&v["corp_name"]),
-            corp_full_name: text(&v["corp_full_name"]),
-            outflow_at: int(&v["outflow_at"]),
-            tags: v["tags"].as_array().map(|tags| {
-                tags.iter()
-                    .map(|t| RawTag {
-                        name: text(&t["name"]).or_else(|| text(t)),
-                    })
-                    .collect()
-            }),
-            staff: Some(RawStaff {
-                id: text(&staff["id"]),
-                name: text(&staff["name"]),
-                email: text(&staff["email"]),
-            }),
-            staff_relation: Some(RawRelation {
-                delete_by: text(&relation["delete_by"]),
-                remark: text(&relation["remark"]),
-                created_at: int(&relation["created_at"]),
-                createtime: int(&relation["createtime"]),
-                deleted_at: int(&relation["deleted_at"]),
-                deleted_each_other: relation["deleted_each_other"]
-                    .as_bool()
-                    .or_else(|| Some(int(&relation["deleted_each_other"])? != 0)),
-                add_way: int(&relation["add_way"]),
-                state: text(&relation["state"]),
-                staff_ext_id: text(&relation["staff_ext_id"]),
-            }),
-        }
+        RawCustomer::deserialize(item).ok()?.into_loss()
     }
 
     /// Converts one list item; `None` when it lacks what identifies a loss (customer id and time).
@@ -193,12 +181,7 @@ impl RawCustomer {
             staff_name,
             outflow_at,
             delete_by,
-            tags: self
-                .tags
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|t| non_empty(t.name))
-                .collect(),
+            tags: self.tags,
             added_at: relation
                 .as_ref()
                 .and_then(|r| r.createtime.filter(|t| *t > 0).or(r.created_at)),
@@ -225,7 +208,7 @@ mod tests {
         let loss = answer
             .external_user_list
             .first()
-            .and_then(RawCustomer::to_loss)
+            .and_then(|raw| Item::read(raw).loss)
             .unwrap();
         assert_eq!(loss.customer_id, "wmP_2OPAAAndyggEamnj--LN5MIJbpCQ");
         assert_eq!(loss.customer_name, "子川");
@@ -304,6 +287,30 @@ mod tests {
             with(r#","staff_relation":{"delete_by":"deleted_each_other"}"#),
             DeleteBy::Both
         );
+    }
+
+    #[test]
+    fn surprising_shapes_cost_the_field_never_the_item() {
+        let raw = serde_json::value::RawValue::from_string(
+            r#"{"id":12345,"name":["x"],"outflow_at":"1736314633","tags":["VIP",{"name":"老客"},3,null,{"x":1}],"staff":"mia","staff_relation":{"delete_by":7,"deleted_each_other":1,"created_at":{"a":1},"remark":" "}}"#
+                .to_owned(),
+        )
+        .unwrap();
+        let item = Item::read(&raw);
+        let loss = item.loss.unwrap();
+        assert_eq!(loss.customer_id, "12345");
+        assert_eq!(loss.customer_name, "12345", "a list is no name");
+        assert_eq!(loss.outflow_at, 1_736_314_633);
+        assert_eq!(loss.tags, ["VIP", "老客", "3"]);
+        assert_eq!(loss.staff_id, "unknown");
+        assert_eq!(loss.delete_by, DeleteBy::Both);
+        assert_eq!(loss.added_at, None);
+        assert_eq!(loss.remark, None);
+
+        let unreadable =
+            serde_json::value::RawValue::from_string(r#"{"name":"no id"}"#.into()).unwrap();
+        let item = Item::read(&unreadable);
+        assert!(item.loss.is_none() && item.unreadable != 0);
     }
 
     #[test]

@@ -18,7 +18,7 @@ use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::{Mutex, Semaphore};
 
 use super::errors::{meaning, Recovery, WeibanError};
-use super::model::{Envelope, OutflowAnswer, TokenAnswer};
+use super::model::{Envelope, Item, OutflowAnswer, TokenAnswer};
 use crate::backoff::Backoff;
 use crate::config::WeibanConfig;
 use crate::loss::Loss;
@@ -55,7 +55,7 @@ struct CachedToken {
 
 /// One page as fetched.
 struct Page {
-    items: Vec<serde_json::Value>,
+    items: Vec<Item>,
     /// `None` when Weiban left it out: unknown, never zero.
     total_count: Option<u64>,
 }
@@ -138,8 +138,12 @@ impl WeibanClient {
         let body = self.get(OUTFLOW_ENDPOINT, OUTFLOW_PATH, &query).await?;
         let answer: OutflowAnswer = decode(OUTFLOW_ENDPOINT, &body)?;
         Ok(Page {
-            items: answer.external_user_list,
-            total_count: answer.total_count,
+            items: answer
+                .external_user_list
+                .iter()
+                .map(|raw| Item::read(raw))
+                .collect(),
+            total_count: answer.total_count.and_then(|n| u64::try_from(n).ok()),
         })
     }
 

@@ -10,7 +10,7 @@ use xxhash_rust::xxh3::xxh3_64;
 use super::{FetchError, Page, WeibanClient, Window, OUTFLOW_ENDPOINT};
 use crate::loss::Loss;
 use crate::source::errors::WeibanError;
-use crate::source::model::RawCustomer;
+use crate::source::model::Item;
 
 /// Pages read at most when Weiban sends no `total_count` (a million losses).
 const MAX_UNCOUNTED_PAGES: u32 = 10_000;
@@ -38,17 +38,17 @@ struct Tally {
 
 impl Tally {
     /// Converts a page's items, counting them.
-    fn count(&mut self, items: Vec<serde_json::Value>) -> Vec<Loss> {
+    fn count(&mut self, items: Vec<Item>) -> Vec<Loss> {
         let mut losses = Vec::with_capacity(items.len());
-        for item in &items {
-            match RawCustomer::to_loss(item) {
+        for item in items {
+            match item.loss {
                 Some(loss) => {
                     self.keys.insert(xxh3_64(loss.key().as_bytes()));
                     losses.push(loss);
                 }
                 None => {
                     skipped_item();
-                    self.unreadable.insert(xxh3_64(item.to_string().as_bytes()));
+                    self.unreadable.insert(item.unreadable);
                 }
             }
         }
@@ -69,8 +69,8 @@ struct Boundaries {
 }
 
 impl Boundaries {
-    fn page(&mut self, offset: u64, items: &[serde_json::Value]) {
-        let time = |item: Option<&serde_json::Value>| item.and_then(outflow_time);
+    fn page(&mut self, offset: u64, items: &[Item]) {
+        let time = |item: Option<&Item>| item.and_then(|i| i.outflow_at);
         self.pages.insert(
             offset,
             (items.len() as u64, time(items.first()), time(items.last())),
@@ -91,12 +91,6 @@ impl Boundaries {
         }
         seconds
     }
-}
-
-/// An item's outflow time, read as leniently as [`RawCustomer::to_loss`] reads it.
-fn outflow_time(item: &serde_json::Value) -> Option<i64> {
-    let v = &item["outflow_at"];
-    v.as_i64().or_else(|| v.as_str()?.trim().parse().ok())
 }
 
 impl WeibanClient {
@@ -322,15 +316,14 @@ fn plan_pages(todo: &mut VecDeque<(u64, u64)>, planned: &mut u64, total: u64, st
     }
 }
 
-pub(super) fn into_losses(items: Vec<serde_json::Value>) -> Vec<Loss> {
+pub(super) fn into_losses(items: Vec<Item>) -> Vec<Loss> {
     items
-        .iter()
+        .into_iter()
         .filter_map(|item| {
-            let loss = RawCustomer::to_loss(item);
-            if loss.is_none() {
+            if item.loss.is_none() {
                 skipped_item();
             }
-            loss
+            item.loss
         })
         .collect()
 }
