@@ -21,7 +21,8 @@ pub struct Cli {
 pub enum Command {
     /// Run one cycle (deliver what is pending, poll, deliver what is new), then exit.
     ///
-    /// Exits 0 when every due message was accepted, 1 otherwise.
+    /// Exits 0 when every due message was accepted, 75 when the rest is held for quiet hours
+    /// (nothing failed), 1 otherwise.
     Once(OnceArgs),
     /// Run cycles on the schedule until SIGINT or SIGTERM.
     Run(ConfigArg),
