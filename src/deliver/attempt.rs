@@ -115,6 +115,15 @@ mod tests {
         got: Mutex<Vec<&'static str>>,
     }
 
+    impl FakeSink {
+        fn new(answers: impl IntoIterator<Item = Result<(), SendError>>) -> Self {
+            Self {
+                answers: Mutex::new(answers.into_iter().collect()),
+                got: Mutex::new(Vec::new()),
+            }
+        }
+    }
+
     impl Sink for FakeSink {
         type Message = &'static str;
         fn channel(&self) -> Channel {
@@ -158,10 +167,7 @@ mod tests {
     #[tokio::test]
     async fn messages_go_in_order_and_a_refusal_keeps_the_rest_pending() {
         let (_dir, store, id) = setup(&["a", "b", "c"]).await;
-        let sink = FakeSink {
-            answers: Mutex::new(VecDeque::from([Ok(()), Err(SendError::Blocked)])),
-            got: Mutex::new(Vec::new()),
-        };
+        let sink = FakeSink::new([Ok(()), Err(SendError::Blocked)]);
         let shutdown = Shutdown::never();
         let attempt = Attempt {
             store: &store,
@@ -196,10 +202,7 @@ mod tests {
     #[tokio::test]
     async fn quiet_hours_stop_before_the_next_message() {
         let (_dir, store, id) = setup(&["a", "b"]).await;
-        let sink = FakeSink {
-            answers: Mutex::new(VecDeque::new()),
-            got: Mutex::new(Vec::new()),
-        };
+        let sink = FakeSink::new([]);
         let shutdown = Shutdown::never();
         let calls = std::sync::atomic::AtomicUsize::new(0);
         let quiet = || {
@@ -221,10 +224,7 @@ mod tests {
     #[tokio::test]
     async fn completing_what_is_not_pending_stops_instead_of_repeating() {
         let (_dir, store, id) = setup(&["a"]).await;
-        let sink = FakeSink {
-            answers: Mutex::new(VecDeque::new()),
-            got: Mutex::new(Vec::new()),
-        };
+        let sink = FakeSink::new([]);
         let shutdown = Shutdown::never();
         let attempt = Attempt {
             store: &store,
