@@ -30,6 +30,7 @@ impl Shutdown {
     }
 
     /// A handle that never fires, for one-shot commands.
+    #[cfg(any(test, feature = "demo"))]
     pub fn never() -> Shutdown {
         // With the trigger dropped unfired, `recv` stays pending forever.
         Self::new().1

@@ -1,8 +1,6 @@
 //! `${VAR}` expansion in every string of the file, tracking the key path of each, so that an
 //! unset variable is reported with the key that uses it — all of them in one run.
 
-use std::collections::BTreeMap;
-
 use super::ConfigError;
 
 /// One line per unset variable, so that one run shows them all.
@@ -87,12 +85,17 @@ fn expand_str(
 }
 
 /// Environment lookups from a fixed map, for tests and the demo.
-pub fn env_from(vars: BTreeMap<String, String>) -> impl Fn(&str) -> Option<String> {
+#[cfg(any(test, feature = "demo"))]
+pub fn env_from(
+    vars: std::collections::BTreeMap<String, String>,
+) -> impl Fn(&str) -> Option<String> {
     move |name| vars.get(name).cloned()
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     #[test]

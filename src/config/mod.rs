@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use chrono_tz::Tz;
 
+#[cfg(any(test, feature = "demo"))]
 pub use env::env_from;
 use raw::RawConfig;
 pub use raw::{
