@@ -202,18 +202,20 @@ async fn side_by_side(
     losses: usize,
 ) -> anyhow::Result<SideBySide> {
     let data = spread("对照", losses, 50, 40 * 3600);
-    let rig = Rig::start(WeibanSimOptions::default(), &data, "*/3 * * * * *", 0).await?;
+    // Each program gets fresh simulators holding the same losses.
+    let fresh = || Rig::start(WeibanSimOptions::default(), &data, "*/3 * * * * *", 0);
+    let rig = fresh().await?;
     let (_, churn) = run_measured(exe, &["once", "--config", &rig.config]).await?;
     let floor = match floor_exe {
         Some(floor_exe) => {
-            let rig = Rig::start(WeibanSimOptions::default(), &data, "*/3 * * * * *", 0).await?;
+            let rig = fresh().await?;
             let base = rig.weiban.base_url();
             Some(run_measured(floor_exe, &["--floor", &base]).await?.1.cpu)
         }
         None => None,
     };
     let python = {
-        let rig = Rig::start(WeibanSimOptions::default(), &data, "*/3 * * * * *", 0).await?;
+        let rig = fresh().await?;
         let dir = tempfile::tempdir()?;
         let script = dir.path().join("peer.py");
         std::fs::write(&script, PEER)?;
