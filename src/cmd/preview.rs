@@ -15,7 +15,7 @@ use crate::loss::Loss;
 use crate::render::compose::{compose, Composed};
 use crate::render::escape::terminal;
 use crate::render::Renderer;
-use crate::sink::{EmailMessage, Sinks, WecomMessage};
+use crate::sink::{EmailMessage, Sinks, WecomBody, WecomMessage};
 use crate::source::model::documented_example;
 use crate::source::{WeibanClient, Window};
 use crate::store::Pending;
@@ -90,17 +90,24 @@ pub(super) fn print_plan(
 }
 
 fn show_wecom(message: &WecomMessage) -> String {
-    let mentions = if message.mentioned.is_empty() {
-        String::new()
-    } else {
-        format!(" · mentions {}", message.mentioned.join(", "))
+    let mentions = match &message.body {
+        WecomBody::Text { mentioned, .. } if !mentioned.is_empty() => {
+            format!(" · mentions {}", mentioned.join(", "))
+        }
+        _ => String::new(),
     };
-    format!(
-        "{:?} · {} bytes{mentions} ──\n{}\n",
-        message.msgtype,
-        message.content.len(),
-        message.content
-    )
+    match &message.body {
+        WecomBody::Image(png) => format!("image · PNG, {} bytes ──\n", png.len()),
+        WecomBody::File { filename, bytes } => {
+            format!("file · {filename}, {} bytes ──\n", bytes.len())
+        }
+        body => format!(
+            "{} · {} bytes{mentions} ──\n{}\n",
+            body.msgtype(),
+            body.content().len(),
+            body.content()
+        ),
+    }
 }
 
 fn show_email(message: &EmailMessage) -> String {

@@ -12,7 +12,9 @@ use crate::render::escape::is_userid;
 use crate::render::split::{pack, render_whole, Batch, Storm};
 use crate::render::{group_by_staff, RenderError, Renderer, WindowContext};
 use crate::secret::Secret;
-use crate::sink::{EmailMessage, EmailSink, Format, Sink, Sinks, WecomMessage, WecomSink};
+use crate::sink::{
+    EmailMessage, EmailSink, Format, Sink, Sinks, WecomBody, WecomMessage, WecomSink,
+};
 use crate::store::Pending;
 use crate::transform::route::{Destination, Target};
 
@@ -173,9 +175,7 @@ impl Robot<'_> {
             .map(|m| Outgoing {
                 message: WecomMessage {
                     robot: self.robot.clone(),
-                    msgtype: self.msgtype,
-                    content: m.content,
-                    mentioned: mentioned.clone(),
+                    body: WecomBody::written(self.msgtype, m.content, mentioned.clone()),
                 },
                 losses: m.losses,
             })
@@ -243,6 +243,7 @@ fn mail(
             subject,
             text: text.content,
             html: html.content,
+            files: Vec::new(),
         },
         losses: text.losses,
     })

@@ -1,10 +1,13 @@
-//! Email over SMTP (lettre, rustls): multipart text + HTML with a UTF-8 subject.
+//! Email over SMTP (lettre, rustls): multipart text + HTML with a UTF-8 subject, and files:
+//! pictures the HTML shows inline (`cid:`) and attachments.
 //!
 //! SMTP 5xx answers (a rejected recipient, a refused login) are permanent; 4xx answers and
 //! network faults are transient. The password lives in [`crate::secret::Secret`] and never
 //! reaches an error message.
 
-use lettre::message::{header::ContentType, Mailbox, MultiPart, SinglePart};
+use std::sync::Arc;
+
+use lettre::message::{header::ContentType, Attachment, Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
@@ -19,6 +22,18 @@ pub(crate) struct EmailMessage {
     pub subject: String,
     pub text: String,
     pub html: String,
+    pub files: Vec<EmailFile>,
+}
+
+/// A file that goes with an email.
+#[derive(Debug, Clone)]
+pub(crate) struct EmailFile {
+    pub filename: String,
+    /// A MIME type, e.g. `image/png`.
+    pub content_type: &'static str,
+    pub bytes: Arc<[u8]>,
+    /// Shown inside the HTML as `<img src="cid:ID">` rather than attached.
+    pub inline_id: Option<String>,
 }
 
 /// Sends mail through one SMTP server.
@@ -67,6 +82,7 @@ impl EmailSink {
             subject,
             text,
             html,
+            files,
         } = message;
         let to: Mailbox = to.parse().map_err(|e| SendError::Permanent {
             reason: format!("`{to}` is not an email address: {e}"),
@@ -75,7 +91,7 @@ impl EmailSink {
             .from(self.from.clone())
             .to(to)
             .subject(subject.as_str())
-            .multipart(
+            .multipart(with_files(
                 MultiPart::alternative()
                     .singlepart(
                         SinglePart::builder()
@@ -87,7 +103,8 @@ impl EmailSink {
                             .header(ContentType::TEXT_HTML)
                             .body(html.clone()),
                     ),
-            )
+                files,
+            )?)
             .map_err(|e| SendError::Permanent {
                 reason: format!("email could not be built: {e}"),
             })?;
@@ -101,6 +118,39 @@ impl EmailSink {
             }),
         }
     }
+}
+
+/// `mixed[related[body, inline pictures], attachments]`, leaving out the layers not needed.
+fn with_files(body: MultiPart, files: &[EmailFile]) -> Result<MultiPart, SendError> {
+    let part = |file: &EmailFile| -> Result<SinglePart, SendError> {
+        let content_type =
+            ContentType::parse(file.content_type).map_err(|e| SendError::Permanent {
+                reason: format!("file {} has a bad content type: {e}", file.filename),
+            })?;
+        let attachment = match &file.inline_id {
+            Some(id) => Attachment::new_inline(id.clone()),
+            None => Attachment::new(file.filename.clone()),
+        };
+        Ok(attachment.body(file.bytes.to_vec(), content_type))
+    };
+    let (inline, attached): (Vec<&EmailFile>, Vec<&EmailFile>) =
+        files.iter().partition(|f| f.inline_id.is_some());
+    let mut body = body;
+    if !inline.is_empty() {
+        let mut related = MultiPart::related().multipart(body);
+        for file in inline {
+            related = related.singlepart(part(file)?);
+        }
+        body = related;
+    }
+    if attached.is_empty() {
+        return Ok(body);
+    }
+    let mut mixed = MultiPart::mixed().multipart(body);
+    for file in attached {
+        mixed = mixed.singlepart(part(file)?);
+    }
+    Ok(mixed)
 }
 
 impl Sink for EmailSink {

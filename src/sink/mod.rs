@@ -9,8 +9,8 @@ pub(crate) mod email;
 pub(crate) mod pacer;
 pub(crate) mod wecom;
 
-pub(crate) use email::{EmailMessage, EmailSink};
-pub(crate) use wecom::{WecomMessage, WecomSink};
+pub(crate) use email::{EmailFile, EmailMessage, EmailSink};
+pub(crate) use wecom::{WecomBody, WecomMessage, WecomSink};
 
 use crate::destination::Channel;
 

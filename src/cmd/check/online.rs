@@ -12,7 +12,7 @@ use crate::config::{Config, WecomMsgType};
 use crate::directory::{DepartmentRef, Directory, ResolveError};
 use crate::render::escape::terminal;
 use crate::secret::redact_url;
-use crate::sink::{EmailMessage, SendError, Sink, Sinks, WecomMessage};
+use crate::sink::{EmailMessage, SendError, Sink, Sinks, WecomBody, WecomMessage};
 use crate::source::{WeibanClient, Window};
 use crate::time::{rfc3339, unix_now};
 use crate::transform::departments;
@@ -204,14 +204,13 @@ pub(super) async fn send_tests(config: &Config, sinks: &Sinks) -> usize {
                     .map(|(department, url)| (format!("robot of department {department}"), url)),
             );
         for (what, url) in robots {
+            let content = match route.wecom_msgtype {
+                WecomMsgType::Markdown => format!("**{}**", text("群机器人")),
+                WecomMsgType::Text => text("群机器人"),
+            };
             let message = WecomMessage {
                 robot: url.clone(),
-                msgtype: route.wecom_msgtype,
-                content: match route.wecom_msgtype {
-                    WecomMsgType::Markdown => format!("**{}**", text("群机器人")),
-                    WecomMsgType::Text => text("群机器人"),
-                },
-                mentioned: Vec::new(),
+                body: WecomBody::written(route.wecom_msgtype, content, Vec::new()),
             };
             let shown = format!(
                 "route `{}`, {what} ({})",
@@ -233,6 +232,7 @@ pub(super) async fn send_tests(config: &Config, sinks: &Sinks) -> usize {
                 subject: "churn-alert 测试消息".into(),
                 text: text("邮件收件人"),
                 html: format!("<p>{}</p>", handlebars::html_escape(&text("邮件收件人"))),
+                files: Vec::new(),
             };
             let shown = format!("route `{}`, email to {to}", route.name);
             refused += usize::from(!answered(&shown, email.send(&message).await));
