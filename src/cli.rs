@@ -34,6 +34,8 @@ pub enum Command {
     Backfill(BackfillArgs),
     /// Show what each destination would receive, without sending or touching the store.
     Preview(PreviewArgs),
+    /// Send a report (`[[report]]`) for the last whole period now, or render it with --dry-run.
+    Report(ReportArgs),
     /// Print Weiban's staff directory: userid, name, departments, status, email known.
     Staff(StaffArgs),
     /// Inspect and repair the store.
@@ -50,6 +52,29 @@ pub struct PreviewArgs {
     /// Render the losses Weiban reports now (the first-run window) instead of the sample.
     #[arg(long)]
     pub live: bool,
+    /// Show this report (`[[report]]` name) for the last whole period instead of alerts:
+    /// from the sample moved into the period, or with --live from Weiban.
+    #[arg(long, value_name = "NAME")]
+    pub report: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// The report's `name` in the config.
+    #[arg(long)]
+    pub name: String,
+    /// Another period than the last whole one: FIRST..LAST, both days included
+    /// (e.g. 2026-11-16..2026-11-22).
+    #[arg(long, value_name = "FIRST..LAST")]
+    pub period: Option<String>,
+    /// Render without sending (the store is not opened).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Also write each destination's markdown, HTML, PNG and XLSX into this folder.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -21,6 +21,7 @@ pub(crate) mod logging;
 pub mod loss;
 pub(crate) mod pipeline;
 pub(crate) mod render;
+pub(crate) mod report;
 pub(crate) mod schedule;
 pub(crate) mod secret;
 pub(crate) mod server;

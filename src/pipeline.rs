@@ -136,6 +136,15 @@ impl Pipeline {
         &self.delivery.sinks
     }
 
+    pub fn weiban(&self) -> &WeibanClient {
+        &self.weiban
+    }
+
+    /// The org chart, as last read.
+    pub fn org(&self) -> &OrgChart {
+        &self.org
+    }
+
     /// Fetches the new window and records its losses; advances the window only when whole.
     pub async fn poll(&self, now: i64) -> Result<PollReport, CycleError> {
         let pruned = self.store.prune(self.cutoff(now)).await?;
@@ -201,6 +210,8 @@ impl Pipeline {
         } else {
             0
         };
+        let counts_deletes =
+            !mark_only && self.config.routes.iter().any(|r| r.staff_delete_alert > 0);
         let mut new_losses = 0;
         let fetched = self
             .weiban
@@ -215,6 +226,9 @@ impl Pipeline {
                     .as_ref()
                     .is_some_and(|d| fresh.iter().any(|l| !d.knows(&l.staff_id)));
                 enrich::departments(&mut fresh, directory.as_deref());
+                if counts_deletes {
+                    crate::report::anomaly::count(&self.store, &fresh, self.tz).await?;
+                }
                 // Only the first page is fetched alone: later pages come while others are in
                 // flight and hold the request slots, where a lookup would only time out.
                 enrich::still_followed(&mut fresh, &self.weiban, &mut lookups).await;
@@ -365,6 +379,9 @@ impl Pipeline {
                 delivery.next_retry_at = second.next_retry_at;
                 delivery.held = second.held;
             }
+        }
+        if !shutdown.is_shutdown() {
+            crate::report::anomaly::alert(self, unix_now(), shutdown).await?;
         }
         let pending = self.store.pending_counts()?.values().sum();
         metrics::counter!("churn_alert_cycles_total").increment(1);

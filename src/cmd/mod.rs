@@ -6,6 +6,7 @@ mod check;
 mod demo;
 mod once;
 mod preview;
+mod report;
 mod run;
 mod staff;
 mod state;
@@ -58,6 +59,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Preview(args) => preview::preview(&args).await,
         Command::State(args) => state::state(args.command).await,
         Command::Staff(args) => staff::staff(&args).await,
+        Command::Report(args) => report::report(&args).await,
     }
 }
 

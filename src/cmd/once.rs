@@ -3,6 +3,9 @@
 //! Exit status: 0 when everything due was delivered, 75 when the rest is held for quiet hours
 //! (nothing failed), 1 when polling failed or a destination did not accept its messages.
 //!
+//! Reports whose crontab fired since the last run are sent after the cycle, so a system timer
+//! that runs `once` gets them too.
+//!
 //! With `--dry-run` it prints what the cycle would send (what is pending plus what the next
 //! window holds that is not remembered yet) and changes nothing.
 
@@ -37,7 +40,9 @@ pub(crate) async fn once(args: &OnceArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let report = pipeline.cycle(&Shutdown::on_signals()).await?;
+    let shutdown = Shutdown::on_signals();
+    let report = pipeline.cycle(&shutdown).await?;
+    crate::report::due::run_due(&pipeline, unix_now(), &shutdown).await;
     pipeline.store().flush().await?;
     if report.delivery.held > 0 {
         eprintln!(

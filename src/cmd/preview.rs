@@ -23,6 +23,9 @@ use crate::time::unix_now;
 use crate::transform::Router;
 
 pub(crate) async fn preview(args: &PreviewArgs) -> anyhow::Result<ExitCode> {
+    if let Some(name) = &args.report {
+        return preview_report(args, name).await;
+    }
     let config = super::load_config(&args.config.config)?;
     if let Some(route) = &args.route {
         if config.route(route).is_none() {
@@ -119,6 +122,52 @@ fn show_email(message: &EmailMessage) -> String {
         message.html.len(),
         message.html
     )
+}
+
+/// A report for the last whole period: the sample moved into it, or Weiban's with `--live`.
+/// The store is not opened.
+async fn preview_report(args: &PreviewArgs, name: &str) -> anyhow::Result<ExitCode> {
+    use crate::report::send::{fetch, plan, print_plan, today};
+    use crate::report::Period;
+    let config = super::load_config(&args.config.config)?;
+    let pipeline = crate::pipeline::Pipeline::new(config, crate::store::Store::temporary()?)?;
+    let config = pipeline.config();
+    let Some(spec) = config.report(name) else {
+        anyhow::bail!("no report named `{name}` in the config");
+    };
+    let now = unix_now();
+    let period = Period::last_whole(spec.period, today(config.timezone(), now));
+    let losses = if args.live {
+        fetch(&pipeline, spec, &period, now).await?
+    } else {
+        let middle = period.window(config.timezone());
+        documented_example()
+            .into_iter()
+            .map(|mut loss| {
+                loss.outflow_at = (middle.start + middle.end) / 2;
+                loss
+            })
+            .collect()
+    };
+    println!(
+        "preview of report `{name}` for {} ({}); nothing is sent, the store is not touched\n",
+        period.key(),
+        if args.live {
+            "live from Weiban"
+        } else {
+            "the documented example"
+        }
+    );
+    let router = Router::new(config);
+    print_plan(&plan(
+        config,
+        &router,
+        pipeline.renderer(),
+        spec,
+        period,
+        &losses,
+    )?);
+    Ok(ExitCode::SUCCESS)
 }
 
 async fn live_losses(config: &Config) -> anyhow::Result<Vec<Loss>> {

@@ -6,6 +6,9 @@
 //! deliveries held for quiet hours get a delivery-only pass at their time instead of waiting
 //! for the next scheduled cycle.
 //!
+//! Reports (`[[report]]`) run when their own crontab fires, and after each cycle when one is
+//! due again ([`crate::report::due`]).
+//!
 //! On SIGINT/SIGTERM the current cycle gets a few seconds to abandon its in-flight send (it
 //! stays pending), then the store is flushed and the process exits 0.
 
@@ -50,7 +53,14 @@ pub(crate) async fn run(args: &ConfigArg) -> anyhow::Result<ExitCode> {
         };
         let tick = tick.with_timezone(&Utc);
         let retry = retry_at.and_then(|at| chrono::DateTime::<Utc>::from_timestamp(at, 0));
-        let wake = retry.filter(|r| *r < tick).unwrap_or(tick);
+        let report_at = crate::report::due::next_fire(&pipeline, now.timestamp())
+            .and_then(|at| chrono::DateTime::<Utc>::from_timestamp(at, 0));
+        let wake = [retry, report_at]
+            .into_iter()
+            .flatten()
+            .filter(|at| *at < tick)
+            .min()
+            .unwrap_or(tick);
         // A retry time already past (a clock step, a long pass) must not make the loop spin;
         // long sleeps are cut so that a wall-clock jump is noticed within a minute.
         let mut sleep = (wake - now).to_std().unwrap_or_default();
@@ -69,8 +79,11 @@ pub(crate) async fn run(args: &ConfigArg) -> anyhow::Result<ExitCode> {
                 continue;
             }
         }
+        if report_at.is_some_and(|at| Utc::now() >= at) {
+            crate::report::due::run_due(&pipeline, unix_now(), &shutdown).await;
+        }
         if Utc::now() < tick {
-            if Utc::now() >= wake {
+            if retry.is_some_and(|at| Utc::now() >= at) {
                 retry_at = delivery_pass(&pipeline, &shutdown, &health).await;
             }
             continue;
@@ -101,6 +114,7 @@ pub(crate) async fn run(args: &ConfigArg) -> anyhow::Result<ExitCode> {
                 None
             }
         };
+        crate::report::due::run_due(&pipeline, unix_now(), &shutdown).await;
         let missed = schedule
             .upcoming(tick, 1000)
             .into_iter()

@@ -67,6 +67,7 @@ pub struct Config {
     pub smtp: Option<SmtpConfig>,
     pub server: Option<ServerSettings>,
     pub routes: Vec<RouteConfig>,
+    pub reports: Vec<crate::report::ReportSpec>,
 }
 
 /// `[schedule]`, parsed.
@@ -168,6 +169,11 @@ impl Config {
     /// Whether any route routes or groups by department.
     pub fn uses_departments(&self) -> bool {
         self.routes.iter().any(RouteConfig::uses_departments)
+    }
+
+    /// Report by name.
+    pub fn report(&self, name: &str) -> Option<&crate::report::ReportSpec> {
+        self.reports.iter().find(|r| r.name == name)
     }
 
     /// Route by name.

@@ -33,6 +33,30 @@ pub(crate) struct RawConfig {
     pub server: Option<RawServer>,
     #[serde(rename = "route", default)]
     pub routes: Vec<RouteConfig>,
+    #[serde(rename = "report", default)]
+    pub reports: Vec<RawReport>,
+}
+
+/// `[[report]]` as written: a scheduled summary of a whole period. Parsed into
+/// [`crate::report::ReportSpec`].
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawReport {
+    pub name: String,
+    /// Crontab, in `schedule.timezone`.
+    pub cron: String,
+    pub period: crate::report::PeriodKind,
+    /// The route whose robots and mailboxes receive it.
+    pub route: String,
+    /// How many staff members (and departments) the summary lists by name.
+    #[serde(default = "RawReport::top_default")]
+    pub top: usize,
+}
+
+impl RawReport {
+    fn top_default() -> usize {
+        10
+    }
 }
 
 /// `[weiban]`: where and how to poll the Weiban OpenAPI.
@@ -358,6 +382,10 @@ pub struct RouteConfig {
     /// Leave out customers that a colleague still follows.
     #[serde(default)]
     pub skip_if_still_followed: bool,
+    /// Alert this route at once when one staff member deletes this many customers in a day
+    /// (once per staff member per day; 0 = off).
+    #[serde(default)]
+    pub staff_delete_alert: usize,
 }
 
 /// How a digest groups its losses.

@@ -21,6 +21,7 @@ pub(super) fn parse(raw: RawConfig) -> Result<Config, ConfigError> {
     let server = raw.server.as_ref().map(parse_server).transpose()?;
     check_routes(&raw)?;
     check_smtp(&raw)?;
+    let reports = parse_reports(&raw)?;
     Ok(Config {
         weiban: raw.weiban,
         schedule,
@@ -31,7 +32,52 @@ pub(super) fn parse(raw: RawConfig) -> Result<Config, ConfigError> {
         smtp: raw.smtp,
         server,
         routes: raw.routes,
+        reports,
     })
+}
+
+/// `[[report]]`: unique names, a crontab in the schedule's zone, an existing route.
+fn parse_reports(raw: &RawConfig) -> Result<Vec<crate::report::ReportSpec>, ConfigError> {
+    let mut names = HashSet::new();
+    let mut specs = Vec::new();
+    for (i, report) in raw.reports.iter().enumerate() {
+        let key = |field: &str| format!("report[{i}].{field}");
+        let name = report.name.trim();
+        if name.is_empty() || name.chars().any(|c| c.is_control() || c == ':') {
+            return Err(ConfigError::invalid(
+                key("name"),
+                "must be a non-empty name without control characters or `:`",
+            ));
+        }
+        if !names.insert(name) {
+            return Err(ConfigError::invalid(
+                key("name"),
+                format!("`{name}` is used by another report; names must be unique"),
+            ));
+        }
+        let schedule = Schedule::parse(&report.cron, &raw.schedule.timezone)
+            .map_err(|e| ConfigError::invalid(key("cron"), e.to_string()))?;
+        if !raw.routes.iter().any(|r| r.name == report.route) {
+            let known: Vec<&str> = raw.routes.iter().map(|r| r.name.as_str()).collect();
+            return Err(ConfigError::invalid(
+                key("route"),
+                format!(
+                    "no route is named `{}`; routes: {}",
+                    report.route,
+                    known.join(", ")
+                ),
+            ));
+        }
+        specs.push(crate::report::ReportSpec {
+            name: name.to_owned(),
+            cron: report.cron.clone(),
+            schedule,
+            period: report.period,
+            route: report.route.clone(),
+            top: report.top.max(1),
+        });
+    }
+    Ok(specs)
 }
 
 fn check_weiban(weiban: &WeibanConfig) -> Result<(), ConfigError> {

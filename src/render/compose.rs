@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use crate::config::{Audience, GroupBy, RouteConfig, WecomMsgType};
 use crate::loss::{Loss, LossKey};
 use crate::render::escape::is_userid;
-use crate::render::split::{pack, render_whole, Batch, Storm};
+use crate::render::split::{omits_any, pack, render_whole, Batch, Storm};
 use crate::render::{group_by_staff, RenderError, Renderer, WindowContext};
 use crate::secret::Secret;
 use crate::sink::{
@@ -61,12 +61,12 @@ pub(crate) fn compose<'s>(
     pending: &[Pending],
 ) -> Result<Composed<'s>, ComposeError> {
     let losses: Vec<Loss> = pending.iter().map(|p| p.loss.clone()).collect();
+    let enqueued: HashMap<LossKey, i64> = pending
+        .iter()
+        .map(|p| (p.loss.key(), p.enqueued_at))
+        .collect();
     match &destination.target {
         Target::Wecom { robot, msgtype, .. } => {
-            let enqueued: HashMap<LossKey, i64> = pending
-                .iter()
-                .map(|p| (p.loss.key(), p.enqueued_at))
-                .collect();
             let robot = Robot {
                 renderer,
                 destination,
@@ -83,7 +83,7 @@ pub(crate) fn compose<'s>(
             })?;
             let limit = email.limit(Format::Email).unwrap_or(usize::MAX);
             let to = address(destination, to.as_deref(), staff.as_deref(), &losses)?;
-            let message = mail(
+            let mut message = mail(
                 renderer,
                 &losses,
                 to,
@@ -91,6 +91,18 @@ pub(crate) fn compose<'s>(
                 by_department(destination.route),
                 limit,
             )?;
+            // Email lists everyone, but a storm's list is easier to work through in a sheet.
+            if is_storm(destination.route, &losses, &enqueued) {
+                if let Some(WecomBody::File { filename, bytes }) = full_list(renderer, &losses) {
+                    message.message.files.push(crate::sink::EmailFile {
+                        filename,
+                        content_type:
+                            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                        bytes,
+                        inline_id: None,
+                    });
+                }
+            }
             Ok(Composed::Email(email, vec![message]))
         }
     }
@@ -101,7 +113,7 @@ fn by_department(route: &RouteConfig) -> bool {
     route.audience == Audience::Managers && route.group_by == GroupBy::Department
 }
 
-fn format_of(msgtype: WecomMsgType) -> Format {
+pub(crate) fn format_of(msgtype: WecomMsgType) -> Format {
     match msgtype {
         WecomMsgType::Markdown => Format::Markdown,
         WecomMsgType::Text => Format::Text,
@@ -170,16 +182,68 @@ impl Robot<'_> {
             (WecomMsgType::Text, Some(id)) if is_userid(id) => vec![id.to_owned()],
             _ => Vec::new(),
         };
-        Ok(pack(self.renderer, &batch)?
+        // The full list goes first and reports nothing itself: if it is refused, the summary
+        // that says "完整名单见附件" stays pending with it.
+        let full_list = omits_any(&batch)
+            .then(|| full_list(self.renderer, losses))
+            .flatten()
+            .map(|body| Outgoing {
+                message: WecomMessage {
+                    robot: self.robot.clone(),
+                    body,
+                },
+                losses: Vec::new(),
+            });
+        Ok(full_list
             .into_iter()
-            .map(|m| Outgoing {
+            .chain(pack(self.renderer, &batch)?.into_iter().map(|m| Outgoing {
                 message: WecomMessage {
                     robot: self.robot.clone(),
                     body: WecomBody::written(self.msgtype, m.content, mentioned.clone()),
                 },
                 losses: m.losses,
-            })
+            }))
             .collect())
+    }
+}
+
+/// Whether storm protection would leave losses of `losses` out of a robot message.
+fn is_storm(route: &RouteConfig, losses: &[Loss], enqueued: &HashMap<LossKey, i64>) -> bool {
+    route.storm_threshold > 0
+        && omits_any(&Batch {
+            template: "",
+            losses,
+            window: None,
+            storm: Some(Storm {
+                threshold: route.storm_threshold,
+                list: route.storm_list,
+            }),
+            enqueued: Some(enqueued),
+            mention: false,
+            by_department: by_department(route),
+            limit: usize::MAX,
+        })
+}
+
+/// A storm's full list as a spreadsheet `file` message; `None` (logged) if it cannot be
+/// written, so that the summary still goes out.
+fn full_list(renderer: &Renderer, losses: &[Loss]) -> Option<WecomBody> {
+    let tz = renderer.timezone();
+    let mut sorted: Vec<Loss> = losses.to_vec();
+    sorted.sort_by_key(|l| l.outflow_at);
+    let last = sorted.last().map_or(0, |l| l.outflow_at);
+    let stamp = crate::time::local(tz, last)
+        .map(|t| t.format("%Y-%m-%d_%H%M").to_string())
+        .unwrap_or_default();
+    match crate::report::xlsx::workbook(&sorted, tz) {
+        Ok(bytes) => Some(WecomBody::File {
+            filename: format!("客户流失完整名单_{stamp}.xlsx"),
+            bytes: bytes.into(),
+        }),
+        Err(e) => {
+            tracing::error!("the storm's full list cannot be attached: {e}");
+            None
+        }
     }
 }
 

@@ -7,7 +7,7 @@
 
 pub(crate) mod compose;
 pub(crate) mod escape;
-mod helpers;
+pub(crate) mod helpers;
 pub(crate) mod split;
 
 use std::collections::BTreeMap;
@@ -35,6 +35,27 @@ pub(crate) const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../templates/digest.html.hbs"),
     ),
     ("staff.md.hbs", include_str!("../../templates/staff.md.hbs")),
+    (
+        "report.md.hbs",
+        include_str!("../../templates/report.md.hbs"),
+    ),
+    (
+        "report.txt.hbs",
+        include_str!("../../templates/report.txt.hbs"),
+    ),
+    (
+        "report.html.hbs",
+        include_str!("../../templates/report.html.hbs"),
+    ),
+    ("alert.md.hbs", include_str!("../../templates/alert.md.hbs")),
+    (
+        "alert.txt.hbs",
+        include_str!("../../templates/alert.txt.hbs"),
+    ),
+    (
+        "alert.html.hbs",
+        include_str!("../../templates/alert.html.hbs"),
+    ),
     (
         "staff.txt.hbs",
         include_str!("../../templates/staff.txt.hbs"),
@@ -273,6 +294,7 @@ impl From<&Loss> for CustomerContext {
 /// One Handlebars registry per escape rule: WeCom markdown ([`escape::markdown`]), HTML
 /// (Handlebars' own escaping) and plain text (none). Strict mode everywhere.
 pub(crate) struct Renderer {
+    tz: Tz,
     markdown: Handlebars<'static>,
     html: Handlebars<'static>,
     text: Handlebars<'static>,
@@ -289,6 +311,7 @@ impl Renderer {
             registry
         };
         let mut renderer = Self {
+            tz,
             markdown: registry(escape::markdown),
             html: registry(escape::html),
             text: registry(escape::text),
@@ -317,6 +340,11 @@ impl Renderer {
         Ok(renderer)
     }
 
+    /// The zone times are shown in.
+    pub fn timezone(&self) -> Tz {
+        self.tz
+    }
+
     fn registry_mut(&mut self, name: &str) -> &mut Handlebars<'static> {
         if name.ends_with(".md.hbs") {
             &mut self.markdown
@@ -337,7 +365,7 @@ impl Renderer {
         }
     }
 
-    pub fn render(&self, name: &str, context: &MessageContext) -> Result<String, RenderError> {
+    pub fn render<C: Serialize>(&self, name: &str, context: &C) -> Result<String, RenderError> {
         self.registry(name)
             .render(name, context)
             .map(|text| text.trim_end().to_owned())

@@ -254,6 +254,11 @@ pub(crate) fn render_whole(renderer: &Renderer, batch: &Batch<'_>) -> Result<Mes
     })
 }
 
+/// Whether storm protection leaves any loss of `batch` out of its messages.
+pub(crate) fn omits_any(batch: &Batch<'_>) -> bool {
+    batch.storm.is_some() && groups(batch).iter().any(|g| !g.omitted.is_empty())
+}
+
 /// Entries in display order: (group, index in group).
 fn entries(groups: &[Group<'_>]) -> Vec<(usize, usize)> {
     groups

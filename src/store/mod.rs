@@ -7,6 +7,8 @@
 //!   so that a restart can render and send it without asking Weiban again.
 //! - `destinations`: why a destination is waiting ([`DestinationState`]), when it has failed.
 //! - `meta`: the end of the last window fetched whole.
+//! - `ledger`: which report went to which destination for which period ([`ledger`]), and the
+//!   staff deletions counted per day for the anomaly alert.
 //!
 //! A page of losses enters `seen` and `outbox` in one transaction and is flushed before anything
 //! is sent; an outbox entry leaves only after its destination accepted the message. A crash
@@ -19,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
+pub(crate) mod ledger;
 mod outbox;
 pub(crate) mod seen;
 
@@ -132,6 +135,7 @@ pub struct Store {
     outbox: sled::Tree,
     destinations: sled::Tree,
     meta: sled::Tree,
+    ledger: sled::Tree,
 }
 
 impl Store {
@@ -174,6 +178,7 @@ impl Store {
             outbox: db.open_tree("outbox")?,
             destinations: db.open_tree("destinations")?,
             meta: db.open_tree("meta")?,
+            ledger: db.open_tree("ledger")?,
             db,
         })
     }

@@ -117,16 +117,22 @@ impl<'a> Router<'a> {
             accepts(r, loss) && departments::in_scope(r, self.directory, &loss.staff_id)
         });
         for route in routes {
+            ids.extend(self.route_destinations(route, &loss.staff_id));
+        }
+        ids
+    }
+
+    /// Ids of `route`'s destinations for a loss of `staff_id`, whatever its filters say.
+    pub fn route_destinations(&self, route: &RouteConfig, staff_id: &str) -> Vec<DestinationId> {
+        let mut ids = Vec::new();
+        {
             let id = |kind, arg: &str| DestinationId::new(&route.name, kind, arg);
-            let own_robot = route.audience == Audience::Staff
-                && route.staff_webhooks.contains_key(&loss.staff_id);
-            let team_robots = departments::matching(
-                route.department_webhooks.keys(),
-                self.directory,
-                &loss.staff_id,
-            );
+            let own_robot =
+                route.audience == Audience::Staff && route.staff_webhooks.contains_key(staff_id);
+            let team_robots =
+                departments::matching(route.department_webhooks.keys(), self.directory, staff_id);
             if own_robot {
-                ids.push(id(DestinationKind::StaffWecom, &loss.staff_id));
+                ids.push(id(DestinationKind::StaffWecom, staff_id));
             } else if !team_robots.is_empty() {
                 ids.extend(
                     team_robots
@@ -139,18 +145,15 @@ impl<'a> Router<'a> {
                         .map(|i| id(DestinationKind::Wecom, &i.to_string())),
                 );
             }
-            let team_mailboxes = departments::matching(
-                route.department_emails.keys(),
-                self.directory,
-                &loss.staff_id,
-            );
+            let team_mailboxes =
+                departments::matching(route.department_emails.keys(), self.directory, staff_id);
             ids.extend(
                 team_mailboxes
                     .iter()
                     .map(|d| id(DestinationKind::DepartmentEmail, &d.to_string())),
             );
             if route.email_staff {
-                ids.push(id(DestinationKind::StaffEmail, &loss.staff_id));
+                ids.push(id(DestinationKind::StaffEmail, staff_id));
             }
             ids.extend(
                 route

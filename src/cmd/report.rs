@@ -1,0 +1,105 @@
+//! `churn-alert report`: a report for the last whole period (or `--period`), now.
+//!
+//! Sends through the same ledger as scheduled reports, so a period that already reached a
+//! destination is not sent to it again. `--dry-run` renders without sending and without
+//! opening the store (it works while the daemon runs); `--out DIR` also writes the markdown,
+//! HTML, PNG and XLSX of each destination into `DIR`.
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+
+use crate::cli::ReportArgs;
+use crate::pipeline::Pipeline;
+use crate::render::escape::terminal;
+use crate::report::send::{self, deliver, fetch, plan, print_plan, write_plan, Delivered};
+use crate::report::Period;
+use crate::shutdown::Shutdown;
+use crate::store::Store;
+use crate::time::unix_now;
+use crate::transform::Router;
+
+pub(crate) async fn report(args: &ReportArgs) -> anyhow::Result<ExitCode> {
+    let config = super::load_config(&args.config.config)?;
+    let store = if args.dry_run {
+        Store::temporary()?
+    } else {
+        Store::open(&config.store.path)?
+    };
+    let names: Vec<String> = config.reports.iter().map(|r| r.name.clone()).collect();
+    let pipeline = Pipeline::new(config, store)
+        .with_context(|| format!("config {} cannot be used", args.config.config.display()))?;
+    let config = pipeline.config();
+    let Some(spec) = config.report(&args.name) else {
+        anyhow::bail!(
+            "no report named `{}` in the config; reports: {}",
+            args.name,
+            if names.is_empty() {
+                "(none: add a [[report]] section)".to_owned()
+            } else {
+                names.join(", ")
+            }
+        );
+    };
+    let now = unix_now();
+    let period = match &args.period {
+        Some(text) => Period::parse(text).map_err(|e| anyhow::anyhow!("--period: {e}"))?,
+        None => Period::last_whole(spec.period, send::today(config.timezone(), now)),
+    };
+    let losses = fetch(&pipeline, spec, &period, now).await?;
+    let directory = pipeline.org().current();
+    let router = Router::with_directory(config, directory.as_deref());
+    let planned = plan(config, &router, pipeline.renderer(), spec, period, &losses)?;
+    if let Some(dir) = &args.out {
+        for path in write_plan(dir, spec, &planned)? {
+            println!("wrote {}", terminal(&path));
+        }
+    }
+    if args.dry_run {
+        println!(
+            "report `{}` for {} (dry run: nothing is sent)\n",
+            spec.name,
+            period.key()
+        );
+        print_plan(&planned);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let shutdown = Shutdown::on_signals();
+    let results = deliver(
+        pipeline.store(),
+        pipeline.sinks(),
+        spec,
+        &period,
+        &planned,
+        &shutdown,
+    )
+    .await?;
+    pipeline.store().flush().await?;
+    let mut failed = false;
+    for (id, delivered) in &results {
+        let line = match delivered {
+            Delivered::Sent { messages } => format!("sent ({messages} message(s))"),
+            Delivered::AlreadySent => "already sent for this period; not sent again".into(),
+            Delivered::Failed(reason) => {
+                failed = true;
+                format!("not delivered: {}", crate::logging::redact(reason))
+            }
+            Delivered::Interrupted => {
+                failed = true;
+                "interrupted; run the command again to finish".into()
+            }
+        };
+        println!(
+            "report `{}` {} → {}: {}",
+            spec.name,
+            period.key(),
+            id,
+            terminal(&line)
+        );
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}

@@ -1,0 +1,221 @@
+//! The anomaly alert: a staff member who deletes many customers within one day (a person
+//! about to leave often does) triggers one immediate alert to the routes that ask for it with
+//! `staff_delete_alert = N`.
+//!
+//! Each newly seen loss that the staff member ended (`staff`, or `both`) is counted per
+//! staff member and calendar day in the store before it is recorded as seen ([`count`]);
+//! after each poll, every count that reached a route's threshold today or yesterday is sent
+//! to the route's managers' destinations through the ledger, once per staff member, day and
+//! destination ([`alert`]). A refused alert is tried again next cycle.
+
+use std::collections::BTreeMap;
+
+use chrono::Days;
+use serde::Serialize;
+
+use super::send::{ledgered, Delivered};
+use crate::config::WecomMsgType;
+use crate::destination::DestinationKind;
+use crate::loss::{DeleteBy, Loss};
+use crate::pipeline::Pipeline;
+use crate::shutdown::Shutdown;
+use crate::sink::{EmailMessage, WecomBody, WecomMessage};
+use crate::store::ledger::{DeleteCount, LedgerKey};
+use crate::store::{Store, StoreError};
+use crate::transform::route::Target;
+use crate::transform::Router;
+
+/// Counts the staff deletions among `fresh` (losses not seen before), per local day.
+pub(crate) async fn count(
+    store: &Store,
+    fresh: &[Loss],
+    tz: chrono_tz::Tz,
+) -> Result<(), StoreError> {
+    let mut by_day: BTreeMap<String, Vec<(&str, &str, &[String], &str)>> = BTreeMap::new();
+    for loss in fresh {
+        if matches!(loss.delete_by, DeleteBy::Staff | DeleteBy::Both) {
+            let day = super::period::date_of(loss.outflow_at, tz).to_string();
+            by_day.entry(day).or_default().push((
+                &loss.staff_id,
+                &loss.staff_name,
+                &loss.departments,
+                loss.display_remark().unwrap_or(&loss.customer_name),
+            ));
+        }
+    }
+    for (day, deletes) in by_day {
+        store.count_deletes(&day, &deletes).await?;
+    }
+    Ok(())
+}
+
+/// What an alert template receives.
+#[derive(Debug, Serialize)]
+struct AlertContext<'a> {
+    staff: &'a str,
+    staff_id: &'a str,
+    departments: String,
+    day: &'a str,
+    count: usize,
+    threshold: usize,
+    customers: String,
+    /// How many customers `customers` names.
+    shown: usize,
+}
+
+/// Sends the alerts due: counts at or over a route's threshold, today or yesterday.
+pub(crate) async fn alert(
+    pipeline: &Pipeline,
+    now: i64,
+    shutdown: &Shutdown,
+) -> Result<usize, StoreError> {
+    let config = pipeline.config();
+    if config.routes.iter().all(|r| r.staff_delete_alert == 0) {
+        return Ok(0);
+    }
+    let store = pipeline.store();
+    let today = super::period::date_of(now, config.timezone());
+    let yesterday = today - Days::new(1);
+    store.prune_deletes(&yesterday.to_string())?;
+    let directory = pipeline.org().current();
+    let router = Router::with_directory(config, directory.as_deref());
+    let mut sent = 0;
+    for day in [yesterday.to_string(), today.to_string()] {
+        for (staff_id, count) in store.deletes_on(&day)? {
+            for route in config.routes.iter().filter(|r| r.staff_delete_alert > 0) {
+                if count.count < route.staff_delete_alert {
+                    continue;
+                }
+                let report = format!("alert:{}:{}", route.name, staff_id.escape_default());
+                for id in router.route_destinations(route, &staff_id) {
+                    if matches!(
+                        id.kind,
+                        DestinationKind::StaffWecom | DestinationKind::StaffEmail
+                    ) {
+                        continue;
+                    }
+                    let Some(destination) = router.get(&id) else {
+                        continue;
+                    };
+                    let key = LedgerKey {
+                        report: report.clone(),
+                        period: day.clone(),
+                        destination: id.clone(),
+                    };
+                    let progress = store.progress(&key)?.unwrap_or_default();
+                    if progress.done {
+                        continue;
+                    }
+                    let context = context(&staff_id, &count, &day, route.staff_delete_alert);
+                    let delivered = match send(
+                        pipeline,
+                        &destination.target,
+                        &context,
+                        &key,
+                        progress,
+                        shutdown,
+                    )
+                    .await?
+                    {
+                        Some(delivered) => delivered,
+                        None => continue,
+                    };
+                    match delivered {
+                        Delivered::Sent { .. } => {
+                            tracing::info!(staff = %staff_id, day = %day, destination = %id, "staff deletion alert sent");
+                            sent += 1;
+                        }
+                        Delivered::Failed(reason) => tracing::warn!(
+                            staff = %staff_id, destination = %id,
+                            "staff deletion alert not delivered: {}; tried again next cycle",
+                            crate::logging::redact(&reason)
+                        ),
+                        Delivered::AlreadySent | Delivered::Interrupted => {}
+                    }
+                }
+            }
+        }
+    }
+    Ok(sent)
+}
+
+fn context<'a>(
+    staff_id: &'a str,
+    count: &'a DeleteCount,
+    day: &'a str,
+    threshold: usize,
+) -> AlertContext<'a> {
+    AlertContext {
+        staff: &count.staff_name,
+        staff_id,
+        departments: count.departments.join("、"),
+        day,
+        count: count.count,
+        threshold,
+        customers: count.customers.join("、"),
+        shown: count.customers.len(),
+    }
+}
+
+async fn send(
+    pipeline: &Pipeline,
+    target: &Target,
+    context: &AlertContext<'_>,
+    key: &LedgerKey,
+    progress: crate::store::ledger::Progress,
+    shutdown: &Shutdown,
+) -> Result<Option<Delivered>, StoreError> {
+    let renderer = pipeline.renderer();
+    let sinks = pipeline.sinks();
+    let rendered = |name: &str| {
+        renderer.render(name, context).map_err(|e| {
+            tracing::error!("staff deletion alert cannot be rendered: {e}");
+        })
+    };
+    let delivered = match target {
+        Target::Wecom { robot, msgtype, .. } => {
+            let name = match msgtype {
+                WecomMsgType::Markdown => "alert.md.hbs",
+                WecomMsgType::Text => "alert.txt.hbs",
+            };
+            let Ok(content) = rendered(name) else {
+                return Ok(None);
+            };
+            let message = WecomMessage {
+                robot: robot.clone(),
+                body: WecomBody::written(*msgtype, content, Vec::new()),
+            };
+            ledgered(
+                pipeline.store(),
+                key,
+                progress,
+                &sinks.wecom,
+                &[message],
+                shutdown,
+            )
+            .await?
+        }
+        Target::Email { to: Some(to), .. } => {
+            let Some(email) = &sinks.email else {
+                return Ok(None);
+            };
+            let (Ok(text), Ok(html)) = (rendered("alert.txt.hbs"), rendered("alert.html.hbs"))
+            else {
+                return Ok(None);
+            };
+            let message = EmailMessage {
+                to: to.clone(),
+                subject: format!(
+                    "【异常提醒】{} 在 {} 已删除 {} 位客户",
+                    context.staff, context.day, context.count
+                ),
+                text,
+                html,
+                files: Vec::new(),
+            };
+            ledgered(pipeline.store(), key, progress, email, &[message], shutdown).await?
+        }
+        Target::Email { to: None, .. } => return Ok(None),
+    };
+    Ok(Some(delivered))
+}
