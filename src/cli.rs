@@ -141,6 +141,9 @@ pub struct DemoArgs {
     /// Over how many staff members.
     #[arg(long, default_value_t = 3)]
     pub staff: usize,
+    /// Also write the weekly report's markdown, HTML, PNG chart and XLSX into this folder.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -64,6 +64,7 @@ pub(crate) async fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     for run in schedule.upcoming(Utc::now(), 5) {
         println!("{}", run.to_rfc3339());
     }
+    check_reports(&config, &renderer, &router)?;
     if !(args.online || args.send_test) {
         return Ok(ExitCode::SUCCESS);
     }
@@ -123,4 +124,42 @@ fn check_store_path(path: &Path) -> anyhow::Result<()> {
                 existing.display()
             ))
         })
+}
+
+/// Renders every report once from the sample (templates, chart, spreadsheet) and says when it
+/// runs next and for which period.
+fn check_reports(
+    config: &crate::config::Config,
+    renderer: &crate::render::Renderer,
+    router: &crate::transform::Router<'_>,
+) -> anyhow::Result<()> {
+    use crate::report::send::{plan, today};
+    use crate::report::Period;
+    for spec in &config.reports {
+        let next = spec.schedule.next_after(Utc::now());
+        let Some(next) = next else {
+            anyhow::bail!("report `{}`: cron `{}` never fires", spec.name, spec.cron);
+        };
+        let period = Period::last_whole(spec.period, today(config.timezone(), next.timestamp()));
+        let window = period.window(config.timezone());
+        let sample: Vec<_> = crate::source::model::documented_example()
+            .into_iter()
+            .map(|mut loss| {
+                loss.outflow_at = window.start;
+                loss
+            })
+            .collect();
+        let planned = plan(config, router, renderer, spec, period, &sample)
+            .with_context(|| format!("report `{}` cannot be rendered", spec.name))?;
+        eprintln!(
+            "report `{}` ({}) → route `{}`, {} destination(s); next at {} for {}",
+            spec.name,
+            spec.cron,
+            spec.route,
+            planned.len(),
+            next.to_rfc3339(),
+            period.key()
+        );
+    }
+    Ok(())
 }

@@ -3,7 +3,9 @@
 //! Starts a Weiban stand-in holding generated losses (plus the documented example) and a
 //! robot stand-in that prints what WeCom would show, writes a config with both audiences (a
 //! managers' digest and per-salesperson messages with @-mentions) and a store in a temporary
-//! folder, and runs one real cycle.
+//! folder, and runs one real cycle. Then it sends the weekly report for last week, from a
+//! month of older losses the simulator also holds: the summary, the trend chart and the
+//! spreadsheet, as a robot receives them.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -26,6 +28,15 @@ pub(crate) async fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         args.staff,
         now - 60,
         7 * 60,
+    ));
+    // A month of history, for the weekly report: older than the first poll's window (a
+    // day), so the alerts do not repeat it.
+    weiban.add_losses(&SimLoss::generate(
+        "历史",
+        160,
+        args.staff.max(1) + 2,
+        now - 2 * 86_400,
+        4 * 3600 + 1234,
     ));
     let mut example: serde_json::Value = serde_json::from_str(churn_alert_sim::OUTFLOW_EXAMPLE)?;
     example["external_user_list"][0]["outflow_at"] = (now - 300).into();
@@ -62,6 +73,7 @@ pub(crate) async fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     println!("  路由 managers（经理汇总）→ 群机器人 `{MANAGERS_ROBOT}`");
     println!("  路由 sales（员工各自的消息，@提及）→ 群机器人 `{SALES_ROBOT}`\n");
     let report = pipeline.cycle(&Shutdown::never()).await?;
+    let weekly = weekly_report(&pipeline, now, args.out.as_deref()).await?;
     let received = robot.received();
     println!(
         "demo 完成：拉取 {} 条流失记录，新增 {} 条，机器人接收 {} 条消息，待发送 {} 条。",
@@ -86,11 +98,47 @@ pub(crate) async fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     println!(
         "\n下一步 / next steps (README.zh-CN.md 有完整步骤):\n  cp config.example.toml config.toml    # 填入你的路由与群机器人\n  cp deploy/churn-alert.env.example churn-alert.env && vi churn-alert.env    # 填入密钥\n  set -a && . ./churn-alert.env && set +a\n  churn-alert check --config config.toml --online --send-test\n  churn-alert once --config config.toml\n  churn-alert run --config config.toml"
     );
-    Ok(if report.is_clean() && !received.is_empty() {
+    Ok(if report.is_clean() && weekly && !received.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Sends last week's report to the managers' robot; true when it was delivered.
+async fn weekly_report(pipeline: &Pipeline, now: i64, out: Option<&Path>) -> anyhow::Result<bool> {
+    use crate::report::send::{deliver, fetch, plan, today, write_plan, Delivered};
+    use crate::report::Period;
+    let config = pipeline.config();
+    let Some(spec) = config.report("weekly") else {
+        anyhow::bail!("the demo config has no weekly report");
+    };
+    let period = Period::last_whole(spec.period, today(config.timezone(), now));
+    println!(
+        "\n运行周报 `weekly`（{}，等同于 churn-alert report --name weekly）……\n",
+        period.label()
+    );
+    let losses = fetch(pipeline, spec, &period, now).await?;
+    let directory = pipeline.org().current();
+    let router = crate::transform::Router::with_directory(config, directory.as_deref());
+    let planned = plan(config, &router, pipeline.renderer(), spec, period, &losses)?;
+    if let Some(dir) = out {
+        for path in write_plan(dir, spec, &planned)? {
+            println!("  写入 {path}");
+        }
+    }
+    let results = deliver(
+        pipeline.store(),
+        pipeline.sinks(),
+        spec,
+        &period,
+        &planned,
+        &Shutdown::never(),
+    )
+    .await?;
+    Ok(results
+        .iter()
+        .all(|(_, d)| matches!(d, Delivered::Sent { .. })))
 }
 
 /// The demo's org chart: (id, name, parent).
@@ -156,6 +204,11 @@ name = "sales"
 audience = "staff"
 mention = true
 wecom_webhooks = ["{sales}"]
+[[report]]
+name = "weekly"
+cron = "0 9 * * 1"
+period = "week"
+route = "managers"
 "#,
         store.display().to_string().replace('\\', "/")
     )

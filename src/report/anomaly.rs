@@ -20,7 +20,7 @@ use crate::loss::{DeleteBy, Loss};
 use crate::pipeline::Pipeline;
 use crate::shutdown::Shutdown;
 use crate::sink::{EmailMessage, WecomBody, WecomMessage};
-use crate::store::ledger::{DeleteCount, LedgerKey};
+use crate::store::ledger::{DeleteCount, LedgerKey, StaffDelete};
 use crate::store::{Store, StoreError};
 use crate::transform::route::Target;
 use crate::transform::Router;
@@ -31,16 +31,16 @@ pub(crate) async fn count(
     fresh: &[Loss],
     tz: chrono_tz::Tz,
 ) -> Result<(), StoreError> {
-    let mut by_day: BTreeMap<String, Vec<(&str, &str, &[String], &str)>> = BTreeMap::new();
+    let mut by_day: BTreeMap<String, Vec<StaffDelete<'_>>> = BTreeMap::new();
     for loss in fresh {
         if matches!(loss.delete_by, DeleteBy::Staff | DeleteBy::Both) {
             let day = super::period::date_of(loss.outflow_at, tz).to_string();
-            by_day.entry(day).or_default().push((
-                &loss.staff_id,
-                &loss.staff_name,
-                &loss.departments,
-                loss.display_remark().unwrap_or(&loss.customer_name),
-            ));
+            by_day.entry(day).or_default().push(StaffDelete {
+                staff_id: &loss.staff_id,
+                staff_name: &loss.staff_name,
+                departments: &loss.departments,
+                customer: loss.display_remark().unwrap_or(&loss.customer_name),
+            });
         }
     }
     for (day, deletes) in by_day {

@@ -62,7 +62,7 @@ fn plot(summary: &Summary, rgb: &mut [u8]) -> Result<(), ChartError> {
         .max()
         .unwrap_or(0)
         .max(4);
-    let y_max = (top as f64 * 1.2).ceil();
+    let y_max = (top as f64 * 1.35).ceil();
     let title = match summary.step {
         Step::Day => "Lost customers per day, last 30 days",
         Step::Week => "Lost customers per week, last 12 weeks",

@@ -73,6 +73,16 @@ pub struct DeleteCount {
     pub customers: Vec<String>,
 }
 
+/// One loss the staff member ended, to count.
+#[derive(Debug, Clone, Copy)]
+pub struct StaffDelete<'a> {
+    pub staff_id: &'a str,
+    pub staff_name: &'a str,
+    pub departments: &'a [String],
+    /// The customer's name as shown.
+    pub customer: &'a str,
+}
+
 /// Customers an anomaly count keeps by name.
 const KEPT_CUSTOMERS: usize = 5;
 
@@ -140,22 +150,22 @@ impl Store {
     pub async fn count_deletes(
         &self,
         day: &str,
-        deletes: &[(&str, &str, &[String], &str)],
+        deletes: &[StaffDelete<'_>],
     ) -> Result<(), StoreError> {
         if deletes.is_empty() {
             return Ok(());
         }
-        for (staff_id, staff_name, departments, customer) in deletes {
-            let key = format!("deletes\0{day}\0{staff_id}");
+        for delete in deletes {
+            let key = format!("deletes\0{day}\0{}", delete.staff_id);
             let mut count: DeleteCount = match self.ledger.get(&key)? {
                 Some(v) => serde_json::from_slice(&v).map_err(corrupt)?,
                 None => DeleteCount::default(),
             };
             count.count += 1;
-            count.staff_name = (*staff_name).to_owned();
-            count.departments = departments.to_vec();
+            count.staff_name = delete.staff_name.to_owned();
+            count.departments = delete.departments.to_vec();
             if count.customers.len() < KEPT_CUSTOMERS {
-                count.customers.push((*customer).to_owned());
+                count.customers.push(delete.customer.to_owned());
             }
             self.ledger
                 .insert(key, serde_json::to_vec(&count).map_err(corrupt)?)?;
@@ -226,16 +236,18 @@ mod tests {
     #[tokio::test]
     async fn deletes_count_per_day_and_staff() {
         let store = Store::temporary().unwrap();
-        let none: &[String] = &[];
+        let delete = |customer| StaffDelete {
+            staff_id: "amy",
+            staff_name: "Amy",
+            departments: &[],
+            customer,
+        };
         store
-            .count_deletes(
-                "2026-11-25",
-                &[("amy", "Amy", none, "c1"), ("amy", "Amy", none, "c2")],
-            )
+            .count_deletes("2026-11-25", &[delete("c1"), delete("c2")])
             .await
             .unwrap();
         store
-            .count_deletes("2026-11-26", &[("amy", "Amy", none, "c3")])
+            .count_deletes("2026-11-26", &[delete("c3")])
             .await
             .unwrap();
         let counts = store.deletes_on("2026-11-25").unwrap();
