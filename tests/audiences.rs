@@ -148,8 +148,17 @@ email_to = ["boss@example.com"]
         );
     }
 
-    let summary: Vec<_> = received.iter().filter(|m| m.key == "sum").collect();
+    let summary: Vec<_> = received
+        .iter()
+        .filter(|m| m.key == "sum" && m.msgtype == "markdown")
+        .collect();
     assert_eq!(summary.len(), 1, "a storm is one message, not a flood");
+    let lists: Vec<_> = received
+        .iter()
+        .filter(|m| m.key == "sum" && m.msgtype == "file")
+        .collect();
+    assert_eq!(lists.len(), 1, "and its full list goes along as one file");
+    assert!(summary[0].content.contains("完整名单见附件"));
     assert!(
         summary[0]
             .content

@@ -390,3 +390,73 @@ async fn a_staff_member_deleting_many_customers_triggers_one_alert_a_day() {
     assert!(again.status.success(), "{}", stderr(&again));
     assert_eq!(alerts(&env.robot).len(), 1, "once per staff member per day");
 }
+
+#[tokio::test]
+async fn losses_fetched_twice_by_a_whole_window_fetch_are_counted_once() {
+    let env = Env::new().await;
+    // 150 losses in one second: the second straddles a page boundary and is fetched again.
+    let second = shanghai_midnight("2026-11-18") + 36_000;
+    env.weiban
+        .add_losses(&SimLoss::generate("同秒", 150, 3, second, 0));
+    report_config(&env, &["k1"], "", "");
+    let out = env
+        .cmd(&["report", "--name", "weekly", "--period", WEEK])
+        .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let received = env.robot.received();
+    assert!(
+        received[0]
+            .content
+            .contains("共流失 <font color=\"warning\">150</font> 位客户"),
+        "{}",
+        received[0].content
+    );
+    let file = received.iter().find_map(|m| m.file.as_ref()).unwrap();
+    assert_eq!(sheet_rows(&file.bytes, "流失明细").len(), 151);
+}
+
+#[tokio::test]
+async fn a_period_not_over_yet_is_only_shown_never_recorded_as_sent() {
+    let env = Env::new().await;
+    report_config(&env, &["k1"], "", "");
+    let today = chrono::Utc::now()
+        .with_timezone(&chrono_tz::Asia::Shanghai)
+        .date_naive();
+    let period = format!("{}..{}", today - chrono::Days::new(2), today);
+    let out = env
+        .cmd(&["report", "--name", "weekly", "--period", &period])
+        .await;
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("not over yet"), "{}", stderr(&out));
+    assert!(env.robot.received().is_empty());
+    let dry = env
+        .cmd(&[
+            "report",
+            "--name",
+            "weekly",
+            "--period",
+            &period,
+            "--dry-run",
+        ])
+        .await;
+    assert!(dry.status.success(), "{}", stderr(&dry));
+}
+
+#[tokio::test]
+async fn the_deletion_alert_respects_the_routes_staff_scope() {
+    let env = Env::new().await;
+    let t = now() - 60;
+    let deletes: Vec<SimLoss> = (0..4)
+        .map(|i| loss(&format!("deleted{i}"), "leaver", t - i, false))
+        .collect();
+    env.weiban.add_losses(&deletes);
+    let route =
+        env.managers_route(&["k1"]) + "staff_delete_alert = 3\nexclude_staff = [\"leaver\"]\n";
+    env.write_config(&route, FAST);
+    let out = env.once().await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        !all_text(&env.robot).contains("员工异常删除客户提醒"),
+        "a route that excludes the staff member hears nothing about them"
+    );
+}

@@ -42,10 +42,18 @@ pub(crate) async fn report(args: &ReportArgs) -> anyhow::Result<ExitCode> {
         );
     };
     let now = unix_now();
+    let today = send::today(config.timezone(), now);
     let period = match &args.period {
         Some(text) => Period::parse(text).map_err(|e| anyhow::anyhow!("--period: {e}"))?,
-        None => Period::last_whole(spec.period, send::today(config.timezone(), now)),
+        None => Period::last_whole(spec.period, today),
     };
+    if period.last >= today && !args.dry_run {
+        // Sent now, the period would be recorded as sent with part of its losses.
+        anyhow::bail!(
+            "--period {} is not over yet (today is {today}); only whole periods are sent, --dry-run shows it so far",
+            period.key()
+        );
+    }
     let losses = fetch(&pipeline, spec, &period, now).await?;
     let directory = pipeline.org().current();
     let router = Router::with_directory(config, directory.as_deref());

@@ -80,7 +80,7 @@ pub(crate) async fn run(args: &ConfigArg) -> anyhow::Result<ExitCode> {
             }
         }
         if report_at.is_some_and(|at| Utc::now() >= at) {
-            crate::report::due::run_due(&pipeline, unix_now(), &shutdown).await;
+            reports(&pipeline, &shutdown).await;
         }
         if Utc::now() < tick {
             if retry.is_some_and(|at| Utc::now() >= at) {
@@ -114,7 +114,7 @@ pub(crate) async fn run(args: &ConfigArg) -> anyhow::Result<ExitCode> {
                 None
             }
         };
-        crate::report::due::run_due(&pipeline, unix_now(), &shutdown).await;
+        reports(&pipeline, &shutdown).await;
         let missed = schedule
             .upcoming(tick, 1000)
             .into_iter()
@@ -130,6 +130,20 @@ pub(crate) async fn run(args: &ConfigArg) -> anyhow::Result<ExitCode> {
     pipeline.store().flush().await?;
     tracing::info!("stopped; the store is flushed");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Runs the reports that are due; after a shutdown signal they get [`WIND_DOWN`] to finish
+/// what is in flight (a report not finished is resumed from the ledger by the next process).
+async fn reports(pipeline: &Pipeline, shutdown: &Shutdown) {
+    let mut signal = shutdown.clone();
+    let run = crate::report::due::run_due(pipeline, unix_now(), shutdown);
+    tokio::pin!(run);
+    tokio::select! {
+        () = &mut run => {}
+        () = signal.recv() => {
+            let _ = tokio::time::timeout(WIND_DOWN, &mut run).await;
+        }
+    }
 }
 
 /// The pipeline for the config file as it is now (SIGHUP), or the running one when the new

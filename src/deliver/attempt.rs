@@ -1,7 +1,8 @@
 //! Attempt stage: send a destination's messages in order, completing each in the store only
 //! after the sink accepted it.
 //!
-//! Stops at the first refusal (later messages stay pending, in order), when shutdown begins
+//! Stops at the first refusal (later messages stay pending, in order) — except that an extra
+//! marked best effort (a storm's full list) refused for good is skipped, when shutdown begins
 //! (an in-flight send is abandoned and stays pending), and when quiet hours begin between two
 //! messages (the rest is held). Successful and failed sends are counted under the sink's own
 //! channel.
@@ -76,6 +77,10 @@ impl Attempt<'_> {
             if let Err(err) = answer {
                 metrics::counter!("churn_alert_messages_failed_total", "sink" => channel)
                     .increment(1);
+                if outgoing.best_effort && matches!(err, SendError::Permanent { .. }) {
+                    tracing::warn!(destination = %self.id, "an attachment was refused ({err}); the messages that report losses go on without it");
+                    continue;
+                }
                 sent.stop = Stop::Failed(err);
                 return Ok(sent);
             }
@@ -160,8 +165,44 @@ mod tests {
             .map(|c| Outgoing {
                 message: *c,
                 losses: vec![loss(c).key()],
+                best_effort: false,
             })
             .collect()
+    }
+
+    #[tokio::test]
+    async fn a_refused_extra_is_skipped_but_a_blocked_one_holds_the_rest() {
+        let (_dir, store, id) = setup(&["a"]).await;
+        let shutdown = Shutdown::never();
+        let attempt = Attempt {
+            store: &store,
+            id: &id,
+            shutdown: &shutdown,
+            quiet_until: &|| None,
+        };
+        let with_extra = || {
+            let mut messages = vec![Outgoing {
+                message: "list",
+                losses: Vec::new(),
+                best_effort: true,
+            }];
+            messages.extend(outgoing(&["a"]));
+            messages
+        };
+        let blocked = FakeSink::new([Err(SendError::Blocked)]);
+        let sent = attempt.run(&blocked, with_extra()).await.unwrap();
+        assert!(matches!(sent.stop, Stop::Failed(SendError::Blocked)));
+        assert_eq!(store.pending(&id).unwrap().len(), 1, "a stays pending");
+        let refused = FakeSink::new([
+            Err(SendError::Permanent {
+                reason: "upload refused".into(),
+            }),
+            Ok(()),
+        ]);
+        let sent = attempt.run(&refused, with_extra()).await.unwrap();
+        assert!(matches!(sent.stop, Stop::Done));
+        assert_eq!(*refused.got.lock().unwrap(), ["list", "a"]);
+        assert!(store.pending(&id).unwrap().is_empty(), "a was delivered");
     }
 
     #[tokio::test]

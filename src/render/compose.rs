@@ -23,6 +23,9 @@ use crate::transform::route::{Destination, Target};
 pub(crate) struct Outgoing<M> {
     pub message: M,
     pub losses: Vec<LossKey>,
+    /// An extra (a storm's full list) that a permanent refusal skips instead of holding back
+    /// the messages that report losses.
+    pub best_effort: bool,
 }
 
 /// A destination's messages, in sending order, with the sink that takes them.
@@ -193,6 +196,7 @@ impl Robot<'_> {
                     body,
                 },
                 losses: Vec::new(),
+                best_effort: true,
             });
         Ok(full_list
             .into_iter()
@@ -202,6 +206,7 @@ impl Robot<'_> {
                     body: WecomBody::written(self.msgtype, m.content, mentioned.clone()),
                 },
                 losses: m.losses,
+                best_effort: false,
             }))
             .collect())
     }
@@ -310,5 +315,6 @@ fn mail(
             files: Vec::new(),
         },
         losses: text.losses,
+        best_effort: false,
     })
 }

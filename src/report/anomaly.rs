@@ -83,7 +83,8 @@ pub(crate) async fn alert(
     for day in [yesterday.to_string(), today.to_string()] {
         for (staff_id, count) in store.deletes_on(&day)? {
             for route in config.routes.iter().filter(|r| r.staff_delete_alert > 0) {
-                if count.count < route.staff_delete_alert {
+                if count.count < route.staff_delete_alert || !router.covers_staff(route, &staff_id)
+                {
                     continue;
                 }
                 let report = format!("alert:{}:{}", route.name, staff_id.escape_default());
@@ -190,7 +191,7 @@ async fn send(
                 key,
                 progress,
                 &sinks.wecom,
-                &[message],
+                &[("alert".to_owned(), message)],
                 shutdown,
             )
             .await?
@@ -213,7 +214,8 @@ async fn send(
                 html,
                 files: Vec::new(),
             };
-            ledgered(pipeline.store(), key, progress, email, &[message], shutdown).await?
+            let messages = [("alert".to_owned(), message)];
+            ledgered(pipeline.store(), key, progress, email, &messages, shutdown).await?
         }
         Target::Email { to: None, .. } => return Ok(None),
     };

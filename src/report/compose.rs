@@ -50,6 +50,8 @@ pub(crate) struct ReportContext {
     /// The staff members beyond `top`, summed.
     pub staff_rest: Option<RestContext>,
     pub departments: Vec<RowContext>,
+    /// The departments beyond `top`, summed (`staff` counts departments here).
+    pub departments_rest: Option<RestContext>,
     /// `7 天内 3，7–30 天 2`.
     pub known: String,
     /// `VIP 3、老客户 2`.
@@ -142,22 +144,30 @@ pub(crate) fn render(
 }
 
 impl Rendered {
-    /// A robot's messages: the summary split to `limit` bytes, the chart, the spreadsheet.
-    pub fn robot_bodies(&self, msgtype: WecomMsgType, limit: usize) -> Vec<WecomBody> {
+    /// A robot's messages, labelled for the ledger: the summary split to `limit` bytes
+    /// (`summary-1`, `summary-2`…), the chart (`chart`), the spreadsheet (`list`).
+    pub fn robot_bodies(&self, msgtype: WecomMsgType, limit: usize) -> Vec<(String, WecomBody)> {
         let summary = match msgtype {
             WecomMsgType::Markdown => &self.markdown,
             WecomMsgType::Text => &self.text,
         };
-        let mut bodies: Vec<WecomBody> = split_lines(summary, limit, &self.title)
+        let mut bodies: Vec<(String, WecomBody)> = split_lines(summary, limit, &self.title)
             .into_iter()
-            .map(|part| WecomBody::written(msgtype, part, Vec::new()))
+            .enumerate()
+            .map(|(i, part)| {
+                (
+                    format!("summary-{}", i + 1),
+                    WecomBody::written(msgtype, part, Vec::new()),
+                )
+            })
             .collect();
-        bodies.push(WecomBody::Image(Arc::clone(&self.png)));
+        bodies.push(("chart".into(), WecomBody::Image(Arc::clone(&self.png))));
         if let Some((filename, bytes)) = &self.xlsx {
-            bodies.push(WecomBody::File {
+            let file = WecomBody::File {
                 filename: filename.clone(),
                 bytes: Arc::clone(bytes),
-            });
+            };
+            bodies.push(("list".into(), file));
         }
         bodies
     }
@@ -209,7 +219,13 @@ fn context(heading: &Heading<'_>, summary: &Summary, attachment: Option<String>)
             .map(|(i, row)| row_context(i + 1, row, with_id && shared.contains(row.name.as_str())))
             .collect()
     };
-    let rest: Vec<&Row> = summary.staff.iter().skip(heading.top).collect();
+    let rest = |rows: &[Row]| {
+        let rest: Vec<&Row> = rows.iter().skip(heading.top).collect();
+        (!rest.is_empty()).then(|| RestContext {
+            staff: rest.len(),
+            losses: rest.iter().map(|r| r.counts.total()).sum(),
+        })
+    };
     ReportContext {
         title: heading.title.to_owned(),
         period: summary.period.label(),
@@ -221,11 +237,9 @@ fn context(heading: &Heading<'_>, summary: &Summary, attachment: Option<String>)
             heading.word,
         ),
         staff: rows(&summary.staff, true),
-        staff_rest: (!rest.is_empty()).then(|| RestContext {
-            staff: rest.len(),
-            losses: rest.iter().map(|r| r.counts.total()).sum(),
-        }),
+        staff_rest: rest(&summary.staff),
         departments: rows(&summary.departments, false),
+        departments_rest: rest(&summary.departments),
         known: listed(
             KNOWN_BUCKETS
                 .iter()

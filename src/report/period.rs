@@ -79,6 +79,13 @@ impl Period {
         if last < first {
             return Err(format!("period `{text}` ends before it starts"));
         }
+        // Keeps the date arithmetic of trends and previous periods far from chrono's limits.
+        let sane = 2000..=2199;
+        if !sane.contains(&first.year()) || !sane.contains(&last.year()) {
+            return Err(format!(
+                "period `{text}` is not between the years 2000 and 2199"
+            ));
+        }
         Ok(Self { first, last })
     }
 

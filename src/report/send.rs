@@ -3,8 +3,10 @@
 //!
 //! The destinations are the route's own robots and `email_to` (always, even for a period
 //! without losses) and its department robots and mailboxes that have losses in the period;
-//! the route's filters apply as they do to alerts. Staff members' own robots and mailboxes
-//! get no reports: reports are for managers.
+//! each gets the losses it gets as alerts: the route's filters apply, and a route robot that
+//! stands in for departments without a robot of their own reports only those. Staff members'
+//! own robots and mailboxes get no reports: reports are for managers. Reports make no
+//! still-followed lookups, so `skip_if_still_followed` does not thin them.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -129,12 +131,22 @@ pub(crate) fn plan<'a>(
             );
         }
     }
+    // Department destinations take part when they have losses in the period itself.
+    let in_period: Vec<&Loss> = losses
+        .iter()
+        .filter(|l| period.contains(super::period::date_of(l.outflow_at, tz)))
+        .collect();
+    let reporting: std::collections::BTreeSet<DestinationId> =
+        router.route_all(in_period).into_keys().collect();
     for (id, routed) in router.route_all(losses) {
         let for_managers = !matches!(
             id.kind,
             DestinationKind::StaffWecom | DestinationKind::StaffEmail
         );
-        if id.route == spec.route && for_managers {
+        if id.route == spec.route
+            && for_managers
+            && (reporting.contains(&id) || per_destination.contains_key(&id))
+        {
             per_destination.insert(id, routed);
         }
     }
@@ -191,7 +203,7 @@ pub(crate) async fn deliver(
         match &delivered {
             Delivered::Failed(reason) => tracing::warn!(
                 report = %spec.name, period = %period.key(), destination = %id,
-                "report not delivered: {}; it is tried again at the next cycle",
+                "report not delivered: {}; it is tried again after a later poll (15 minutes at first, backing off to 6 hours, for 7 days)",
                 crate::logging::redact(reason)
             ),
             Delivered::Sent { messages } => tracing::info!(
@@ -226,9 +238,9 @@ async fn send_to(
                 .rendered
                 .robot_bodies(*msgtype, limit)
                 .into_iter()
-                .map(|body| crate::sink::WecomMessage {
-                    robot: robot.clone(),
-                    body,
+                .map(|(label, body)| {
+                    let robot = robot.clone();
+                    (label, crate::sink::WecomMessage { robot, body })
                 })
                 .collect();
             ledgered(store, key, progress, &sinks.wecom, &messages, shutdown).await
@@ -243,28 +255,34 @@ async fn send_to(
             let Some(to) = to.clone() else {
                 return Ok(Delivered::Failed("no email address".into()));
             };
-            let messages = [item.rendered.email(to)];
+            let messages = [("email".to_owned(), item.rendered.email(to))];
             ledgered(store, key, progress, email, &messages, shutdown).await
         }
     }
 }
 
-/// Sends `messages` after the `progress.sent` already accepted, counting each in the ledger
-/// before the next goes out.
+/// Sends the labelled `messages` whose labels `progress` does not list yet, recording each in
+/// the ledger before the next goes out.
 pub(crate) async fn ledgered<S: Sink>(
     store: &Store,
     key: &LedgerKey,
     mut progress: Progress,
     sink: &S,
-    messages: &[S::Message],
+    messages: &[(String, S::Message)],
     shutdown: &Shutdown,
 ) -> Result<Delivered, StoreError> {
     progress.at = unix_now();
+    if progress.since == 0 {
+        progress.since = progress.at;
+    }
     // Recorded before the first send: the period is claimed for this destination.
     store.set_progress(key, &progress).await?;
     let channel = sink.channel().as_str();
     let mut sent_now = 0;
-    for message in messages.iter().skip(progress.sent) {
+    for (label, message) in messages {
+        if progress.sent.contains(label) {
+            continue;
+        }
         if shutdown.is_shutdown() {
             return Ok(Delivered::Interrupted);
         }
@@ -277,11 +295,12 @@ pub(crate) async fn ledgered<S: Sink>(
         if let Err(e) = answer {
             metrics::counter!("churn_alert_messages_failed_total", "sink" => channel).increment(1);
             progress.error = Some(e.to_string());
+            progress.attempts += 1;
             store.set_progress(key, &progress).await?;
             return Ok(Delivered::Failed(e.to_string()));
         }
         metrics::counter!("churn_alert_messages_sent_total", "sink" => channel).increment(1);
-        progress.sent += 1;
+        progress.sent.push(label.clone());
         progress.error = None;
         sent_now += 1;
         store.set_progress(key, &progress).await?;

@@ -1,12 +1,14 @@
 //! The report ledger: which report (or anomaly alert) for which period reached which
 //! destination, and how far it got.
 //!
-//! A report is several messages (summary parts, chart, spreadsheet). Before the first is sent,
-//! an entry `(report, period, destination)` is written with nothing sent; after each message
-//! the destination accepted, its count goes up; after the last, the entry is marked done. A
-//! run for a period whose entry is done sends nothing; a run after a crash or a refusal sends
-//! only the messages not yet counted. Both writes are flushed before the next send, so a
-//! crash repeats at most the message in flight.
+//! A report is several messages (summary parts, chart, spreadsheet), each with a label
+//! (`summary-1`, `chart`, `list`). Before the first is sent, an entry `(report, period,
+//! destination)` is written with nothing sent; after each message the destination accepted,
+//! its label is added; after the last, the entry is marked done. A run for a period whose
+//! entry is done sends nothing; a run after a crash or a refusal sends only the messages whose
+//! labels are missing, so a report re-rendered from fresher data still resumes at the right
+//! message. Every write is flushed before the next send, so a crash repeats at most the
+//! message in flight.
 //!
 //! The same tree counts staff deletions per day for the anomaly alert (`staff_delete_alert`):
 //! key `deletes\0DAY\0STAFF`, counted before the losses are recorded as seen, so a crash in
@@ -50,12 +52,19 @@ impl LedgerKey {
 /// How far a delivery got.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Progress {
-    /// Messages the destination accepted, in sending order.
-    pub sent: usize,
+    /// Labels of the messages the destination accepted.
+    #[serde(default)]
+    pub sent: Vec<String>,
     /// Every message was accepted.
     pub done: bool,
-    /// When this entry last changed (unix seconds).
+    /// When the last attempt began or ended (unix seconds).
     pub at: i64,
+    /// When the first attempt began.
+    #[serde(default)]
+    pub since: i64,
+    /// Attempts that ended in a refusal.
+    #[serde(default)]
+    pub attempts: u32,
     /// Why the last attempt stopped, when it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -68,7 +77,7 @@ pub struct DeleteCount {
     pub staff_name: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub departments: Vec<String>,
-    /// A few of the customers, for the alert.
+    /// The latest few customers, for the alert.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub customers: Vec<String>,
 }
@@ -83,7 +92,7 @@ pub struct StaffDelete<'a> {
     pub customer: &'a str,
 }
 
-/// Customers an anomaly count keeps by name.
+/// Customers an anomaly count keeps by name (the latest).
 const KEPT_CUSTOMERS: usize = 5;
 
 fn corrupt(e: impl std::fmt::Display) -> StoreError {
@@ -164,8 +173,9 @@ impl Store {
             count.count += 1;
             count.staff_name = delete.staff_name.to_owned();
             count.departments = delete.departments.to_vec();
-            if count.customers.len() < KEPT_CUSTOMERS {
-                count.customers.push(delete.customer.to_owned());
+            count.customers.push(delete.customer.to_owned());
+            if count.customers.len() > KEPT_CUSTOMERS {
+                count.customers.remove(0);
             }
             self.ledger
                 .insert(key, serde_json::to_vec(&count).map_err(corrupt)?)?;
@@ -211,10 +221,10 @@ mod tests {
             destination: DestinationId::new("managers", DestinationKind::Wecom, "0"),
         };
         let half = Progress {
-            sent: 2,
-            done: false,
+            sent: vec!["summary-1".into()],
             at: 5,
             error: Some("refused".into()),
+            ..Progress::default()
         };
         store.set_progress(&key("a..b"), &half).await.unwrap();
         store

@@ -122,6 +122,14 @@ impl<'a> Router<'a> {
         ids
     }
 
+    /// Whether `route` takes losses of `staff_id` at all: its staff lists and departments
+    /// (the staff deletion alert, which is about a person, not a loss).
+    pub fn covers_staff(&self, route: &RouteConfig, staff_id: &str) -> bool {
+        let listed = route.staff.is_empty() || route.staff.iter().any(|s| s == staff_id);
+        let excluded = route.exclude_staff.iter().any(|s| s == staff_id);
+        listed && !excluded && departments::in_scope(route, self.directory, staff_id)
+    }
+
     /// Ids of `route`'s destinations for a loss of `staff_id`, whatever its filters say.
     pub fn route_destinations(&self, route: &RouteConfig, staff_id: &str) -> Vec<DestinationId> {
         let mut ids = Vec::new();

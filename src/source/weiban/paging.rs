@@ -94,12 +94,15 @@ impl Boundaries {
 }
 
 impl WeibanClient {
-    /// Every loss of `window`, collected (previews and checks; the pipeline records pages as
-    /// they come instead).
+    /// Every loss of `window`, collected, each once (previews, checks and reports; the
+    /// pipeline records pages as they come instead). A whole fetch hands some losses over more
+    /// than once (a second straddling pages is fetched again, a shifted window is fetched
+    /// again), which the store absorbs for the pipeline and this does for everybody else.
     pub async fn losses_in(&self, window: Window) -> Result<Vec<Loss>, WeibanError> {
         let mut losses = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         self.fetch_window(window, async |page: Vec<Loss>| {
-            losses.extend(page);
+            losses.extend(page.into_iter().filter(|loss| seen.insert(loss.key())));
             Ok::<_, std::convert::Infallible>(())
         })
         .await
