@@ -71,7 +71,7 @@ RUN mkdir -p src benches crates/sim/src crates/bench/src \
  && : > crates/sim/src/lib.rs \
  && : > crates/bench/src/lib.rs \
  && echo 'fn main() {}' > crates/bench/src/main.rs \
- && cargo build --release --locked --no-default-features --bin churn-alert \
+ && cargo build --profile dist --locked --no-default-features --bin churn-alert \
  && rm -rf src benches crates
 
 # 2. The real sources. .dockerignore keeps target/, data/, .git and secrets out;
@@ -83,9 +83,9 @@ COPY . .
 # touch the crate roots so cargo rebuilds churn-alert and the workspace crates
 # it links (churn-alert-sim) instead of keeping the dummies.
 RUN touch src/main.rs src/lib.rs crates/sim/src/lib.rs \
- && cargo build --release --locked --no-default-features --bin churn-alert \
+ && cargo build --profile dist --locked --no-default-features --bin churn-alert \
  && mkdir -p /out/var/lib/churn-alert \
- && cp target/release/churn-alert /out/churn-alert
+ && cp target/dist/churn-alert /out/churn-alert
 
 # ---------------------------------------------------------------------------
 FROM ${RUNTIME_IMAGE}

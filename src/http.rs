@@ -3,8 +3,16 @@
 
 use std::time::Duration;
 
+/// Makes ring the process's rustls crypto provider, for reqwest and lettre alike (neither
+/// brings its own: one provider linked, not two). Idempotent.
+pub(crate) fn use_ring() {
+    // An error only says a provider is installed already, which is what we want.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// A client with churn-alert's user agent and a whole-request `timeout`.
 pub(crate) fn client(timeout: Duration) -> reqwest::Result<reqwest::Client> {
+    use_ring();
     reqwest::Client::builder()
         .timeout(timeout)
         .user_agent(concat!("churn-alert/", env!("CARGO_PKG_VERSION")))

@@ -49,7 +49,7 @@ pub(crate) async fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
             !route.wecom_webhooks.is_empty() || !route.email_to.is_empty() || route.email_staff;
         if !covers_everybody {
             eprintln!(
-                "note: route `{}` only has staff_webhooks: staff members not listed there get nothing from it",
+                "note: route `{}` has only staff or department robots and mailboxes: staff members none of them covers get nothing from it",
                 route.name
             );
         }

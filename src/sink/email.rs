@@ -44,6 +44,7 @@ pub(crate) struct EmailSink {
 
 impl EmailSink {
     pub fn new(config: &SmtpConfig) -> Result<Self, SendError> {
+        crate::http::use_ring();
         let setup = |e: lettre::transport::smtp::Error| SendError::Permanent {
             reason: format!("SMTP server {} cannot be used: {e}", config.host),
         };
