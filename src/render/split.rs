@@ -73,7 +73,7 @@ pub(crate) fn pack(renderer: &Renderer, batch: &Batch<'_>) -> Result<Vec<Message
     while start < entries {
         let part = parts.len() + 1;
         let (len, shorten) = match sizes.greedy(start, batch.limit) {
-            Some(len) => (fit_predicted(&packer, start, len, part)?, None),
+            Some(len) => (fit_predicted(&packer, &sizes, start, len, part)?, None),
             None => search_part(&packer, start, part)?,
         };
         parts.push((start..start + len, shorten));
@@ -95,30 +95,33 @@ pub(crate) fn pack(renderer: &Renderer, batch: &Batch<'_>) -> Result<Vec<Message
         .collect()
 }
 
-/// Shrinks a predicted part until a real render fits (predictions over-count, so this
-/// rarely renders more than once); falls back to a search when the prediction was far off.
+/// Shrinks a predicted part until a real render fits, dropping as many entries from its end
+/// as the estimates say the overflow is worth (so this rarely renders more than twice); falls
+/// back to a search when the prediction was far off.
 fn fit_predicted(
     packer: &Packer<'_>,
+    sizes: &Sizes,
     start: usize,
     predicted: usize,
     part: usize,
 ) -> Result<usize, RenderError> {
     let limit = packer.batch.limit;
-    let fits = |len: usize| -> Result<bool, RenderError> {
-        Ok(packer
-            .render(start..start + len, part, PLACEHOLDER_PARTS, None)?
-            .len()
-            <= limit)
-    };
     let mut len = predicted;
-    for _ in 0..3 {
-        if fits(len)? {
+    for _ in 0..4 {
+        let size = packer
+            .render(start..start + len, part, PLACEHOLDER_PARTS, None)?
+            .len();
+        if size <= limit {
             return Ok(len);
         }
-        if len == 1 {
+        let mut over = size - limit;
+        while over > 0 && len > 1 {
+            len -= 1;
+            over = over.saturating_sub(sizes.entry[start + len].max(1));
+        }
+        if over > 0 {
             break;
         }
-        len -= 1;
     }
     Ok(search_part(packer, start, part)?.0)
 }
@@ -172,11 +175,12 @@ fn search_part(
     Ok((good, shorten))
 }
 
-/// What each entry adds to a message, measured once from small renders: the message with no
-/// entries (`base`), each group's first entry with its heading (`group`), and every other
-/// entry next to its group's first (`entry`). Sums over-count slightly (a part that begins
-/// mid-group counts its heading with the first entry's size), so predictions err on the side
-/// of fitting.
+/// What each entry adds to a message, from three renders per group rather than one per
+/// entry: the message with no entries (`base`, once), each group's heading with its first
+/// entry (`group`, exact), and the whole group, which calibrates an estimate for every other
+/// entry: a per-group constant (the template's own text around an entry) plus the bytes of
+/// the entry's own texts. Every predicted part is checked by a real render
+/// ([`fit_predicted`]), so estimates only steer; the byte limit stays exact.
 struct Sizes {
     base: usize,
     /// Per group: its heading and first entry.
@@ -196,23 +200,30 @@ impl Sizes {
         };
         let base = size(&[])?;
         let mut group = vec![0; packer.groups.len()];
-        let mut entry = Vec::with_capacity(packer.entries.len());
-        let mut group_of = Vec::with_capacity(packer.entries.len());
-        let mut first: Option<((usize, usize), usize)> = None;
-        for &(g, i) in &packer.entries {
-            group_of.push(g);
-            match first {
-                Some(((fg, fi), alone)) if fg == g => {
-                    let pair = size(&[(fg, fi), (g, i)])?;
-                    entry.push(pair.saturating_sub(alone));
-                }
-                _ => {
-                    let alone = size(&[(g, i)])?;
-                    group[g] = alone.saturating_sub(base);
-                    first = Some(((g, i), alone));
-                    entry.push(0);
+        let mut entry = vec![0; packer.entries.len()];
+        let group_of: Vec<usize> = packer.entries.iter().map(|&(g, _)| g).collect();
+        let mut start = 0;
+        while start < packer.entries.len() {
+            let g = group_of[start];
+            let end = (start..packer.entries.len())
+                .find(|&j| group_of[j] != g)
+                .unwrap_or(packer.entries.len());
+            let members = &packer.entries[start..end];
+            let alone = size(&members[..1])?;
+            group[g] = alone.saturating_sub(base);
+            if members.len() > 1 {
+                // What the other entries add together, shared out by their own texts' bytes.
+                let rest = size(members)?.saturating_sub(alone) as i64;
+                let texts: Vec<i64> = members[1..]
+                    .iter()
+                    .map(|&(g, i)| packer.groups[g].listed.get(i).map_or(0, |l| text_bytes(l)))
+                    .collect();
+                let around = (rest - texts.iter().sum::<i64>()) / texts.len() as i64;
+                for (slot, text) in entry[start + 1..end].iter_mut().zip(texts) {
+                    *slot = (around + text).max(1) as usize;
                 }
             }
+            start = end;
         }
         Ok(Self {
             base,
@@ -242,6 +253,22 @@ impl Sizes {
         }
         (len > 0).then_some(len)
     }
+}
+
+/// The bytes of an entry's own texts: what makes one entry longer than another.
+fn text_bytes(loss: &Loss) -> i64 {
+    let texts = [
+        loss.customer_name.len(),
+        loss.display_remark().map_or(0, str::len),
+        loss.corp_name.as_deref().map_or(0, str::len),
+        loss.channel.as_deref().map_or(0, str::len),
+        loss.add_way
+            .and_then(super::helpers::add_way_text)
+            .map_or(0, str::len),
+        loss.tags.iter().map(|t| t.len() + 3).sum(),
+        loss.still_followed_by.iter().map(|t| t.len() + 3).sum(),
+    ];
+    texts.iter().sum::<usize>() as i64
 }
 
 /// Renders the whole batch as one message, whatever its size (email has no byte limit).
