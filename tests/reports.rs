@@ -460,3 +460,24 @@ async fn the_deletion_alert_respects_the_routes_staff_scope() {
         "a route that excludes the staff member hears nothing about them"
     );
 }
+
+#[tokio::test]
+async fn preview_and_check_show_a_report_without_sending_it() {
+    let env = Env::new().await;
+    report_config(&env, &["k1"], "", "");
+    let preview = env.cmd(&["preview", "--report", "weekly"]).await;
+    assert!(preview.status.success(), "{}", stderr(&preview));
+    let shown = stdout(&preview);
+    assert!(shown.contains("客户流失周报"), "{shown}");
+    assert!(shown.contains("image · trend chart, PNG"), "{shown}");
+    assert!(shown.contains("file · 客户流失周报_"), "{shown}");
+    let check = env.cmd(&["check"]).await;
+    assert!(check.status.success(), "{}", stderr(&check));
+    assert!(
+        stderr(&check).contains("report `weekly` (0 9 * * 1) → route `managers`"),
+        "{}",
+        stderr(&check)
+    );
+    assert!(env.robot.received().is_empty());
+    assert!(!env.store_path().exists(), "neither opens the store");
+}
