@@ -44,10 +44,9 @@ pub(crate) fn text(text: &str) -> String {
     let mut out = String::with_capacity(cleaned.len());
     let mut rest = cleaned.as_str();
     while let Some(c) = rest.chars().next() {
-        let lower = rest.get(..4).map(str::to_ascii_lowercase);
         if rest.starts_with("<@") {
             out.push('＜');
-        } else if lower.as_deref() == Some("@all") {
+        } else if starts_with_ignoring_case(rest, "@all") {
             out.push('＠');
         } else {
             out.push(c);
@@ -82,20 +81,31 @@ fn visible(text: &str) -> impl Iterator<Item = char> + '_ {
     })
 }
 
+/// Whether `text` starts with the ASCII `prefix`, in any case (no allocation: this runs for
+/// every character of every customer text in every render).
+fn starts_with_ignoring_case(text: &str, prefix: &str) -> bool {
+    text.as_bytes()
+        .get(..prefix.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(prefix.as_bytes()))
+}
+
 /// Breaks `://`, `www.` and `mailto:` (any case) so that no client turns them into links.
 fn break_links(text: &str) -> String {
+    // All three need a `:` or a `.`; most names have neither.
+    if !text.bytes().any(|b| b == b':' || b == b'.') {
+        return text.to_owned();
+    }
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(c) = rest.chars().next() {
-        let lower = |n: usize| rest.get(..n).map(str::to_ascii_lowercase);
         if rest.starts_with("://") {
             out.push('：');
             rest = &rest[1..];
-        } else if lower(4).as_deref() == Some("www.") {
+        } else if starts_with_ignoring_case(rest, "www.") {
             out.push_str(&rest[..3]);
             out.push('．');
             rest = &rest[4..];
-        } else if lower(7).as_deref() == Some("mailto:") {
+        } else if starts_with_ignoring_case(rest, "mailto:") {
             out.push_str(&rest[..6]);
             out.push('：');
             rest = &rest[7..];
