@@ -67,6 +67,12 @@ fn report_config(env: &Env, robots: &[&str], extra_route: &str, extra: &str) {
     env.write_config(&format!("{route}\n{report}"), &format!("{FAST}\n{extra}"));
 }
 
+/// `churn-alert report --name weekly --period WEEK` on the env's config.
+async fn report_week(env: &Env) -> std::process::Output {
+    env.cmd(&["report", "--name", "weekly", "--period", WEEK])
+        .await
+}
+
 fn sheet_rows(bytes: &[u8], sheet: &str) -> Vec<Vec<String>> {
     let mut book: Xlsx<_> = Xlsx::new(Cursor::new(bytes.to_vec())).expect("the XLSX opens");
     let range = book.worksheet_range(sheet).expect("the sheet exists");
@@ -96,9 +102,7 @@ async fn a_weekly_report_counts_exactly_its_week_with_a_chart_and_the_full_list(
     let expected = week_of_losses(&env);
     report_config(&env, &["k1"], "", "");
 
-    let out = env
-        .cmd(&["report", "--name", "weekly", "--period", WEEK])
-        .await;
+    let out = report_week(&env).await;
     assert!(out.status.success(), "{}", stderr(&out));
     let received = env.robot.received();
     assert_eq!(
@@ -161,9 +165,7 @@ async fn a_weekly_report_counts_exactly_its_week_with_a_chart_and_the_full_list(
     assert_eq!(staff[1][3], "3", "amy lost three that week");
 
     // The same period again: nothing is sent twice.
-    let again = env
-        .cmd(&["report", "--name", "weekly", "--period", WEEK])
-        .await;
+    let again = report_week(&env).await;
     assert!(again.status.success(), "{}", stderr(&again));
     assert!(
         stdout(&again).contains("already sent"),
@@ -222,16 +224,12 @@ async fn a_refusing_robot_gets_the_report_later_and_the_other_robot_only_once() 
     week_of_losses(&env);
     report_config(&env, &["k1", "k2"], "", "");
     env.robot.set_removed("k2", true);
-    let first = env
-        .cmd(&["report", "--name", "weekly", "--period", WEEK])
-        .await;
+    let first = report_week(&env).await;
     assert!(!first.status.success(), "a refusal is a failure");
     assert!(stdout(&first).contains("93000"), "{}", stdout(&first));
     assert!(!stdout(&first).contains("key=k2"), "the key never shows");
     env.robot.set_removed("k2", false);
-    let second = env
-        .cmd(&["report", "--name", "weekly", "--period", WEEK])
-        .await;
+    let second = report_week(&env).await;
     assert!(second.status.success(), "{}", stderr(&second));
     let received = env.robot.received();
     let to = |key: &str| received.iter().filter(|m| m.key == key).count();
@@ -299,9 +297,7 @@ async fn reports_by_email_carry_the_chart_inline_and_the_sheet_attached() {
         "email_to = [\"boss@example.com\"]\n",
         &smtp.config(),
     );
-    let out = env
-        .cmd(&["report", "--name", "weekly", "--period", WEEK])
-        .await;
+    let out = report_week(&env).await;
     assert!(out.status.success(), "{}", stderr(&out));
     let mails = smtp.mails();
     assert_eq!(mails.len(), 1);
@@ -399,9 +395,7 @@ async fn losses_fetched_twice_by_a_whole_window_fetch_are_counted_once() {
     env.weiban
         .add_losses(&SimLoss::generate("同秒", 150, 3, second, 0));
     report_config(&env, &["k1"], "", "");
-    let out = env
-        .cmd(&["report", "--name", "weekly", "--period", WEEK])
-        .await;
+    let out = report_week(&env).await;
     assert!(out.status.success(), "{}", stderr(&out));
     let received = env.robot.received();
     assert!(

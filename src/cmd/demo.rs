@@ -107,7 +107,7 @@ pub(crate) async fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
 
 /// Sends last week's report to the managers' robot; true when it was delivered.
 async fn weekly_report(pipeline: &Pipeline, now: i64, out: Option<&Path>) -> anyhow::Result<bool> {
-    use crate::report::send::{deliver, fetch, plan, today, write_plan, Delivered};
+    use crate::report::send::{run, today};
     use crate::report::Period;
     let config = pipeline.config();
     let Some(spec) = config.report("weekly") else {
@@ -118,27 +118,11 @@ async fn weekly_report(pipeline: &Pipeline, now: i64, out: Option<&Path>) -> any
         "\n运行周报 `weekly`（{}，等同于 churn-alert report --name weekly）……\n",
         period.label()
     );
-    let losses = fetch(pipeline, spec, &period, now).await?;
-    let directory = pipeline.org().current();
-    let router = crate::transform::Router::with_directory(config, directory.as_deref());
-    let planned = plan(config, &router, pipeline.renderer(), spec, period, &losses)?;
-    if let Some(dir) = out {
-        for path in write_plan(dir, spec, &planned)? {
-            println!("  写入 {path}");
-        }
+    let run = run(pipeline, spec, period, now, out, false, &Shutdown::never()).await?;
+    for path in &run.written {
+        println!("  写入 {path}");
     }
-    let results = deliver(
-        pipeline.store(),
-        pipeline.sinks(),
-        spec,
-        &period,
-        &planned,
-        &Shutdown::never(),
-    )
-    .await?;
-    Ok(results
-        .iter()
-        .all(|(_, d)| matches!(d, Delivered::Sent { .. })))
+    Ok(run.all_delivered())
 }
 
 /// The demo's org chart: (id, name, parent).

@@ -12,12 +12,11 @@ use anyhow::Context as _;
 use crate::cli::ReportArgs;
 use crate::pipeline::Pipeline;
 use crate::render::escape::terminal;
-use crate::report::send::{self, deliver, fetch, plan, print_plan, write_plan, Delivered};
+use crate::report::send::{self, Delivered};
 use crate::report::Period;
 use crate::shutdown::Shutdown;
 use crate::store::Store;
 use crate::time::unix_now;
-use crate::transform::Router;
 
 pub(crate) async fn report(args: &ReportArgs) -> anyhow::Result<ExitCode> {
     let config = super::load_config(&args.config.config)?;
@@ -54,37 +53,25 @@ pub(crate) async fn report(args: &ReportArgs) -> anyhow::Result<ExitCode> {
             period.key()
         );
     }
-    let losses = fetch(&pipeline, spec, &period, now).await?;
-    let directory = pipeline.org().current();
-    let router = Router::with_directory(config, directory.as_deref());
-    let planned = plan(config, &router, pipeline.renderer(), spec, period, &losses)?;
-    if let Some(dir) = &args.out {
-        for path in write_plan(dir, spec, &planned)? {
-            println!("wrote {}", terminal(&path));
-        }
-    }
     if args.dry_run {
         println!(
             "report `{}` for {} (dry run: nothing is sent)\n",
             spec.name,
             period.key()
         );
-        print_plan(&planned);
-        return Ok(ExitCode::SUCCESS);
     }
     let shutdown = Shutdown::on_signals();
-    let results = deliver(
-        pipeline.store(),
-        pipeline.sinks(),
-        spec,
-        &period,
-        &planned,
-        &shutdown,
-    )
-    .await?;
+    let out = args.out.as_deref();
+    let run = send::run(&pipeline, spec, period, now, out, args.dry_run, &shutdown).await?;
+    for path in &run.written {
+        println!("wrote {}", terminal(path));
+    }
+    if args.dry_run {
+        return Ok(ExitCode::SUCCESS);
+    }
     pipeline.store().flush().await?;
     let mut failed = false;
-    for (id, delivered) in &results {
+    for (id, delivered) in &run.delivered {
         let line = match delivered {
             Delivered::Sent { messages } => format!("sent ({messages} message(s))"),
             Delivered::AlreadySent => "already sent for this period; not sent again".into(),

@@ -170,16 +170,25 @@ mod tests {
             .collect()
     }
 
+    /// An attempt outside quiet hours.
+    fn always_on<'a>(
+        store: &'a Store,
+        id: &'a DestinationId,
+        shutdown: &'a Shutdown,
+    ) -> Attempt<'a> {
+        Attempt {
+            store,
+            id,
+            shutdown,
+            quiet_until: &|| None,
+        }
+    }
+
     #[tokio::test]
     async fn a_refused_extra_is_skipped_but_a_blocked_one_holds_the_rest() {
         let (_dir, store, id) = setup(&["a"]).await;
         let shutdown = Shutdown::never();
-        let attempt = Attempt {
-            store: &store,
-            id: &id,
-            shutdown: &shutdown,
-            quiet_until: &|| None,
-        };
+        let attempt = always_on(&store, &id, &shutdown);
         let with_extra = || {
             let mut messages = vec![Outgoing {
                 message: "list",
@@ -210,12 +219,7 @@ mod tests {
         let (_dir, store, id) = setup(&["a", "b", "c"]).await;
         let sink = FakeSink::new([Ok(()), Err(SendError::Blocked)]);
         let shutdown = Shutdown::never();
-        let attempt = Attempt {
-            store: &store,
-            id: &id,
-            shutdown: &shutdown,
-            quiet_until: &|| None,
-        };
+        let attempt = always_on(&store, &id, &shutdown);
         let sent = attempt
             .run(&sink, outgoing(&["a", "b", "c"]))
             .await
@@ -267,12 +271,7 @@ mod tests {
         let (_dir, store, id) = setup(&["a"]).await;
         let sink = FakeSink::new([]);
         let shutdown = Shutdown::never();
-        let attempt = Attempt {
-            store: &store,
-            id: &id,
-            shutdown: &shutdown,
-            quiet_until: &|| None,
-        };
+        let attempt = always_on(&store, &id, &shutdown);
         // "z" was never queued: the store cannot mark it delivered.
         let sent = attempt.run(&sink, outgoing(&["z"])).await.unwrap();
         assert!(

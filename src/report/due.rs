@@ -17,7 +17,7 @@
 use chrono::DateTime;
 
 use super::period::{date_of, Period};
-use super::send::{deliver, fetch, plan, ReportError};
+use super::send::ReportError;
 use super::ReportSpec;
 use crate::pipeline::Pipeline;
 use crate::shutdown::Shutdown;
@@ -115,16 +115,7 @@ async fn run_if_due(
             return Ok(());
         }
         tracing::info!(report = %spec.name, period = %period.key(), "running report");
-        let losses = fetch(pipeline, spec, &period, now).await?;
-        let planned = plan(
-            pipeline.config(),
-            &router,
-            pipeline.renderer(),
-            spec,
-            period,
-            &losses,
-        )?;
-        deliver(store, pipeline.sinks(), spec, &period, &planned, shutdown).await?;
+        super::send::run(pipeline, spec, period, now, None, false, shutdown).await?;
     }
     if !fired.is_empty() && !shutdown.is_shutdown() {
         store.set_report_checked(&spec.name, now).await?;

@@ -72,6 +72,67 @@ pub(crate) enum Delivered {
     Interrupted,
 }
 
+/// What a run of one report for one period did.
+#[derive(Debug, Default)]
+pub(crate) struct Run {
+    /// Files written for `out`.
+    pub written: Vec<String>,
+    /// Each destination's outcome; empty for a dry run.
+    pub delivered: Vec<(DestinationId, Delivered)>,
+}
+
+impl Run {
+    /// Every destination has the report now (sent by this run or an earlier one).
+    pub fn all_delivered(&self) -> bool {
+        self.delivered
+            .iter()
+            .all(|(_, d)| matches!(d, Delivered::Sent { .. } | Delivered::AlreadySent))
+    }
+}
+
+/// One report for one period, the way every caller runs it: fetched from Weiban, planned
+/// per destination, its files written into `out` when asked, then delivered through the
+/// ledger — or, `dry_run`, printed instead.
+pub(crate) async fn run(
+    pipeline: &Pipeline,
+    spec: &ReportSpec,
+    period: Period,
+    now: i64,
+    out: Option<&Path>,
+    dry_run: bool,
+    shutdown: &Shutdown,
+) -> Result<Run, ReportError> {
+    let losses = fetch(pipeline, spec, &period, now).await?;
+    let directory = pipeline.org().current();
+    let router = Router::with_directory(pipeline.config(), directory.as_deref());
+    let planned = plan(
+        pipeline.config(),
+        &router,
+        pipeline.renderer(),
+        spec,
+        period,
+        &losses,
+    )?;
+    let mut run = Run::default();
+    if let Some(dir) = out {
+        run.written = write_plan(dir, spec, &planned)?;
+    }
+    if dry_run {
+        print_plan(&planned);
+    } else {
+        run.delivered = deliver(
+            pipeline.store(),
+            pipeline.sinks(),
+            spec,
+            &period,
+            &planned,
+            shutdown,
+        )
+        .await?;
+    }
+    Ok(run)
+}
+
 /// The span a report for `period` needs from Weiban: the period, the one before, the trend.
 pub(crate) fn span_needed(period: &Period) -> Period {
     let (_, trend) = trend_span(period);
