@@ -202,16 +202,14 @@ impl Rendered {
 }
 
 fn context(heading: &Heading<'_>, summary: &Summary, attachment: Option<String>) -> ReportContext {
-    let shared: std::collections::HashSet<&str> = {
-        let mut seen = std::collections::HashMap::new();
-        let mut shared = std::collections::HashSet::new();
-        for row in &summary.staff {
-            if seen.insert(row.name.as_str(), ()).is_some() {
-                shared.insert(row.name.as_str());
-            }
-        }
-        shared
-    };
+    // Names that two staff members share get the userid beside them.
+    let mut seen = std::collections::HashSet::new();
+    let shared: std::collections::HashSet<&str> = summary
+        .staff
+        .iter()
+        .map(|row| row.name.as_str())
+        .filter(|name| !seen.insert(*name))
+        .collect();
     let rows = |rows: &[Row], with_id: bool| -> Vec<RowContext> {
         rows.iter()
             .take(heading.top)

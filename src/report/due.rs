@@ -21,6 +21,7 @@ use super::send::ReportError;
 use super::ReportSpec;
 use crate::pipeline::Pipeline;
 use crate::shutdown::Shutdown;
+use crate::store::ledger::{LedgerKey, Progress};
 use crate::transform::Router;
 
 /// First wait after a refusal; it doubles with each refusal.
@@ -45,11 +46,25 @@ pub(crate) fn next_fire(pipeline: &Pipeline, now: i64) -> Option<i64> {
 
 /// Runs the reports that are due at `now`; logs what fails.
 pub(crate) async fn run_due(pipeline: &Pipeline, now: i64, shutdown: &Shutdown) {
-    for spec in &pipeline.config().reports {
+    let reports = &pipeline.config().reports;
+    if reports.is_empty() {
+        return;
+    }
+    // One scan of the ledger for every report.
+    let unfinished = match pipeline.store().unfinished() {
+        Ok(unfinished) => unfinished,
+        Err(e) => {
+            tracing::error!(
+                "reports: the ledger cannot be read: {e}; tried again after the next poll"
+            );
+            return;
+        }
+    };
+    for spec in reports {
         if shutdown.is_shutdown() {
             return;
         }
-        if let Err(e) = run_if_due(pipeline, spec, now, shutdown).await {
+        if let Err(e) = run_if_due(pipeline, spec, &unfinished, now, shutdown).await {
             tracing::error!(
                 "{}; tried again after the next poll",
                 crate::logging::redact(&e.to_string())
@@ -84,6 +99,7 @@ pub(crate) fn fired_periods(spec: &ReportSpec, checked: i64, now: i64) -> Vec<Pe
 async fn run_if_due(
     pipeline: &Pipeline,
     spec: &ReportSpec,
+    unfinished: &[(LedgerKey, Progress)],
     now: i64,
     shutdown: &Shutdown,
 ) -> Result<(), ReportError> {
@@ -96,7 +112,7 @@ async fn run_if_due(
     let mut periods = fired.clone();
     let directory = pipeline.org().current();
     let router = Router::with_directory(pipeline.config(), directory.as_deref());
-    for (key, progress) in store.unfinished()? {
+    for (key, progress) in unfinished {
         let wait = RETRY_BASE
             .saturating_mul(1_i64 << progress.attempts.min(10))
             .min(RETRY_CAP);

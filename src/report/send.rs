@@ -136,10 +136,9 @@ pub(crate) async fn run(
 /// The span a report for `period` needs from Weiban: the period, the one before, the trend.
 pub(crate) fn span_needed(period: &Period) -> Period {
     let (_, trend) = trend_span(period);
-    let previous = period.previous();
     Period {
-        first: trend.first.min(previous.first),
-        last: trend.last.max(period.last),
+        first: trend.first.min(period.previous().first),
+        last: period.last,
     }
 }
 
