@@ -79,61 +79,62 @@ pub(crate) async fn alert(
     store.prune_deletes(&yesterday.to_string())?;
     let directory = pipeline.org().current();
     let router = Router::with_directory(config, directory.as_deref());
-    let mut sent = 0;
+    // (day, staff id, count, route) of every count at or over a route's threshold.
+    let mut due = Vec::new();
     for day in [yesterday.to_string(), today.to_string()] {
         for (staff_id, count) in store.deletes_on(&day)? {
-            for route in config.routes.iter().filter(|r| r.staff_delete_alert > 0) {
-                if count.count < route.staff_delete_alert || !router.covers_staff(route, &staff_id)
-                {
-                    continue;
+            for route in &config.routes {
+                let over = route.staff_delete_alert > 0 && count.count >= route.staff_delete_alert;
+                if over && router.covers_staff(route, &staff_id) {
+                    due.push((day.clone(), staff_id.clone(), count.clone(), route));
                 }
-                let report = format!("alert:{}:{}", route.name, staff_id.escape_default());
-                for id in router.route_destinations(route, &staff_id) {
-                    if matches!(
-                        id.kind,
-                        DestinationKind::StaffWecom | DestinationKind::StaffEmail
-                    ) {
-                        continue;
-                    }
-                    let Some(destination) = router.get(&id) else {
-                        continue;
-                    };
-                    let key = LedgerKey {
-                        report: report.clone(),
-                        period: day.clone(),
-                        destination: id.clone(),
-                    };
-                    let progress = store.progress(&key)?.unwrap_or_default();
-                    if progress.done {
-                        continue;
-                    }
-                    let context = context(&staff_id, &count, &day, route.staff_delete_alert);
-                    let delivered = match send(
-                        pipeline,
-                        &destination.target,
-                        &context,
-                        &key,
-                        progress,
-                        shutdown,
-                    )
-                    .await?
-                    {
-                        Some(delivered) => delivered,
-                        None => continue,
-                    };
-                    match delivered {
-                        Delivered::Sent { .. } => {
-                            tracing::info!(staff = %staff_id, day = %day, destination = %id, "staff deletion alert sent");
-                            sent += 1;
-                        }
-                        Delivered::Failed(reason) => tracing::warn!(
-                            staff = %staff_id, destination = %id,
-                            "staff deletion alert not delivered: {}; tried again next cycle",
-                            crate::logging::redact(&reason)
-                        ),
-                        Delivered::AlreadySent | Delivered::Interrupted => {}
-                    }
+            }
+        }
+    }
+    let mut sent = 0;
+    for (day, staff_id, count, route) in &due {
+        let context = context(staff_id, count, day, route.staff_delete_alert);
+        let report = format!("alert:{}:{}", route.name, staff_id.escape_default());
+        let managers = router
+            .route_destinations(route, staff_id)
+            .into_iter()
+            .filter(|id| {
+                !matches!(
+                    id.kind,
+                    DestinationKind::StaffWecom | DestinationKind::StaffEmail
+                )
+            })
+            .filter_map(|id| router.get(&id));
+        for destination in managers {
+            let key = LedgerKey {
+                report: report.clone(),
+                period: day.clone(),
+                destination: destination.id.clone(),
+            };
+            let progress = store.progress(&key)?.unwrap_or_default();
+            if progress.done {
+                continue;
+            }
+            let delivered = send(
+                pipeline,
+                &destination.target,
+                &context,
+                &key,
+                progress,
+                shutdown,
+            )
+            .await?;
+            match delivered {
+                Some(Delivered::Sent { .. }) => {
+                    tracing::info!(staff = %staff_id, day = %day, destination = %key.destination, "staff deletion alert sent");
+                    sent += 1;
                 }
+                Some(Delivered::Failed(reason)) => tracing::warn!(
+                    staff = %staff_id, destination = %key.destination,
+                    "staff deletion alert not delivered: {}; tried again next cycle",
+                    crate::logging::redact(&reason)
+                ),
+                _ => {}
             }
         }
     }
