@@ -133,7 +133,7 @@ fn check_reports(
     renderer: &crate::render::Renderer,
     router: &crate::transform::Router<'_>,
 ) -> anyhow::Result<()> {
-    use crate::report::send::{plan, today};
+    use crate::report::send::{plan, sample_in, today};
     use crate::report::Period;
     for spec in &config.reports {
         let next = spec.schedule.next_after(Utc::now());
@@ -141,14 +141,7 @@ fn check_reports(
             anyhow::bail!("report `{}`: cron `{}` never fires", spec.name, spec.cron);
         };
         let period = Period::last_whole(spec.period, today(config.timezone(), next.timestamp()));
-        let window = period.window(config.timezone());
-        let sample: Vec<_> = crate::source::model::documented_example()
-            .into_iter()
-            .map(|mut loss| {
-                loss.outflow_at = window.start;
-                loss
-            })
-            .collect();
+        let sample = sample_in(&period, config.timezone());
         let planned = plan(config, router, renderer, spec, period, &sample)
             .with_context(|| format!("report `{}` cannot be rendered", spec.name))?;
         eprintln!(

@@ -127,7 +127,7 @@ fn show_email(message: &EmailMessage) -> String {
 /// A report for the last whole period: the sample moved into it, or Weiban's with `--live`.
 /// The store is not opened.
 async fn preview_report(args: &PreviewArgs, name: &str) -> anyhow::Result<ExitCode> {
-    use crate::report::send::{fetch, plan, print_plan, today};
+    use crate::report::send::{fetch, plan, print_plan, sample_in, today};
     use crate::report::Period;
     let config = super::load_config(&args.config.config)?;
     let pipeline = crate::pipeline::Pipeline::new(config, crate::store::Store::temporary()?)?;
@@ -140,14 +140,7 @@ async fn preview_report(args: &PreviewArgs, name: &str) -> anyhow::Result<ExitCo
     let losses = if args.live {
         fetch(&pipeline, spec, &period, now).await?
     } else {
-        let middle = period.window(config.timezone());
-        documented_example()
-            .into_iter()
-            .map(|mut loss| {
-                loss.outflow_at = (middle.start + middle.end) / 2;
-                loss
-            })
-            .collect()
+        sample_in(&period, config.timezone())
     };
     println!(
         "preview of report `{name}` for {} ({}); nothing is sent, the store is not touched\n",

@@ -133,6 +133,19 @@ pub(crate) async fn run(
     Ok(run)
 }
 
+/// The documented example moved into the middle of `period`: what `check` and `preview`
+/// render a report from without asking Weiban.
+pub(crate) fn sample_in(period: &Period, tz: Tz) -> Vec<Loss> {
+    let window = period.window(tz);
+    crate::source::model::documented_example()
+        .into_iter()
+        .map(|mut loss| {
+            loss.outflow_at = window.start + (window.end - window.start) / 2;
+            loss
+        })
+        .collect()
+}
+
 /// The span a report for `period` needs from Weiban: the period, the one before, the trend.
 pub(crate) fn span_needed(period: &Period) -> Period {
     let (_, trend) = trend_span(period);
