@@ -56,6 +56,10 @@ pub struct PreviewArgs {
     /// from the sample moved into the period, or with --live from Weiban.
     #[arg(long, value_name = "NAME")]
     pub report: Option<String>,
+    /// Show the sample as lost by this staff member (WeCom userid), placed in the org chart
+    /// the store saved: how their department robots and mailboxes would get it.
+    #[arg(long, value_name = "USERID")]
+    pub staff: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -177,6 +177,24 @@ impl Drop for RedactingWriter {
     }
 }
 
+/// An error and its causes on one line, `outer: cause: cause`, each cause said once: many
+/// errors already print their source in their own message (`cannot open the store at X: No
+/// such file`), and anyhow's `{:#}` would repeat it.
+pub(crate) fn chain(error: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,5 +209,17 @@ mod tests {
         );
         register_url_secrets("http://h/send?key=robot-key-1");
         assert_eq!(redact("robot-key-1 leaked"), "*** leaked");
+    }
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "No such file or directory");
+        let error = anyhow::Error::new(io)
+            .context("cannot open the store at /x: No such file or directory");
+        let error = error.context("config c.toml cannot be used");
+        assert_eq!(
+            chain(&error),
+            "config c.toml cannot be used: cannot open the store at /x: No such file or directory"
+        );
     }
 }

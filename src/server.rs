@@ -26,8 +26,12 @@ use crate::store::{Store, StoreStats};
 pub(crate) struct Health {
     started_at: i64,
     last_success: AtomicI64,
-    max_age: i64,
+    /// The last failed poll (unix seconds) and why, secrets masked.
+    last_failure: std::sync::Mutex<Option<(i64, String)>>,
+    max_age: AtomicI64,
     stranded: AtomicUsize,
+    /// Losses held for want of routing data, and why (one line per reason).
+    held: std::sync::Mutex<(usize, Vec<String>)>,
 }
 
 impl Health {
@@ -35,9 +39,28 @@ impl Health {
         Self {
             started_at: now,
             last_success: AtomicI64::new(0),
-            max_age: i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX / 4),
+            last_failure: std::sync::Mutex::new(None),
+            max_age: AtomicI64::new(seconds(max_age)),
             stranded: AtomicUsize::new(0),
+            held: std::sync::Mutex::new((0, Vec::new())),
         }
+    }
+
+    /// How old the last successful poll may be (a reload that changes the schedule moves it).
+    pub fn set_max_age(&self, max_age: Duration) {
+        self.max_age.store(seconds(max_age), Ordering::Relaxed);
+    }
+
+    /// A poll failed: `/healthz` says so, and why, until a poll succeeds.
+    pub fn poll_failed(&self, at: i64, reason: &str) {
+        let reason = crate::logging::redact(reason);
+        *self.last_failure.lock().unwrap_or_else(|p| p.into_inner()) = Some((at, reason));
+    }
+
+    /// Losses held for want of routing data (org chart, unknown staff or department).
+    pub fn set_held(&self, losses: usize, reasons: Vec<String>) {
+        *self.held.lock().unwrap_or_else(|p| p.into_inner()) = (losses, reasons);
+        metrics::gauge!("churn_alert_losses_held").set(losses as f64);
     }
 
     /// Losses pending for destinations that left the config, with nowhere else to go.
@@ -54,35 +77,64 @@ impl Health {
     /// `Ok(why)` when healthy, `Err(why not)` otherwise.
     pub fn check(&self, now: i64) -> Result<String, String> {
         let last = self.last_success.load(Ordering::Relaxed);
+        let max_age = self.max_age.load(Ordering::Relaxed);
+        let failure = self
+            .last_failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some((at, reason)) = failure.filter(|(at, _)| *at >= last) {
+            let since = if last == 0 {
+                format!(
+                    "no successful poll since start, {}s ago",
+                    now - self.started_at
+                )
+            } else {
+                format!("last successful poll {}s ago", now - last)
+            };
+            return Err(format!(
+                "the last poll of Weiban failed ({}s ago): {reason}; {since}\n",
+                now - at
+            ));
+        }
         if last == 0 {
             let up = now - self.started_at;
-            return if up <= self.max_age {
+            return if up <= max_age {
                 Ok(format!(
                     "starting: no poll finished yet ({up}s since start)\n"
                 ))
             } else {
                 Err(format!(
-                    "no successful poll of Weiban in the {up}s since start (allowed: {}s); see the logs\n",
-                    self.max_age
+                    "no successful poll of Weiban in the {up}s since start (allowed: {max_age}s); see the logs\n"
                 ))
             };
         }
         let age = now - last;
         let stranded = self.stranded.load(Ordering::Relaxed);
-        if age <= self.max_age && stranded > 0 {
+        let (held, held_reasons) = self.held.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if age <= max_age && held > 0 {
+            // Routing lacks data: nothing is lost, but nobody hears of these losses yet.
+            Ok(format!(
+                "degraded: {held} loss(es) held for want of routing data ({}); see `churn-alert state pending` (last successful poll {age}s ago)\n",
+                held_reasons.join("; ")
+            ))
+        } else if age <= max_age && stranded > 0 {
             // Polling works, so the process is alive; a person still has to act.
             Ok(format!(
                 "degraded: {stranded} loss(es) wait for destinations that left the config; see `churn-alert state pending` (last successful poll {age}s ago)\n"
             ))
-        } else if age <= self.max_age {
+        } else if age <= max_age {
             Ok(format!("ok: last successful poll {age}s ago\n"))
         } else {
             Err(format!(
-                "last successful poll of Weiban was {age}s ago (allowed: {}s); see the logs\n",
-                self.max_age
+                "last successful poll of Weiban was {age}s ago (allowed: {max_age}s); see the logs\n"
             ))
         }
     }
+}
+
+fn seconds(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 4)
 }
 
 #[derive(Clone)]
@@ -193,5 +245,34 @@ mod tests {
         health.set_stranded(0);
         assert!(health.check(1100).unwrap().starts_with("ok"));
         assert!(health.check(1200).unwrap_err().contains("110s ago"));
+    }
+
+    #[test]
+    fn a_failed_first_poll_is_unhealthy_at_once_and_says_why() {
+        let health = Health::new(1000, Duration::from_secs(900));
+        assert!(health.check(1001).unwrap().starts_with("starting"));
+        health.poll_failed(1002, "Weiban refused the credentials (errcode 10001)");
+        let why = health.check(1003).unwrap_err();
+        assert!(why.contains("errcode 10001"), "{why}");
+        assert!(why.contains("no successful poll since start"), "{why}");
+        health.poll_succeeded(1010);
+        assert!(health.check(1011).unwrap().starts_with("ok"));
+        health.poll_failed(1020, "timeout");
+        let why = health.check(1021).unwrap_err();
+        assert!(why.contains("last successful poll 11s ago"), "{why}");
+    }
+
+    #[test]
+    fn held_losses_degrade_and_a_reload_moves_the_age_limit() {
+        let health = Health::new(1000, Duration::from_secs(60));
+        health.poll_succeeded(1000);
+        health.set_held(2, vec!["the org chart was never read".into()]);
+        let body = health.check(1001).unwrap();
+        assert!(body.starts_with("degraded: 2 loss(es) held"), "{body}");
+        assert!(body.contains("org chart"), "{body}");
+        health.set_held(0, Vec::new());
+        assert!(health.check(1100).is_err(), "100 s is over the 60 s limit");
+        health.set_max_age(Duration::from_secs(3600));
+        assert!(health.check(1100).unwrap().starts_with("ok"));
     }
 }

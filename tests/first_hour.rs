@@ -369,4 +369,10 @@ async fn the_demo_names_routes_and_robots_and_ends_with_the_next_commands() {
         text.contains("churn-alert check --config config.toml"),
         "{text}"
     );
+    // The README's minimal config is what the first test message needs: the example's
+    // sample robots and mailboxes would make `--send-test` fail.
+    assert!(
+        text.contains("从零到第一条测试消息") && !text.contains("cp config.example.toml"),
+        "{text}"
+    );
 }

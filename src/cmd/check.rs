@@ -20,6 +20,7 @@ use crate::render::Renderer;
 use crate::sink::Sinks;
 use crate::source::model::documented_example;
 use crate::store::Pending;
+use crate::transform::route::listed;
 use crate::transform::Router;
 
 pub(crate) async fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
@@ -36,20 +37,35 @@ pub(crate) async fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     }
     let router = Router::new(&config);
     let sinks = Sinks::new(&config)?;
-    let mut destinations = 0;
     for (id, losses) in router.route_all(&sample) {
         if let Some(destination) = router.get(&id) {
             compose(&renderer, &sinks, &destination, &Pending::one_poll(losses))
                 .with_context(|| format!("{} cannot be rendered", destination.describe()))?;
-            destinations += 1;
         }
     }
+    let mut destinations = 0;
     for route in &config.routes {
+        let listed = listed(route);
+        destinations += listed.len();
+        let labels: Vec<&str> = listed.iter().map(|l| l.label.as_str()).collect();
+        eprintln!(
+            "route `{}` ({}): {} destination(s): {}",
+            route.name,
+            route.audience.as_str(),
+            listed.len(),
+            labels.join(", ")
+        );
+        if route.staff_delete_alert > 0 && !listed.iter().any(|l| l.for_managers) {
+            anyhow::bail!(
+                "route `{}`: `staff_delete_alert` is set, but the route has no destination an alert can go to (`wecom_webhooks`, `email_to`, `department_webhooks` or `department_emails`; staff members' own robots and mailboxes never get it); add one, or move the alert to a managers' route",
+                route.name
+            );
+        }
         let covers_everybody =
             !route.wecom_webhooks.is_empty() || !route.email_to.is_empty() || route.email_staff;
         if !covers_everybody {
             eprintln!(
-                "note: route `{}` has only staff or department robots and mailboxes: staff members none of them covers get nothing from it",
+                "note: route `{}` has only staff or department robots and mailboxes: losses of staff members none of them covers are held (see `state pending`) until `[directory] hold_for` passes, then go to `[fallback]` if it is set",
                 route.name
             );
         }
@@ -142,14 +158,30 @@ fn check_reports(
         };
         let period = Period::last_whole(spec.period, today(config.timezone(), next.timestamp()));
         let sample = sample_in(&period, config.timezone());
-        let planned = plan(config, router, renderer, spec, period, &sample)
+        plan(config, router, renderer, spec, period, &sample)
             .with_context(|| format!("report `{}` cannot be rendered", spec.name))?;
+        let receivers: Vec<String> = config
+            .route(&spec.route)
+            .map(listed)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|l| l.for_managers)
+            .map(|l| l.label)
+            .collect();
+        if receivers.is_empty() {
+            anyhow::bail!(
+                "report `{}`: route `{}` has no destination a report can go to (`wecom_webhooks`, `email_to`, `department_webhooks` or `department_emails`; staff members' own robots and mailboxes never get reports); add one, or point the report at a managers' route",
+                spec.name,
+                spec.route
+            );
+        }
         eprintln!(
-            "report `{}` ({}) → route `{}`, {} destination(s); next at {} for {}",
+            "report `{}` ({}) → route `{}`, {} destination(s): {}; next at {} for {}",
             spec.name,
             spec.cron,
             spec.route,
-            planned.len(),
+            receivers.len(),
+            receivers.join(", "),
             next.to_rfc3339(),
             period.key()
         );

@@ -96,7 +96,7 @@ pub(crate) async fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         to(SALES_ROBOT)
     );
     println!(
-        "\n下一步 / next steps (README.zh-CN.md 有完整步骤):\n  cp config.example.toml config.toml    # 填入你的路由与群机器人\n  cp deploy/churn-alert.env.example churn-alert.env && vi churn-alert.env    # 填入密钥\n  set -a && . ./churn-alert.env && set +a\n  churn-alert check --config config.toml --online --send-test\n  churn-alert once --config config.toml\n  churn-alert run --config config.toml"
+        "\n下一步 / next steps: README.zh-CN.md「从零到第一条测试消息」(README.md: \"From zero to the first test message\")\n  # 第 3 步：把 README 中的最小配置保存为 config.toml（第一次测试不要用 config.example.toml：\n  #         它的示例机器人与邮箱会让测试消息失败）\n  # step 3: save the README's minimal config as config.toml (not config.example.toml, whose\n  #         sample robots and mailboxes make the test message fail)\n  cp deploy/churn-alert.env.example churn-alert.env && chmod 0600 churn-alert.env && vi churn-alert.env\n  set -a && . ./churn-alert.env && set +a\n  churn-alert check --config config.toml --online --send-test\n  churn-alert once --config config.toml\n  churn-alert run --config config.toml"
     );
     Ok(if report.is_clean() && weekly && !received.is_empty() {
         ExitCode::SUCCESS

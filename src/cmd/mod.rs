@@ -38,7 +38,10 @@ pub fn main() -> ExitCode {
     match runtime.block_on(dispatch(cli.command)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("churn-alert: {}", crate::logging::redact(&format!("{e:#}")));
+            eprintln!(
+                "churn-alert: {}",
+                crate::logging::redact(&crate::logging::chain(&e))
+            );
             ExitCode::FAILURE
         }
     }
@@ -87,6 +90,19 @@ fn open_pipeline(config_path: &std::path::Path, dry: bool) -> anyhow::Result<Pip
     };
     Pipeline::new(config, store)
         .with_context(|| format!("config {} cannot be used", config_path.display()))
+}
+
+/// Refuses a store that does not exist, for the commands that only look into one: opening it
+/// would create an empty store at a mistyped `store.path` and report that nothing happened.
+fn require_store(config: &Config, config_path: &std::path::Path) -> anyhow::Result<()> {
+    if !Store::exists(&config.store.path) {
+        anyhow::bail!(
+            "there is no store at {} (config key `store.path` in {}): nothing has run with this config yet, or the path is mistyped; `churn-alert once` or `run` creates it",
+            config.store.path.display(),
+            config_path.display()
+        );
+    }
+    Ok(())
 }
 
 /// Tells the operator which destinations were left waiting and why: secrets masked, and

@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::destination::DestinationId;
 use crate::loss::Loss;
 use crate::render::compose::{compose, Composed};
-use crate::render::escape::terminal;
+use crate::render::escape::{terminal, terminal_lines};
 use crate::render::Renderer;
 use crate::sink::{EmailMessage, Sinks, WecomBody, WecomMessage};
 use crate::source::model::documented_example;
@@ -33,12 +33,17 @@ pub(crate) async fn preview(args: &PreviewArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let renderer = Renderer::new(config.timezone(), config.templates.dir.as_deref())?;
-    let losses = if args.live {
+    let mut losses = if args.live {
         live_losses(&config).await?
     } else {
         documented_example()
     };
-    let router = Router::new(&config);
+    let directory = saved_directory(&config);
+    if let Some(staff) = &args.staff {
+        as_lost_by(&mut losses, staff, directory.as_ref());
+    }
+    crate::transform::enrich::departments(&mut losses, directory.as_ref());
+    let router = Router::with_directory(&config, directory.as_ref());
     let mut per_destination = router.route_all(&losses);
     per_destination.retain(|id, _| args.route.as_ref().is_none_or(|r| id.route == *r));
     println!(
@@ -52,6 +57,11 @@ pub(crate) async fn preview(args: &PreviewArgs) -> anyhow::Result<ExitCode> {
     );
     if per_destination.is_empty() {
         println!("no destination would receive anything");
+        if args.staff.is_none() && config.uses_departments() {
+            println!(
+                "(department robots and mailboxes get the losses of their own staff: try `--staff USERID`, see `churn-alert staff`)"
+            );
+        }
     }
     print_plan(&renderer, &Sinks::new(&config)?, &router, per_destination);
     Ok(ExitCode::SUCCESS)
@@ -87,7 +97,7 @@ pub(super) fn print_plan(
         };
         let parts = shown.len();
         for (i, text) in shown.into_iter().enumerate() {
-            println!("── {}/{parts} · {}", i + 1, terminal(&text));
+            println!("── {}/{parts} · {}", i + 1, terminal_lines(&text));
         }
     }
 }
@@ -161,6 +171,39 @@ async fn preview_report(args: &PreviewArgs, name: &str) -> anyhow::Result<ExitCo
         &losses,
     )?);
     Ok(ExitCode::SUCCESS)
+}
+
+/// The org chart the store saved, when the store exists and is free; a preview never waits
+/// for Weiban nor creates a store.
+fn saved_directory(config: &Config) -> Option<crate::directory::Directory> {
+    if !crate::store::Store::exists(&config.store.path) {
+        return None;
+    }
+    match crate::store::Store::open(&config.store.path).and_then(|store| store.directory()) {
+        Ok(directory) => directory,
+        Err(e) => {
+            println!("(the org chart saved in the store cannot be read: {e}; departments are not shown)\n");
+            None
+        }
+    }
+}
+
+/// The sample as lost by `staff`: their name and mailbox from the org chart when it knows them.
+fn as_lost_by(losses: &mut [Loss], staff: &str, directory: Option<&crate::directory::Directory>) {
+    let member = directory.and_then(|d| d.staff.get(staff));
+    if member.is_none() {
+        println!(
+            "(staff member `{}` is not in the org chart the store saved; department destinations cannot be shown for them)\n",
+            terminal(staff)
+        );
+    }
+    for loss in losses {
+        loss.staff_id = staff.to_owned();
+        if let Some(member) = member {
+            loss.staff_name.clone_from(&member.name);
+            loss.staff_email.clone_from(&member.email);
+        }
+    }
 }
 
 async fn live_losses(config: &Config) -> anyhow::Result<Vec<Loss>> {

@@ -74,6 +74,7 @@ pub(crate) async fn run(args: &ConfigArg) -> anyhow::Result<ExitCode> {
             () = shutdown.recv() => break,
             _ = reload.recv() => {
                 pipeline = reloaded(pipeline, &args.config);
+                health.set_max_age(healthy_poll_age(&pipeline));
                 // A destination whose address changed since it failed is tried at once.
                 retry_at = delivery_pass(&pipeline, &shutdown, &health).await;
                 continue;
@@ -97,14 +98,16 @@ pub(crate) async fn run(args: &ConfigArg) -> anyhow::Result<ExitCode> {
         };
         retry_at = match result {
             Some(Ok(report)) => {
-                if report.poll_error.is_none() {
-                    health.poll_succeeded(unix_now());
+                match &report.poll_error {
+                    None => health.poll_succeeded(unix_now()),
+                    Some(error) => health.poll_failed(unix_now(), error),
                 }
                 health.set_stranded(report.delivery.stranded);
                 report.delivery.next_retry_at
             }
             Some(Err(e)) => {
                 tracing::error!("cycle failed: {e}; trying again at the next run");
+                health.poll_failed(unix_now(), &e.to_string());
                 None
             }
             None => {
@@ -150,7 +153,17 @@ async fn reports(pipeline: &Pipeline, shutdown: &Shutdown) {
 /// config does not load (the error is logged; nothing stops).
 fn reloaded(running: Pipeline, path: &std::path::Path) -> Pipeline {
     let store = running.store().clone();
-    let fresh = super::load_config(path).and_then(|config| Pipeline::new(config, store));
+    let running_path = running.config().store.path.clone();
+    let fresh = super::load_config(path).and_then(|config| {
+        // The open store is this process's; another one needs a restart (and its own lock).
+        anyhow::ensure!(
+            config.store.path == running_path,
+            "config key `store.path` changed from {} to {}; a reload cannot move the store: restart the daemon to use the new path",
+            running_path.display(),
+            config.store.path.display()
+        );
+        Pipeline::new(config, store)
+    });
     match fresh {
         Ok(pipeline) => {
             tracing::info!(config = %path.display(), "SIGHUP: configuration reloaded");
@@ -160,7 +173,7 @@ fn reloaded(running: Pipeline, path: &std::path::Path) -> Pipeline {
             tracing::error!(
                 "SIGHUP: {} cannot be used, keeping the running configuration: {}",
                 path.display(),
-                crate::logging::redact(&format!("{e:#}"))
+                crate::logging::redact(&crate::logging::chain(&e))
             );
             running
         }

@@ -34,6 +34,7 @@ enum Opened {
 /// Opens the store for reading: through the daemon's `[server]` when it holds the store.
 fn open_for_reading(opts: &StateOpts) -> anyhow::Result<Opened> {
     let config = super::load_config(&opts.config.config)?;
+    super::require_store(&config, &opts.config.config)?;
     match Store::open(&config.store.path) {
         Ok(store) => Ok(Opened::Store(config, store)),
         Err(StoreError::Locked { path }) => match config.server.as_ref().map(|s| s.listen) {
@@ -53,6 +54,7 @@ fn open_for_reading(opts: &StateOpts) -> anyhow::Result<Opened> {
 
 fn open(opts: &StateOpts) -> anyhow::Result<(Config, Store)> {
     let config = super::load_config(&opts.config.config)?;
+    super::require_store(&config, &opts.config.config)?;
     let store = Store::open(&config.store.path).map_err(|e| match e {
         StoreError::Locked { path } => anyhow::anyhow!(
             "the store at {path} is in use by the running daemon; changing state needs it to itself: stop the daemon first (`state stats` and `state pending` work while it runs, through [server])"

@@ -260,6 +260,16 @@ pub enum Audience {
     Staff,
 }
 
+impl Audience {
+    /// The config value: `managers` or `staff`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Managers => "managers",
+            Self::Staff => "staff",
+        }
+    }
+}
+
 /// WeCom message type used for a route's robots.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]

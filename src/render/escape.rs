@@ -136,6 +136,29 @@ pub(crate) fn terminal(text: &str) -> std::borrow::Cow<'_, str> {
         .into()
 }
 
+/// Like [`terminal`], for a whole message shown as it will be read (previews): line feeds and
+/// tabs stay, so that the message keeps its own lines; every other control character
+/// (carriage returns that would overwrite a line among them) is shown as an escape. Names and
+/// reasons printed on one line go through [`terminal`], which escapes line feeds too.
+pub(crate) fn terminal_lines(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains(['\n', '\t']) {
+        return terminal(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        for (j, cell) in line.split('\t').enumerate() {
+            if j > 0 {
+                out.push('\t');
+            }
+            out.push_str(&terminal(cell));
+        }
+    }
+    out.into()
+}
+
 /// Characters that reorder or hide text: bidi embeddings, overrides and isolates, and marks.
 pub(crate) fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
@@ -204,5 +227,17 @@ mod tests {
         );
         assert!(shown.contains("\\u{1b}"), "{shown}");
         assert_eq!(terminal("子川"), "子川");
+        assert_eq!(
+            terminal("a\nb"),
+            "a\\u{a}b",
+            "one-line fields cannot forge lines"
+        );
+    }
+
+    #[test]
+    fn previews_keep_their_lines_and_escape_the_rest() {
+        assert_eq!(terminal_lines("第一行\n\t第二行"), "第一行\n\t第二行");
+        assert_eq!(terminal_lines("a\r\nb\u{1b}[2J"), "a\\u{d}\nb\\u{1b}[2J");
+        assert_eq!(terminal_lines("子川"), "子川");
     }
 }

@@ -21,7 +21,7 @@ use crate::config::Config;
 use crate::destination::{DestinationId, DestinationKind};
 use crate::loss::Loss;
 use crate::pipeline::Pipeline;
-use crate::render::escape::terminal;
+use crate::render::escape::{terminal, terminal_lines};
 use crate::render::Renderer;
 use crate::shutdown::Shutdown;
 use crate::sink::{Sink, Sinks};
@@ -395,7 +395,7 @@ pub(crate) fn print_plan(planned: &[Planned<'_>]) {
             Target::Wecom { .. } => &r.markdown,
             Target::Email { .. } => &r.text,
         };
-        println!("{}\n", terminal(summary));
+        println!("{}\n", terminal_lines(summary));
         println!("── image · trend chart, PNG, {} bytes", r.png.len());
         match &r.xlsx {
             Some((name, bytes)) => println!("── file · {name}, XLSX, {} bytes\n", bytes.len()),

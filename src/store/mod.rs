@@ -131,6 +131,8 @@ pub struct StoreStats {
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
+    /// The folder, for the size on disk; `None` for a temporary store.
+    path: Option<std::path::PathBuf>,
     seen: sled::Tree,
     outbox: sled::Tree,
     destinations: sled::Tree,
@@ -141,7 +143,14 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the store at `path`; fails at once if another process holds it.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        Self::open_with(sled::Config::new().path(path), path)
+        let mut store = Self::open_with(sled::Config::new().path(path), path)?;
+        store.path = Some(path.to_owned());
+        Ok(store)
+    }
+
+    /// Whether a store was ever created at `path` (sled's own files are there).
+    pub fn exists(path: &Path) -> bool {
+        path.join("conf").is_file() && path.join("db").is_file()
     }
 
     /// An empty store that lives in memory and leaves nothing behind (dry runs against a
@@ -180,6 +189,7 @@ impl Store {
             meta: db.open_tree("meta")?,
             ledger: db.open_tree("ledger")?,
             db,
+            path: None,
         })
     }
 
@@ -405,8 +415,30 @@ impl Store {
             remembered_losses: self.remembered()?,
             pending: self.pending_counts()?,
             last_window_end: self.last_window_end()?,
-            size_on_disk: self.db.size_on_disk()?,
+            size_on_disk: self.size_on_disk()?,
         })
+    }
+
+    /// Bytes the store's files take: what `du` would count, the same for every reader (sled's
+    /// own figure stays 0 until its first flush).
+    fn size_on_disk(&self) -> Result<u64, StoreError> {
+        let Some(path) = &self.path else {
+            return Ok(self.db.size_on_disk()?);
+        };
+        fn walk(dir: &Path) -> std::io::Result<u64> {
+            let mut total = 0;
+            for entry in std::fs::read_dir(dir)? {
+                let entry = entry?;
+                let meta = entry.metadata()?;
+                total += if meta.is_dir() {
+                    walk(&entry.path())?
+                } else {
+                    meta.len()
+                };
+            }
+            Ok(total)
+        }
+        walk(path).map_err(|e| StoreError::Sled(sled::Error::Io(e)))
     }
 
     pub async fn flush(&self) -> Result<(), StoreError> {

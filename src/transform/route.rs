@@ -246,6 +246,60 @@ impl<'a> Router<'a> {
     }
 }
 
+/// One destination a route can deliver to, named as the operator wrote it (`check`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Listed {
+    /// How `check` names it: never a credential.
+    pub label: String,
+    /// Whether a report or a staff deletion alert can go there (a managers' destination, not
+    /// a staff member's own robot or mailbox).
+    pub for_managers: bool,
+}
+
+/// Every destination `route` can deliver to, in the order of its config keys.
+pub(crate) fn listed(route: &RouteConfig) -> Vec<Listed> {
+    let managers = |label: String| Listed {
+        label,
+        for_managers: true,
+    };
+    let staffs = |label: String| Listed {
+        label,
+        for_managers: false,
+    };
+    let mut out = Vec::new();
+    for (i, robot) in route.wecom_webhooks.iter().enumerate() {
+        out.push(managers(format!(
+            "robot #{} ({})",
+            i + 1,
+            redact_url(robot.expose())
+        )));
+    }
+    for (department, robot) in &route.department_webhooks {
+        out.push(managers(format!(
+            "robot of department `{department}` ({})",
+            redact_url(robot.expose())
+        )));
+    }
+    for (department, to) in &route.department_emails {
+        out.push(managers(format!(
+            "mailbox of department `{department}` <{to}>"
+        )));
+    }
+    for to in &route.email_to {
+        out.push(managers(format!("email to <{to}>")));
+    }
+    for (staff, robot) in &route.staff_webhooks {
+        out.push(staffs(format!(
+            "robot of staff member `{staff}` ({})",
+            redact_url(robot.expose())
+        )));
+    }
+    if route.email_staff {
+        out.push(staffs("each staff member's own mailbox".into()));
+    }
+    out
+}
+
 /// Whether a route's filters (but departments) let `loss` through.
 fn accepts(route: &RouteConfig, loss: &Loss) -> bool {
     if route.skip_if_still_followed && !loss.still_followed_by.is_empty() {
