@@ -2,10 +2,12 @@
 //!
 //! The outbox and the destination states are keyed by an id's text form,
 //! `<route>/<kind>/<argument>`:
-//! - `managers/wecom/0`: the route's first robot (by position, not URL, so that fixing a wrong
-//!   URL in the config re-targets what is pending for it);
+//! - `managers/wecom/5f0c2a9e41d7b3c8`: one of the route's robots, by a fingerprint of its key
+//!   ([`robot_fingerprint`]; never the key itself), so that reordering, inserting or removing
+//!   robots never hands one robot's backlog to another;
 //! - `sales/staff-wecom/zhangsan`: a staff member's own robot (`staff_webhooks`);
-//! - `managers/email/boss@example.com`: a fixed email recipient (`email_to`);
+//! - `managers/email/boss@example.com`: a fixed email recipient (`email_to`), by its
+//!   normalised address ([`normalise_mailbox`]);
 //! - `sales/staff-email/zhangsan`: a staff member's own mailbox (`email_staff`).
 //!
 //! Ids are built and parsed here only. The route name and the argument are percent-encoded
@@ -19,7 +21,7 @@ use std::str::FromStr;
 /// What kind of place a destination is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum DestinationKind {
-    /// One of a route's `wecom_webhooks`, by position.
+    /// One of a route's `wecom_webhooks`, by the fingerprint of its key.
     Wecom,
     /// A staff member's own robot (`staff_webhooks`), by staff id.
     StaffWecom,
@@ -75,8 +77,29 @@ impl Channel {
 pub struct DestinationId {
     pub route: String,
     pub kind: DestinationKind,
-    /// Robot position, staff id or email address, by kind.
+    /// Robot fingerprint, staff id, email address or department id, by kind.
     pub arg: String,
+}
+
+/// The fingerprint a robot is known by: 16 hex digits of xxh3 over its key (the `key=` of the
+/// webhook URL; the whole URL when it has none). Stable across releases, and a key cannot be
+/// read back from it.
+pub(crate) fn robot_fingerprint(url: &str) -> String {
+    let key = url
+        .split_once('?')
+        .and_then(|(_, query)| {
+            query
+                .split('&')
+                .find_map(|pair| pair.strip_prefix("key=").filter(|k| !k.is_empty()))
+        })
+        .unwrap_or(url);
+    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(key.as_bytes()))
+}
+
+/// A mailbox as destinations know it: trimmed, lower-case (`Boss@Example.COM` and
+/// `boss@example.com` are one mailbox).
+pub(crate) fn normalise_mailbox(address: &str) -> String {
+    address.trim().to_lowercase()
 }
 
 /// Why a text is not a destination id.
@@ -93,12 +116,14 @@ impl DestinationId {
         }
     }
 
-    /// The robot position of a `wecom` id.
-    pub fn position(&self) -> Option<usize> {
-        match self.kind {
-            DestinationKind::Wecom => self.arg.parse().ok(),
-            _ => None,
-        }
+    /// A route's robot, by its webhook URL.
+    pub fn robot(route: &str, url: &str) -> Self {
+        Self::new(route, DestinationKind::Wecom, robot_fingerprint(url))
+    }
+
+    /// A fixed recipient of a route, by its address as written.
+    pub fn mailbox(route: &str, address: &str) -> Self {
+        Self::new(route, DestinationKind::Email, normalise_mailbox(address))
     }
 }
 
@@ -202,12 +227,27 @@ mod tests {
     fn ids_round_trip_and_keep_the_plain_form_for_plain_names() {
         let id = DestinationId::new("managers", DestinationKind::Wecom, "0");
         assert_eq!(id.to_string(), "managers/wecom/0");
-        assert_eq!(id.position(), Some(0));
         let email = DestinationId::new("m", DestinationKind::Email, "a/b@example.com");
         assert_eq!(email.to_string(), "m/email/a/b@example.com");
         for id in [id, email] {
             assert_eq!(id.to_string().parse::<DestinationId>().unwrap(), id);
         }
+    }
+
+    #[test]
+    fn robots_are_known_by_their_key_and_mailboxes_by_their_address() {
+        let a = DestinationId::robot("m", "https://h/send?key=AAA");
+        assert_eq!(
+            a,
+            DestinationId::robot("m", "https://other/send?debug=1&key=AAA")
+        );
+        assert_ne!(a, DestinationId::robot("m", "https://h/send?key=BBB"));
+        assert!(!a.to_string().contains("AAA"), "{a}");
+        assert_eq!(a.arg.len(), 16);
+        assert_eq!(
+            DestinationId::mailbox("m", " Boss@Example.COM"),
+            DestinationId::mailbox("m", "boss@example.com")
+        );
     }
 
     #[test]

@@ -13,11 +13,17 @@ use crate::transform::Router;
 /// One destination's waiting deliveries.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct PendingReport {
-    pub destination: DestinationId,
+    /// `None` for losses held for want of routing data (they have no destination yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<DestinationId>,
+    /// The route of held losses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
     pub description: String,
     pub pending: usize,
     pub oldest_enqueued_at: Option<i64>,
-    /// `due`, `retrying`, `failed`, `stranded`, `held for quiet hours` or `skipped`.
+    /// `due`, `retrying`, `failed`, `stranded`, `held for quiet hours`, `skipped`, or `held`
+    /// (no destination yet: routing lacks data).
     pub status: String,
     pub reason: Option<String>,
     pub failing_since: Option<i64>,
@@ -42,7 +48,8 @@ pub(crate) fn pending(config: &Config, store: &Store) -> Result<Vec<PendingRepor
                 || format!("{id} (no longer in the config)"),
                 |d| d.describe(),
             ),
-            destination: id.clone(),
+            destination: Some(id.clone()),
+            route: None,
             pending: *count,
             oldest_enqueued_at: items.iter().map(|p| p.enqueued_at).min(),
             status: match (&destination, state.map(|s| s.status)) {
@@ -68,7 +75,8 @@ pub(crate) fn pending(config: &Config, store: &Store) -> Result<Vec<PendingRepor
                 description: router
                     .get(id)
                     .map_or_else(|| id.to_string(), |d| d.describe()),
-                destination: id.clone(),
+                destination: Some(id.clone()),
+                route: None,
                 pending: 0,
                 oldest_enqueued_at: None,
                 status: "skipped".into(),
@@ -79,7 +87,46 @@ pub(crate) fn pending(config: &Config, store: &Store) -> Result<Vec<PendingRepor
             });
         }
     }
+    reports.extend(held_losses(store)?);
     Ok(reports)
+}
+
+/// Losses held for want of routing data: one entry per route and reason, each customer with
+/// the staff member who lost them.
+fn held_losses(store: &Store) -> Result<Vec<PendingReport>, StoreError> {
+    let mut groups: std::collections::BTreeMap<(String, String), Vec<crate::hold::HeldLoss>> =
+        Default::default();
+    for held in store.held_losses()? {
+        let why = held.reason.describe(&held.route);
+        groups
+            .entry((held.route.clone(), why))
+            .or_default()
+            .push(held);
+    }
+    Ok(groups
+        .into_iter()
+        .map(|((route, why), losses)| PendingReport {
+            destination: None,
+            description: format!("route `{route}`: held, no destination yet"),
+            route: Some(route),
+            pending: losses.len(),
+            oldest_enqueued_at: losses.iter().map(|h| h.since).min(),
+            status: "held".into(),
+            reason: Some(why),
+            failing_since: losses.iter().map(|h| h.since).min(),
+            retry_at: None,
+            customers: losses
+                .iter()
+                .map(|h| {
+                    let l = &h.pending.loss;
+                    format!(
+                        "{} ({}) · lost by {} ({})",
+                        l.customer_name, l.customer_id, l.staff_name, l.staff_id
+                    )
+                })
+                .collect(),
+        })
+        .collect())
 }
 
 /// Whether deliveries are held for quiet hours right now.

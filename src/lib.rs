@@ -15,6 +15,7 @@ pub(crate) mod config;
 pub(crate) mod deliver;
 pub mod destination;
 pub mod directory;
+pub mod hold;
 pub(crate) mod http;
 pub(crate) mod inspect;
 pub(crate) mod logging;

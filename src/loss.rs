@@ -92,15 +92,20 @@ pub struct Loss {
 ///
 /// Ordered by time first, so that the store can prune by age with one range scan. A customer
 /// who leaves two staff members is two losses; one who returns and leaves again is a new one.
+///
+/// The bytes are the time (8), the customer id's length (4, big-endian), the customer id and
+/// the staff id: unambiguous for any bytes, so ids that differ only around a NUL byte are two
+/// losses, never one.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct LossKey(Vec<u8>);
 
 impl LossKey {
     pub fn new(outflow_at: i64, customer_id: &str, staff_id: &str) -> Self {
-        let mut bytes = Vec::with_capacity(8 + customer_id.len() + 1 + staff_id.len());
+        let mut bytes = Vec::with_capacity(12 + customer_id.len() + staff_id.len());
         bytes.extend_from_slice(&time_prefix(outflow_at));
+        let length = u32::try_from(customer_id.len()).unwrap_or(u32::MAX);
+        bytes.extend_from_slice(&length.to_be_bytes());
         bytes.extend_from_slice(customer_id.as_bytes());
-        bytes.push(0);
         bytes.extend_from_slice(staff_id.as_bytes());
         Self(bytes)
     }
@@ -109,15 +114,26 @@ impl LossKey {
         Self(bytes.to_vec())
     }
 
+    /// A key as release 0.1 wrote it (time, customer, NUL, staff), in today's form.
+    pub fn from_legacy(bytes: &[u8]) -> Option<Self> {
+        let prefix: [u8; 8] = bytes.get(..8)?.try_into().ok()?;
+        let rest = &bytes[8..];
+        let end = rest.iter().position(|b| *b == 0)?;
+        let customer = std::str::from_utf8(&rest[..end]).ok()?;
+        let staff = std::str::from_utf8(&rest[end + 1..]).ok()?;
+        let at = (u64::from_be_bytes(prefix) ^ (1 << 63)) as i64;
+        Some(Self::new(at, customer, staff))
+    }
+
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }
 
     /// The customer id inside the key, if the key is well formed.
     pub fn customer_id(&self) -> Option<&str> {
-        let rest = self.0.get(8..)?;
-        let end = rest.iter().position(|b| *b == 0)?;
-        std::str::from_utf8(&rest[..end]).ok()
+        let length: [u8; 4] = self.0.get(8..12)?.try_into().ok()?;
+        let length = usize::try_from(u32::from_be_bytes(length)).ok()?;
+        std::str::from_utf8(self.0.get(12..12 + length)?).ok()
     }
 
     /// The outflow time inside the key.
@@ -181,5 +197,20 @@ mod tests {
         assert_eq!(late.outflow_at(), Some(1_736_314_633));
         assert_eq!(early.outflow_at(), Some(-5));
         assert_eq!(late.customer_id(), Some("a"));
+    }
+
+    #[test]
+    fn keys_are_unambiguous_around_nul_bytes() {
+        let one = LossKey::new(1, "a\0b", "c");
+        let other = LossKey::new(1, "a", "b\0c");
+        assert_ne!(one, other);
+        assert_eq!(one.customer_id(), Some("a\0b"));
+        assert_eq!(other.customer_id(), Some("a"));
+        let mut legacy = time_prefix(7).to_vec();
+        legacy.extend_from_slice(b"wm_1\0staff01");
+        assert_eq!(
+            LossKey::from_legacy(&legacy),
+            Some(LossKey::new(7, "wm_1", "staff01"))
+        );
     }
 }

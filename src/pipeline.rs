@@ -94,6 +94,7 @@ pub(crate) struct Pipeline {
 
 impl Pipeline {
     pub fn new(config: Config, store: Store) -> anyhow::Result<Self> {
+        store.migrate(&config)?;
         let schedule = config.schedule();
         let tz = config.timezone();
         let org = std::sync::Arc::new(OrgChart::new(&config, store.clone()));
@@ -202,7 +203,9 @@ impl Pipeline {
         let mark_only = how == Recording::MarkOnly;
         let per_interval = how != Recording::OnePoll;
         let cutoff = self.cutoff(now);
-        self.org.refresh(&self.weiban, now, false).await;
+        // While losses are held for want of routing data, every poll reads the org chart.
+        let holding = !self.store.held_counts()?.is_empty();
+        self.org.refresh(&self.weiban, now, holding).await;
         let directory = self.org.current();
         let mut strangers = false;
         let mut lookups = if self.config.directory.still_followed && !mark_only {
@@ -234,20 +237,21 @@ impl Pipeline {
                 enrich::still_followed(&mut fresh, &self.weiban, &mut lookups).await;
                 lookups = 0;
                 let router = Router::with_directory(&self.config, directory.as_deref());
-                let batch: Vec<(Loss, Vec<DestinationId>)> = fresh
+                let batch: Vec<crate::store::Recorded> = fresh
                     .into_iter()
                     .map(|loss| {
-                        let destinations = if mark_only {
-                            Vec::new()
-                        } else {
-                            router.destinations_for(&loss)
-                        };
-                        (loss, destinations)
+                        // Mark-only: remembered as reported, on the operator's word.
+                        if mark_only {
+                            return (loss, Vec::new(), Vec::new());
+                        }
+                        let routed = router.route_loss(&loss);
+                        count_filtered(&routed.filtered);
+                        (loss, routed.destinations, routed.held)
                     })
                     .collect();
                 new_losses += self
                     .store
-                    .record(&batch, |loss| {
+                    .record_routed(&batch, now, |loss| {
                         self.poll_stamp(window, now, loss.outflow_at, per_interval)
                     })
                     .await?;
@@ -316,6 +320,15 @@ impl Pipeline {
     }
 }
 
+/// Counts the routes whose own filter turned a new loss away (an explicit choice, not a
+/// loss without a destination).
+fn count_filtered(filtered: &[(String, &'static str)]) {
+    for (route, reason) in filtered {
+        metrics::counter!("churn_alert_losses_filtered_total", "route" => route.clone(), "reason" => *reason)
+            .increment(1);
+    }
+}
+
 fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 4)
 }
@@ -370,7 +383,9 @@ impl Pipeline {
             let rerouted = delivery.next_retry_at.is_some_and(|at| at <= now);
             // A poll that failed may still have recorded its first pages: send them now.
             let polled_some = poll.new_losses > 0 || poll_error.is_some();
-            if polled_some || !delivery.all_delivered() || rerouted {
+            // Held losses are routed again with the org chart this poll read.
+            let holding = delivery.on_hold.losses > 0;
+            if polled_some || !delivery.all_delivered() || rerouted || holding {
                 let second = self.deliver(unix_now(), shutdown).await?;
                 delivery.messages_sent += second.messages_sent;
                 delivery.losses_delivered += second.losses_delivered;
@@ -378,6 +393,7 @@ impl Pipeline {
                 delivery.stranded = second.stranded;
                 delivery.next_retry_at = second.next_retry_at;
                 delivery.held = second.held;
+                delivery.on_hold = second.on_hold;
             }
         }
         if !shutdown.is_shutdown() {
@@ -427,6 +443,9 @@ impl CycleReport {
         }
         for (destination, reason) in &self.delivery.waiting {
             tracing::warn!(%destination, "not delivered: {reason}");
+        }
+        for reason in &self.delivery.on_hold.reasons {
+            tracing::warn!("held, not yet routed: {reason}; they go out when the data is there, or after `directory.hold_for` to the route's own robots and mailboxes or `[fallback]`");
         }
     }
 }

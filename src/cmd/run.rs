@@ -103,6 +103,8 @@ pub(crate) async fn run(args: &ConfigArg) -> anyhow::Result<ExitCode> {
                     Some(error) => health.poll_failed(unix_now(), error),
                 }
                 health.set_stranded(report.delivery.stranded);
+                let on_hold = &report.delivery.on_hold;
+                health.set_held(on_hold.losses, on_hold.reasons.clone());
                 report.delivery.next_retry_at
             }
             Some(Err(e)) => {
@@ -185,6 +187,7 @@ async fn delivery_pass(pipeline: &Pipeline, shutdown: &Shutdown, health: &Health
     match pipeline.deliver(unix_now(), shutdown).await {
         Ok(report) => {
             health.set_stranded(report.stranded);
+            health.set_held(report.on_hold.losses, report.on_hold.reasons.clone());
             report.next_retry_at
         }
         Err(e) => {

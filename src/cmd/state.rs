@@ -36,7 +36,10 @@ fn open_for_reading(opts: &StateOpts) -> anyhow::Result<Opened> {
     let config = super::load_config(&opts.config.config)?;
     super::require_store(&config, &opts.config.config)?;
     match Store::open(&config.store.path) {
-        Ok(store) => Ok(Opened::Store(config, store)),
+        Ok(store) => {
+            store.migrate(&config)?;
+            Ok(Opened::Store(config, store))
+        }
         Err(StoreError::Locked { path }) => match config.server.as_ref().map(|s| s.listen) {
             Some(mut listen) => {
                 if listen.ip().is_unspecified() {
@@ -61,6 +64,7 @@ fn open(opts: &StateOpts) -> anyhow::Result<(Config, Store)> {
         ),
         e => e.into(),
     })?;
+    store.migrate(&config)?;
     Ok((config, store))
 }
 
@@ -109,6 +113,9 @@ async fn stats(opts: &StateOpts) -> anyhow::Result<ExitCode> {
             .map_or_else(|| "never".to_owned(), |t| format!("up to {}", time(tz, t)))
     );
     println!("store size on disk:  {} bytes", stats.size_on_disk);
+    for (route, count) in &stats.held {
+        println!("held (no destination yet): route `{route}`: {count}  (see `churn-alert state pending`)");
+    }
     if stats.pending.is_empty() {
         println!("pending deliveries:  none");
     } else {
@@ -155,15 +162,18 @@ async fn pending(opts: &StateOpts) -> anyhow::Result<ExitCode> {
         if let Some(at) = r.retry_at {
             println!("  next attempt after {}", time(tz, at));
         }
-        if r.status == "stranded" {
-            println!(
-                "  this destination left the config: restore it, or discard with `churn-alert state drop --destination {}`",
-                r.destination
-            );
-        }
-        if r.status == "failed" {
-            let route = &r.destination.route;
-            println!("  after fixing the config: churn-alert state retry --route {route}");
+        match (r.status.as_str(), &r.destination) {
+            ("stranded", Some(destination)) => println!(
+                "  this destination left the config: restore it, or discard with `churn-alert state drop --destination {destination}`"
+            ),
+            ("failed", Some(destination)) => println!(
+                "  after fixing the config: churn-alert state retry --route {}",
+                destination.route
+            ),
+            ("held", _) => println!(
+                "  routed again after each read of the org chart and each reload; after `directory.hold_for` they go to the route's own robots and mailboxes, else to `[fallback]`"
+            ),
+            _ => {}
         }
         for customer in r.customers.iter().take(10) {
             println!("  - {}", terminal(customer));

@@ -68,7 +68,13 @@ pub struct Config {
     pub server: Option<ServerSettings>,
     pub routes: Vec<RouteConfig>,
     pub reports: Vec<crate::report::ReportSpec>,
+    /// `[fallback]`, as a managers' route named [`FALLBACK_ROUTE`] that no loss is routed to:
+    /// it receives only held losses whose own route has no robot or mailbox to take them.
+    pub fallback: Option<RouteConfig>,
 }
+
+/// The route name `[fallback]` goes by in destination ids and `state` output (reserved).
+pub const FALLBACK_ROUTE: &str = "fallback";
 
 /// `[schedule]`, parsed.
 #[derive(Debug)]
@@ -139,7 +145,7 @@ impl Config {
         if let Some(password) = self.smtp.as_ref().and_then(|s| s.password.as_ref()) {
             register_secret(password.expose());
         }
-        for route in &self.routes {
+        for route in self.routes.iter().chain(self.fallback.as_ref()) {
             for url in route
                 .wecom_webhooks
                 .iter()
@@ -177,8 +183,12 @@ impl Config {
     }
 
     /// Route by name.
+    /// The route named `name`, `[fallback]` included.
     pub fn route(&self, name: &str) -> Option<&RouteConfig> {
-        self.routes.iter().find(|r| r.name == name)
+        self.routes
+            .iter()
+            .chain(self.fallback.as_ref())
+            .find(|r| r.name == name)
     }
 }
 

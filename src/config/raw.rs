@@ -35,6 +35,18 @@ pub(crate) struct RawConfig {
     pub routes: Vec<RouteConfig>,
     #[serde(rename = "report", default)]
     pub reports: Vec<RawReport>,
+    pub fallback: Option<RawFallback>,
+}
+
+/// `[fallback]` as written: where losses go that routing has held for `directory.hold_for`
+/// and whose route has no robot or mailbox of its own to take them.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawFallback {
+    #[serde(default)]
+    pub wecom_webhooks: Vec<crate::secret::Secret>,
+    #[serde(default)]
+    pub email_to: Vec<String>,
 }
 
 /// `[[report]]` as written: a scheduled summary of a whole period. Parsed into
@@ -430,6 +442,11 @@ pub struct DirectoryConfig {
     pub still_followed: bool,
     /// At most this many lookups per poll: more new losses are a storm, and go without.
     pub lookups_per_poll: usize,
+    /// How long a loss that routing cannot place (no org chart, an unknown staff member or
+    /// department) waits for the data before it goes to its route's own robots and mailboxes,
+    /// else to `[fallback]`.
+    #[serde(with = "humantime_serde")]
+    pub hold_for: Duration,
 }
 
 impl Default for DirectoryConfig {
@@ -438,6 +455,7 @@ impl Default for DirectoryConfig {
             refresh: DAY,
             still_followed: true,
             lookups_per_poll: 20,
+            hold_for: Duration::from_secs(3600),
         }
     }
 }

@@ -22,6 +22,7 @@ pub(super) fn parse(raw: RawConfig) -> Result<Config, ConfigError> {
     check_routes(&raw)?;
     check_smtp(&raw)?;
     let reports = parse_reports(&raw)?;
+    let fallback = parse_fallback(&raw)?;
     Ok(Config {
         weiban: raw.weiban,
         schedule,
@@ -33,7 +34,42 @@ pub(super) fn parse(raw: RawConfig) -> Result<Config, ConfigError> {
         server,
         routes: raw.routes,
         reports,
+        fallback,
     })
+}
+
+/// `[fallback]` into a managers' route of its own, its robots and mailboxes checked like a
+/// route's.
+fn parse_fallback(raw: &RawConfig) -> Result<Option<RouteConfig>, ConfigError> {
+    let Some(fallback) = &raw.fallback else {
+        return Ok(None);
+    };
+    if fallback.wecom_webhooks.is_empty() && fallback.email_to.is_empty() {
+        return Err(ConfigError::invalid(
+            "fallback",
+            "has neither `wecom_webhooks` nor `email_to`: give it a robot or a mailbox, or remove it",
+        ));
+    }
+    for (j, url) in fallback.wecom_webhooks.iter().enumerate() {
+        check_robot_url(&format!("fallback.wecom_webhooks[{j}]"), url.expose())?;
+    }
+    for (j, address) in fallback.email_to.iter().enumerate() {
+        check_mailbox(&format!("fallback.email_to[{j}]"), address)?;
+    }
+    if !fallback.email_to.is_empty() && raw.smtp.is_none() {
+        return Err(ConfigError::invalid(
+            "smtp",
+            "[fallback] sends email, but there is no [smtp] section",
+        ));
+    }
+    let mut route: RouteConfig = toml::from_str(&format!(
+        "name = \"{}\"\naudience = \"managers\"\nstorm_threshold = 0\n",
+        crate::config::FALLBACK_ROUTE
+    ))
+    .map_err(|e| ConfigError::invalid("fallback", e.message().to_owned()))?;
+    route.wecom_webhooks = fallback.wecom_webhooks.clone();
+    route.email_to = fallback.email_to.clone();
+    Ok(Some(route))
 }
 
 /// `[[report]]`: unique names, a crontab in the schedule's zone, an existing route.
@@ -192,6 +228,12 @@ fn check_routes(raw: &RawConfig) -> Result<(), ConfigError> {
             return Err(ConfigError::invalid(
                 key,
                 "must be a non-empty name without `/`",
+            ));
+        }
+        if route.name == crate::config::FALLBACK_ROUTE {
+            return Err(ConfigError::invalid(
+                key,
+                "the route name `fallback` is reserved for the [fallback] table; rename the route",
             ));
         }
         if !names.insert(route.name.as_str()) {

@@ -9,6 +9,7 @@
 pub(crate) mod attempt;
 pub(crate) mod gate;
 pub(crate) mod policy;
+pub(crate) mod release;
 pub(crate) mod reroute;
 
 use std::time::Duration;
@@ -44,6 +45,8 @@ pub(crate) struct DeliveryReport {
     pub next_retry_at: Option<i64>,
     /// Deliveries held for quiet hours (not a failure: they go out when the hours end).
     pub held: usize,
+    /// Losses held for want of routing data ([`release`]), and why.
+    pub on_hold: release::StillHeld,
 }
 
 impl DeliveryReport {
@@ -89,6 +92,7 @@ impl Delivery {
         let mut report = DeliveryReport::default();
         let directory = self.org.current();
         let router = Router::with_directory(config, directory.as_deref());
+        report.on_hold = release::release_all(&self.store, config, &router, now).await?;
         let mut jobs = Vec::new();
         for (id, count) in self.store.pending_counts()? {
             match router.get(&id) {

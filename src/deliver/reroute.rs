@@ -1,9 +1,10 @@
 //! Reroute stage: where the pending losses of a destination that left the config go.
 //!
 //! Only to the route's current destinations of the same channel (a removed robot's losses go
-//! to robots, never by email). A route's robots (`wecom_webhooks`, by position) are always
-//! queued together, so when the removed one was robot #2, robot #1 got the same losses: one
-//! that no longer holds a loss delivered it, and that loss leaves without being queued again.
+//! to robots, never by email). Each outbox entry remembers the robots its loss was queued for
+//! ([`Pending::robots`]): when one of them leaves, another of them that no longer holds the
+//! loss delivered it, and the loss leaves without being queued again. A robot that was not
+//! among them (a key fixed since, a robot added) never had it, so it gets it.
 //! Other kinds are not inferred from (a replaced `email_to` address or a department robot
 //! never held the loss): their losses are queued to the current destinations, a rare
 //! duplicate rather than a loss. A loss with no such destination left stays where it is, stranded and
@@ -44,22 +45,22 @@ pub(crate) fn plan(
             plan.stranded += 1;
             continue;
         }
+        // Only a robot the loss was queued for can have delivered it: one added since (a
+        // fixed key, a new robot) never held it, and its empty backlog proves nothing.
+        let queued_with = |d: &DestinationId| {
+            from.kind == DestinationKind::Wecom
+                && d.kind == DestinationKind::Wecom
+                && p.robots.iter().any(|r| *r == d.to_string())
+        };
         let mut delivered = false;
-        if from.kind == DestinationKind::Wecom {
-            for sibling in candidates
-                .iter()
-                .filter(|d| d.kind == DestinationKind::Wecom)
-            {
-                delivered |= !is_pending(sibling, &key)?;
-            }
+        for sibling in candidates.iter().filter(|d| queued_with(d)) {
+            delivered |= !is_pending(sibling, &key)?;
         }
+        // A sibling it was queued with still holds it (or delivered it): never queued twice.
         let targets = if delivered {
             Vec::new()
         } else {
-            candidates
-                .into_iter()
-                .filter(|d| from.kind != DestinationKind::Wecom || d.kind != from.kind)
-                .collect()
+            candidates.into_iter().filter(|d| !queued_with(d)).collect()
         };
         plan.moves.push((p, targets));
     }
@@ -75,6 +76,7 @@ mod tests {
         Pending {
             loss: Loss::sample(customer, "zhang", 100),
             enqueued_at: 100,
+            robots: vec![id(Wecom, "0").to_string(), id(Wecom, "1").to_string()],
         }
     }
 
@@ -100,6 +102,21 @@ mod tests {
             "nothing is queued again, and never by email: {:?}",
             plan.moves
         );
+    }
+
+    #[test]
+    fn a_robot_the_loss_was_never_queued_for_gets_it() {
+        // Robot 1 had a mistyped key; the operator fixed it (a new fingerprint, "1b") and
+        // removed robot 0 in one edit. "1b" holds nothing, but never had the loss either.
+        let from = id(Wecom, "1");
+        let plan = plan(
+            &from,
+            vec![pending("a")],
+            |_| vec![id(Wecom, "1b")],
+            |_, _| Ok(false),
+        )
+        .unwrap();
+        assert_eq!(plan.moves[0].1, [id(Wecom, "1b")]);
     }
 
     #[test]

@@ -193,15 +193,8 @@ pub(crate) fn plan<'a>(
     let tz = config.timezone();
     let mut per_destination: BTreeMap<DestinationId, Vec<Loss>> = BTreeMap::new();
     if let Some(route) = config.route(&spec.route) {
-        for i in 0..route.wecom_webhooks.len() {
-            let id = DestinationId::new(&route.name, DestinationKind::Wecom, i.to_string());
+        for id in Router::own_destinations(route) {
             per_destination.insert(id, Vec::new());
-        }
-        for to in &route.email_to {
-            per_destination.insert(
-                DestinationId::new(&route.name, DestinationKind::Email, to.as_str()),
-                Vec::new(),
-            );
         }
     }
     // Department destinations take part when they have losses in the period itself.

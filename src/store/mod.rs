@@ -7,6 +7,7 @@
 //!   so that a restart can render and send it without asking Weiban again.
 //! - `destinations`: why a destination is waiting ([`DestinationState`]), when it has failed.
 //! - `meta`: the end of the last window fetched whole.
+//! - `held`: losses that routing could not place yet, per route, with why ([`crate::hold`]).
 //! - `ledger`: which report went to which destination for which period ([`ledger`]), and the
 //!   staff deletions counted per day for the anomaly alert.
 //!
@@ -21,7 +22,10 @@ use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
+mod held;
+pub(crate) use held::Release;
 pub(crate) mod ledger;
+mod migrate;
 mod outbox;
 pub(crate) mod seen;
 
@@ -66,6 +70,13 @@ impl From<TransactionError<StoreError>> for StoreError {
     }
 }
 
+/// A loss as a poll records it: its destinations, and the routes that hold it and why.
+pub type Recorded = (
+    Loss,
+    Vec<DestinationId>,
+    Vec<(String, crate::hold::HoldReason)>,
+);
+
 /// A loss waiting for one destination.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Pending {
@@ -74,6 +85,10 @@ pub struct Pending {
     /// Unix seconds when it entered the outbox: losses of one poll share it.
     #[serde(rename = "q")]
     pub enqueued_at: i64,
+    /// The robots (destination ids) this loss was queued for when it was recorded: only these
+    /// can have delivered it when one of them leaves the config ([`crate::deliver::reroute`]).
+    #[serde(rename = "w", default, skip_serializing_if = "Vec::is_empty")]
+    pub robots: Vec<String>,
 }
 
 impl Pending {
@@ -84,6 +99,7 @@ impl Pending {
             .map(|loss| Pending {
                 loss,
                 enqueued_at: 0,
+                robots: Vec::new(),
             })
             .collect()
     }
@@ -122,6 +138,9 @@ pub enum DeliveryStatus {
 #[derive(Debug, Serialize, Deserialize)]
 pub struct StoreStats {
     pub remembered_losses: usize,
+    /// Losses held for want of routing data, per route.
+    #[serde(default)]
+    pub held: BTreeMap<String, usize>,
     pub pending: BTreeMap<DestinationId, usize>,
     pub last_window_end: Option<i64>,
     pub size_on_disk: u64,
@@ -138,6 +157,7 @@ pub struct Store {
     destinations: sled::Tree,
     meta: sled::Tree,
     ledger: sled::Tree,
+    held: sled::Tree,
 }
 
 impl Store {
@@ -188,6 +208,7 @@ impl Store {
             destinations: db.open_tree("destinations")?,
             meta: db.open_tree("meta")?,
             ledger: db.open_tree("ledger")?,
+            held: db.open_tree("held")?,
             db,
             path: None,
         })
@@ -202,12 +223,33 @@ impl Store {
         batch: &[(Loss, Vec<DestinationId>)],
         poll: impl Fn(&Loss) -> i64,
     ) -> Result<usize, StoreError> {
+        let batch: Vec<Recorded> = batch
+            .iter()
+            .map(|(loss, destinations)| (loss.clone(), destinations.clone(), Vec::new()))
+            .collect();
+        self.record_routed(&batch, 0, poll).await
+    }
+
+    /// Like [`Store::record`], with the routes that hold each loss (since `now`): a loss is
+    /// remembered, queued and held in one transaction, or not at all.
+    pub async fn record_routed(
+        &self,
+        batch: &[Recorded],
+        now: i64,
+        poll: impl Fn(&Loss) -> i64,
+    ) -> Result<usize, StoreError> {
         let entries: Vec<(LossKey, Vec<u8>)> = batch
             .iter()
-            .map(|(loss, _)| {
+            .map(|(loss, destinations, _)| {
+                let robots = destinations
+                    .iter()
+                    .filter(|d| d.kind == crate::destination::DestinationKind::Wecom)
+                    .map(ToString::to_string)
+                    .collect();
                 let value = serde_json::to_vec(&Pending {
                     loss: loss.clone(),
                     enqueued_at: poll(loss),
+                    robots,
                 })
                 .map_err(|e| StoreError::Corrupt {
                     tree: "outbox",
@@ -216,35 +258,43 @@ impl Store {
                 Ok((loss.key(), value))
             })
             .collect::<Result<_, StoreError>>()?;
-        let new = (&self.seen, &self.outbox).transaction(|(seen_tree, outbox)| {
-            // Buckets touched by this batch, read once and written back once.
-            let mut buckets: HashMap<[u8; 8], Vec<u8>> = HashMap::new();
-            let mut new = 0;
-            for ((loss, destinations), (key, value)) in batch.iter().zip(&entries) {
-                let bucket_key = seen::bucket_key(loss.outflow_at);
-                let bucket = match buckets.entry(bucket_key) {
-                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                    std::collections::hash_map::Entry::Vacant(e) => e.insert(
-                        seen_tree
-                            .get(bucket_key)?
-                            .map(|v| v.to_vec())
-                            .unwrap_or_default(),
-                    ),
-                };
-                let entry = seen::entry(loss.outflow_at, &loss.customer_id, &loss.staff_id);
-                if !seen::insert(bucket, &entry) {
-                    continue;
+        let held = held::encode_all(batch, now, &poll)?;
+        let new = (&self.seen, &self.outbox, &self.held).transaction(
+            |(seen_tree, outbox, held_tree)| {
+                // Buckets touched by this batch, read once and written back once.
+                let mut buckets: HashMap<[u8; 8], Vec<u8>> = HashMap::new();
+                let mut new = 0;
+                for (((loss, destinations, _), (key, value)), holds) in
+                    batch.iter().zip(&entries).zip(&held)
+                {
+                    let bucket_key = seen::bucket_key(loss.outflow_at);
+                    let bucket = match buckets.entry(bucket_key) {
+                        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                        std::collections::hash_map::Entry::Vacant(e) => e.insert(
+                            seen_tree
+                                .get(bucket_key)?
+                                .map(|v| v.to_vec())
+                                .unwrap_or_default(),
+                        ),
+                    };
+                    let entry = seen::entry(loss.outflow_at, &loss.customer_id, &loss.staff_id);
+                    if !seen::insert(bucket, &entry) {
+                        continue;
+                    }
+                    for destination in destinations {
+                        outbox.insert(outbox_key(destination, key), value.as_slice())?;
+                    }
+                    for (held_key, held_value) in holds {
+                        held_tree.insert(held_key.as_slice(), held_value.as_slice())?;
+                    }
+                    new += 1;
                 }
-                for destination in destinations {
-                    outbox.insert(outbox_key(destination, key), value.as_slice())?;
+                for (bucket_key, bucket) in buckets {
+                    seen_tree.insert(&bucket_key, bucket)?;
                 }
-                new += 1;
-            }
-            for (bucket_key, bucket) in buckets {
-                seen_tree.insert(&bucket_key, bucket)?;
-            }
-            Ok::<_, ConflictableTransactionError<StoreError>>(new)
-        })?;
+                Ok::<_, ConflictableTransactionError<StoreError>>(new)
+            },
+        )?;
         if new > 0 {
             self.db.flush_async().await?;
         }
@@ -413,6 +463,7 @@ impl Store {
     pub fn stats(&self) -> Result<StoreStats, StoreError> {
         Ok(StoreStats {
             remembered_losses: self.remembered()?,
+            held: self.held_counts()?,
             pending: self.pending_counts()?,
             last_window_end: self.last_window_end()?,
             size_on_disk: self.size_on_disk()?,

@@ -28,6 +28,9 @@ pub(crate) struct OrgChart {
     /// Whether any route needs it; otherwise it is never read.
     needed: bool,
     refresh: i64,
+    /// How long after a failed read the next one waits: at most the schedule's interval, so
+    /// that held losses are routed as soon as Weiban answers again.
+    retry_wait: i64,
     /// After a failed read, the next one waits until then (unix seconds).
     retry_after: std::sync::atomic::AtomicI64,
 }
@@ -51,6 +54,12 @@ impl OrgChart {
             // the outflow items carry).
             needed: config.uses_departments() || config.routes.iter().any(|r| r.email_staff),
             refresh: i64::try_from(config.directory.refresh.as_secs()).unwrap_or(86_400),
+            retry_wait: config
+                .schedule()
+                .interval()
+                .and_then(|i| i64::try_from(i.as_secs()).ok())
+                .unwrap_or(RETRY_AFTER_FAILURE)
+                .clamp(1, RETRY_AFTER_FAILURE),
             retry_after: std::sync::atomic::AtomicI64::new(0),
         }
     }
@@ -97,16 +106,14 @@ impl OrgChart {
                     Some(Arc::new(directory));
             }
             Err(e) => {
-                self.retry_after.store(
-                    now + RETRY_AFTER_FAILURE,
-                    std::sync::atomic::Ordering::Relaxed,
-                );
+                self.retry_after
+                    .store(now + self.retry_wait, std::sync::atomic::Ordering::Relaxed);
                 tracing::warn!(
                 "the staff directory could not be read ({e}); routing uses the last good copy{}",
                 if self.current().is_some() {
                     ""
                 } else {
-                    " (none yet: department filters let everything through)"
+                    " (none yet: losses of routes that route by department are held, see `state pending`)"
                 }
 )
             }

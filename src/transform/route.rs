@@ -7,7 +7,7 @@
 
 use super::departments;
 use crate::config::{Audience, Config, RouteConfig, WecomMsgType};
-use crate::destination::{DestinationId, DestinationKind};
+use crate::destination::{normalise_mailbox, robot_fingerprint, DestinationId, DestinationKind};
 use crate::directory::Directory;
 use crate::loss::Loss;
 use crate::secret::{redact_url, Secret};
@@ -68,7 +68,12 @@ impl Destination<'_> {
                 )
             }
             Target::Wecom { robot, .. } => {
-                let position = self.id.position().unwrap_or(0);
+                let position = self
+                    .route
+                    .wecom_webhooks
+                    .iter()
+                    .position(|r| r.expose() == robot.expose())
+                    .unwrap_or(0);
                 format!(
                     "route `{route}`, robot #{} ({})",
                     position + 1,
@@ -110,16 +115,18 @@ impl<'a> Router<'a> {
         Self { config, directory }
     }
 
-    /// Ids of the destinations that `loss` must reach.
+    /// Ids of the destinations that `loss` must reach now (what routes hold or filter, aside:
+    /// see [`Router::route_loss`]).
     pub fn destinations_for(&self, loss: &Loss) -> Vec<DestinationId> {
-        let mut ids = Vec::new();
-        let routes = self.config.routes.iter().filter(|r| {
-            accepts(r, loss) && departments::in_scope(r, self.directory, &loss.staff_id)
-        });
-        for route in routes {
-            ids.extend(self.route_destinations(route, &loss.staff_id));
-        }
-        ids
+        self.route_loss(loss).destinations
+    }
+
+    pub(crate) fn config(&self) -> &'a Config {
+        self.config
+    }
+
+    pub(crate) fn directory(&self) -> Option<&'a Directory> {
+        self.directory
     }
 
     /// Whether `route` takes losses of `staff_id` at all: its staff lists and departments
@@ -149,8 +156,10 @@ impl<'a> Router<'a> {
                 );
             } else {
                 ids.extend(
-                    (0..route.wecom_webhooks.len())
-                        .map(|i| id(DestinationKind::Wecom, &i.to_string())),
+                    route
+                        .wecom_webhooks
+                        .iter()
+                        .map(|url| DestinationId::robot(&route.name, url.expose())),
                 );
             }
             let team_mailboxes =
@@ -167,9 +176,28 @@ impl<'a> Router<'a> {
                 route
                     .email_to
                     .iter()
-                    .map(|to| id(DestinationKind::Email, to)),
+                    .map(|to| DestinationId::mailbox(&route.name, to)),
             );
         }
+        dedup_in_order(&mut ids);
+        ids
+    }
+
+    /// A route's own robots and fixed mailboxes: where its held losses go after
+    /// `directory.hold_for`.
+    pub fn own_destinations(route: &RouteConfig) -> Vec<DestinationId> {
+        let mut ids: Vec<DestinationId> = route
+            .wecom_webhooks
+            .iter()
+            .map(|url| DestinationId::robot(&route.name, url.expose()))
+            .chain(
+                route
+                    .email_to
+                    .iter()
+                    .map(|to| DestinationId::mailbox(&route.name, to)),
+            )
+            .collect();
+        dedup_in_order(&mut ids);
         ids
     }
 
@@ -193,7 +221,11 @@ impl<'a> Router<'a> {
         let arg = id.arg.as_str();
         let target = match id.kind {
             DestinationKind::Wecom => Target::Wecom {
-                robot: route.wecom_webhooks.get(id.position()?)?.clone(),
+                robot: route
+                    .wecom_webhooks
+                    .iter()
+                    .find(|url| robot_fingerprint(url.expose()) == arg)?
+                    .clone(),
                 msgtype: route.wecom_msgtype,
                 staff: None,
             },
@@ -203,7 +235,13 @@ impl<'a> Router<'a> {
                 staff: Some(arg.to_owned()),
             },
             DestinationKind::Email => Target::Email {
-                to: Some(route.email_to.iter().find(|to| to.as_str() == arg)?.clone()),
+                to: Some(
+                    route
+                        .email_to
+                        .iter()
+                        .find(|to| normalise_mailbox(to) == arg)?
+                        .clone(),
+                ),
                 staff: None,
             },
             DestinationKind::StaffEmail if route.email_staff => Target::Email {
@@ -244,6 +282,12 @@ impl<'a> Router<'a> {
             target,
         })
     }
+}
+
+/// Drops repeated ids (one robot or mailbox listed twice), keeping the first.
+fn dedup_in_order(ids: &mut Vec<DestinationId>) {
+    let mut seen = std::collections::HashSet::new();
+    ids.retain(|id| seen.insert(id.clone()));
 }
 
 /// One destination a route can deliver to, named as the operator wrote it (`check`).
@@ -300,18 +344,6 @@ pub(crate) fn listed(route: &RouteConfig) -> Vec<Listed> {
     out
 }
 
-/// Whether a route's filters (but departments) let `loss` through.
-fn accepts(route: &RouteConfig, loss: &Loss) -> bool {
-    if route.skip_if_still_followed && !loss.still_followed_by.is_empty() {
-        return false;
-    }
-    let staff_ok = route.staff.is_empty() || route.staff.contains(&loss.staff_id);
-    let not_excluded = !route.exclude_staff.contains(&loss.staff_id);
-    let delete_by_ok = route.delete_by.accepts(loss.delete_by);
-    let tags_ok = route.tags_any.is_empty() || loss.tags.iter().any(|t| route.tags_any.contains(t));
-    staff_ok && not_excluded && delete_by_ok && tags_ok
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -362,10 +394,11 @@ email_to = ["boss@example.com"]
                 "sales/email/boss@example.com"
             ]
         );
+        let group = DestinationId::robot("sales", "http://h/send?key=group").to_string();
         assert_eq!(
             ids("li"),
             [
-                "sales/wecom/0",
+                group.as_str(),
                 "sales/staff-email/li",
                 "sales/email/boss@example.com"
             ]
@@ -373,6 +406,7 @@ email_to = ["boss@example.com"]
         let get = |text: &str| router.get(&text.parse().unwrap());
         assert!(get("sales/staff-wecom/zhang").is_some());
         assert!(get("sales/staff-wecom/li").is_none());
+        assert!(get(&group).is_some());
         assert!(get("gone/wecom/0").is_none());
         let described = get("sales/staff-wecom/zhang").unwrap().describe();
         assert!(!described.contains("key=zhang"), "{described}");

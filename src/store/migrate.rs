@@ -1,0 +1,146 @@
+//! Store format upgrades, run when the daemon (or a command) opens a store with its config.
+//!
+//! Format 1 (release 0.1) knew a route's robots by their position in `wecom_webhooks` and a
+//! mailbox by its address as written, and its loss keys put a NUL between customer and staff
+//! id. Format 2 knows a robot by the fingerprint of its key, a mailbox by its normalised
+//! address, and length-prefixes the customer id ([`LossKey`]). Opening a format-1 store maps
+//! every outbox entry, destination state and ledger entry to the new ids through the config it
+//! is opened with, in one transaction, and then records format 2: a crash leaves the store
+//! wholly old or wholly new. A position the config no longer has keeps its old id, so its
+//! losses show as stranded in `state pending` instead of going to another robot.
+
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::Transactional;
+
+use super::{Pending, Store, StoreError};
+use crate::config::Config;
+use crate::destination::{DestinationId, DestinationKind};
+use crate::loss::LossKey;
+use crate::transform::Router;
+
+/// The format this release writes.
+const FORMAT: u8 = 2;
+const FORMAT_KEY: &[u8] = b"format";
+
+impl Store {
+    /// Upgrades the store to this release's format; returns how many records moved.
+    pub(crate) fn migrate(&self, config: &Config) -> Result<usize, StoreError> {
+        let format = self.meta.get(FORMAT_KEY)?.and_then(|v| v.first().copied());
+        if format.is_some_and(|f| f >= FORMAT) {
+            return Ok(0);
+        }
+        let fresh =
+            self.outbox.is_empty() && self.destinations.is_empty() && self.ledger.is_empty();
+        let moved = if fresh {
+            0
+        } else {
+            self.migrate_from_1(config)?
+        };
+        self.meta.insert(FORMAT_KEY, &[FORMAT])?;
+        self.db.flush()?;
+        if moved > 0 {
+            tracing::info!(moved, "store upgraded to format {FORMAT}: robots are known by their key now, not their position");
+        }
+        Ok(moved)
+    }
+
+    fn migrate_from_1(&self, config: &Config) -> Result<usize, StoreError> {
+        let outbox: Vec<(sled::IVec, sled::IVec)> = self.outbox.iter().collect::<Result<_, _>>()?;
+        let states: Vec<(sled::IVec, sled::IVec)> =
+            self.destinations.iter().collect::<Result<_, _>>()?;
+        let ledger: Vec<(sled::IVec, sled::IVec)> = self
+            .ledger
+            .scan_prefix(b"sent\0")
+            .collect::<Result<_, _>>()?;
+        let moved = (&self.outbox, &self.destinations, &self.ledger).transaction(
+            |(outbox_tree, states_tree, ledger_tree)| {
+                let mut moved = 0;
+                for (key, value) in &outbox {
+                    let Some((id, loss)) = split_outbox_key(key) else {
+                        continue;
+                    };
+                    let new_id = upgrade_id(config, &id);
+                    let new_loss =
+                        LossKey::from_legacy(loss).unwrap_or_else(|| LossKey::from_bytes(loss));
+                    let mut pending: Pending = match serde_json::from_slice(value) {
+                        Ok(p) => p,
+                        Err(_) => continue,
+                    };
+                    pending.robots = robots_of(config, &id.route);
+                    let value = serde_json::to_vec(&pending).map_err(|e| {
+                        ConflictableTransactionError::Abort(StoreError::Corrupt {
+                            tree: "outbox",
+                            reason: e.to_string(),
+                        })
+                    })?;
+                    outbox_tree.remove(key)?;
+                    outbox_tree.insert(super::outbox::outbox_key(&new_id, &new_loss), value)?;
+                    moved += 1;
+                }
+                for (key, value) in &states {
+                    let Some(id) = std::str::from_utf8(key).ok().and_then(|t| t.parse().ok())
+                    else {
+                        continue;
+                    };
+                    states_tree.remove(key)?;
+                    states_tree.insert(upgrade_id(config, &id).to_string().as_bytes(), value)?;
+                    moved += 1;
+                }
+                for (key, value) in &ledger {
+                    let Some(text) = std::str::from_utf8(key).ok() else {
+                        continue;
+                    };
+                    let Some((head, id)) = text.rsplit_once('\0') else {
+                        continue;
+                    };
+                    let Ok(id) = id.parse::<DestinationId>() else {
+                        continue;
+                    };
+                    ledger_tree.remove(key)?;
+                    let new_key = format!("{head}\0{}", upgrade_id(config, &id));
+                    ledger_tree.insert(new_key.as_bytes(), value)?;
+                    moved += 1;
+                }
+                Ok::<_, ConflictableTransactionError<StoreError>>(moved)
+            },
+        );
+        moved.map_err(|e: TransactionError<StoreError>| e.into())
+    }
+}
+
+/// `<id>\0<loss key>` as format 1 wrote it.
+fn split_outbox_key(key: &[u8]) -> Option<(DestinationId, &[u8])> {
+    let end = key.iter().position(|b| *b == 0)?;
+    let id = std::str::from_utf8(&key[..end]).ok()?.parse().ok()?;
+    Some((id, &key[end + 1..]))
+}
+
+/// A format-1 id in format 2: a robot position becomes its key's fingerprint, an address its
+/// normalised form; a position the config no longer has stays as it was (stranded, visible).
+fn upgrade_id(config: &Config, id: &DestinationId) -> DestinationId {
+    match id.kind {
+        DestinationKind::Wecom => id
+            .arg
+            .parse::<usize>()
+            .ok()
+            .and_then(|i| config.route(&id.route)?.wecom_webhooks.get(i))
+            .map_or_else(
+                || id.clone(),
+                |url| DestinationId::robot(&id.route, url.expose()),
+            ),
+        DestinationKind::Email => DestinationId::mailbox(&id.route, &id.arg),
+        _ => id.clone(),
+    }
+}
+
+/// The robots format 1 queued every loss of `route` for: all of them, together.
+fn robots_of(config: &Config, route: &str) -> Vec<String> {
+    config
+        .route(route)
+        .map(Router::own_destinations)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|id| id.kind == DestinationKind::Wecom)
+        .map(|id| id.to_string())
+        .collect()
+}

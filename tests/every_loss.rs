@@ -1,0 +1,209 @@
+//! Issue 18's reproductions: no loss without a destination or a visible reason, and robots
+//! known by who they are.
+
+mod common;
+
+use churn_alert_sim::{SimDepartment, SimLoss, SimStaff};
+use common::*;
+
+fn org(env: &Env) {
+    let d = |id, name: &str, parent| SimDepartment {
+        id,
+        name: name.into(),
+        parent,
+    };
+    let s = |id: &str, name: &str, departments: Vec<i64>| SimStaff {
+        id: id.into(),
+        name: name.into(),
+        email: None,
+        status: 1,
+        departments,
+    };
+    env.weiban.set_directory(
+        vec![d(1, "公司", 0), d(2, "销售一部", 1)],
+        vec![s("staff00", "销售00", vec![2])],
+    );
+}
+
+fn got(env: &Env, key: &str) -> String {
+    env.robot
+        .received()
+        .into_iter()
+        .filter(|m| m.key == key)
+        .map(|m| m.content)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn route(env: &Env, keys: &[&str]) -> String {
+    env.managers_route(keys) + "storm_threshold = 0\n"
+}
+
+fn team_route(env: &Env, department: &str) -> String {
+    format!(
+        "[[route]]\nname = \"teams\"\naudience = \"managers\"\n[route.department_webhooks]\n\"{department}\" = \"{}\"\n",
+        env.robot.url("k-team")
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn department_robots_without_an_org_chart_hold_the_loss_visibly_until_it_is_read() {
+    let env = Env::new().await;
+    org(&env);
+    env.weiban.set_down("department/list", true);
+    env.write_config(&team_route(&env, "销售一部"), FAST);
+    let losses = SimLoss::generate("暂", 1, 1, now() - 60, 5);
+    env.weiban.add_losses(&losses);
+    let _ = env.once().await;
+    assert!(got(&env, "k-team").is_empty(), "nothing to send it to yet");
+
+    let pending = stdout(&env.cmd(&["state", "pending"]).await);
+    assert!(!pending.contains("nothing is pending"), "{pending}");
+    assert!(pending.contains("held"), "{pending}");
+    assert!(pending.contains("org chart"), "{pending}");
+    assert!(pending.contains(&losses[0].customer_name), "{pending}");
+    assert!(pending.contains("staff00"), "{pending}");
+    let stats = stdout(&env.cmd(&["state", "stats"]).await);
+    assert!(stats.contains("route `teams`: 1"), "{stats}");
+
+    // Weiban answers again: the next poll reads the org chart and routes the held loss.
+    env.weiban.set_down("department/list", false);
+    let out = env.once().await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        got(&env, "k-team").contains(&losses[0].customer_name),
+        "the held loss reached the department robot"
+    );
+    let pending = stdout(&env.cmd(&["state", "pending"]).await);
+    assert!(pending.contains("nothing is pending"), "{pending}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_department_name_holds_and_then_goes_to_the_fallback_robot() {
+    let env = Env::new().await;
+    org(&env);
+    let fallback = format!(
+        "{FAST}\n[directory]\nhold_for = \"0s\"\n[fallback]\nwecom_webhooks = [\"{}\"]\n",
+        env.robot.url("k-fallback")
+    );
+    // A typo: 销售1部 for 销售一部.
+    env.write_config(&team_route(&env, "销售1部"), FAST);
+    let losses = SimLoss::generate("错", 1, 1, now() - 60, 5);
+    env.weiban.add_losses(&losses);
+    let _ = env.once().await;
+    let pending = stdout(&env.cmd(&["state", "pending"]).await);
+    assert!(
+        pending.contains("销售1部"),
+        "the unknown name is named: {pending}"
+    );
+    assert!(got(&env, "k-team").is_empty());
+
+    env.write_config(&team_route(&env, "销售1部"), &fallback);
+    let out = env.once().await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        got(&env, "k-fallback").contains(&losses[0].customer_name),
+        "after hold_for the loss reached [fallback]"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn robots_are_known_by_their_key_so_removing_or_fixing_one_never_resends_or_drops() {
+    // Robot A refuses, B delivers; the operator removes A: B does not get the loss again.
+    let env = Env::new().await;
+    env.write_config(&route(&env, &["kA", "kB"]), FAST);
+    env.robot.set_removed("kA", true);
+    let losses = SimLoss::generate("键", 3, 1, now() - 60, 5);
+    env.weiban.add_losses(&losses);
+    assert!(!env.once().await.status.success());
+    env.write_config(&route(&env, &["kB"]), FAST);
+    let _ = env.once().await;
+    for loss in &losses {
+        assert_eq!(
+            got(&env, "kB").matches(&loss.customer_name).count(),
+            1,
+            "{} sent to B again",
+            loss.customer_name
+        );
+    }
+
+    // A delivers, B has a mistyped key; fixing B and removing A in one edit: B gets its
+    // backlog, not treated as delivered by a sibling.
+    let env = Env::new().await;
+    env.write_config(&route(&env, &["kA", "kB-typo"]), FAST);
+    env.robot.set_removed("kB-typo", true);
+    let losses = SimLoss::generate("修", 3, 1, now() - 60, 5);
+    env.weiban.add_losses(&losses);
+    assert!(!env.once().await.status.success());
+    env.write_config(&route(&env, &["kB"]), FAST);
+    let retry = env.cmd(&["state", "retry"]).await;
+    assert!(retry.status.success(), "{}", stderr(&retry));
+    let out = env.once().await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    for loss in &losses {
+        assert!(
+            got(&env, "kB").contains(&loss.customer_name),
+            "{} dropped from B's backlog",
+            loss.customer_name
+        );
+    }
+}
+
+/// A store written by release 0.1: robot #2 (`kB`, refused) and `Boss@Example.COM` (SMTP
+/// down) each hold 3 pending losses, keyed by position and by the address as written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_of_release_0_1_delivers_its_pending_to_the_right_robots() {
+    let env = Env::new().await;
+    let fixture =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/store-v0.1");
+    let store = env.store_path();
+    std::fs::create_dir_all(&store).unwrap();
+    copy_dir(&fixture, &store);
+    let smtp = common::smtp::SmtpServer::start();
+    // Positions mean what the config that opens the store says: upgrade with the config the
+    // old release ran with (the README says so)...
+    let routes = |first: &str, second: &str| {
+        format!(
+            "[[route]]\nname = \"managers\"\naudience = \"managers\"\nwecom_webhooks = [\"{}\", \"{}\"]\nemail_to = [\"boss@example.com\"]\nstorm_threshold = 0\n",
+            env.robot.url(first),
+            env.robot.url(second),
+        )
+    };
+    env.write_config(&routes("kA", "kB"), &format!("{FAST}\n{}", smtp.config()));
+    let stats = stdout(&env.cmd(&["state", "stats"]).await);
+    assert!(stats.contains(": 3"), "{stats}");
+    assert!(
+        !stats.contains("managers/wecom/1:"),
+        "migrated ids: {stats}"
+    );
+    // ...after which the order no longer matters: kB first now.
+    env.write_config(&routes("kB", "kA"), &format!("{FAST}\n{}", smtp.config()));
+    let retry = env.cmd(&["state", "retry"]).await;
+    assert!(retry.status.success(), "{}", stderr(&retry));
+    let out = env.once().await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let to_b = got(&env, "kB");
+    for i in 0..3 {
+        assert!(to_b.contains(&format!("旧客户{i:05}号")), "{to_b}");
+    }
+    assert!(
+        got(&env, "kA").is_empty(),
+        "kA had delivered them: nothing again"
+    );
+    let mails = smtp.mails();
+    assert_eq!(mails.len(), 1, "the mailbox's backlog was kept");
+    let pending = stdout(&env.cmd(&["state", "pending"]).await);
+    assert!(pending.contains("nothing is pending"), "{pending}");
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &to.join(entry.file_name()));
+        } else {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+}
