@@ -183,7 +183,7 @@ pub enum StateCommand {
     Drop {
         #[command(flatten)]
         opts: StateOpts,
-        /// The destination id as `state pending` shows it, e.g. `old-route/wecom/0`.
+        /// The destination id as `state pending` shows it, e.g. `old-route/wecom/5f0c2a9e41d7b3c8`.
         #[arg(long)]
         destination: String,
     },

@@ -104,7 +104,7 @@ pub(crate) fn normalise_mailbox(address: &str) -> String {
 
 /// Why a text is not a destination id.
 #[derive(Debug, thiserror::Error)]
-#[error("`{0}` is not a destination id (like `managers/wecom/0`; see `churn-alert state stats`)")]
+#[error("`{0}` is not a destination id (like `managers/email/boss@example.com`; see `churn-alert state stats`)")]
 pub struct BadDestinationId(String);
 
 impl DestinationId {

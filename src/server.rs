@@ -150,6 +150,27 @@ struct AppState {
 pub(crate) struct StateSource {
     pub config_path: PathBuf,
     pub store: Store,
+    /// `[server] token`: when set, `/state/*` asks for it.
+    pub token: Option<crate::secret::Secret>,
+}
+
+/// Whether `headers` carry the bearer token `/state/*` asks for (always, without one).
+fn authorized(token: Option<&crate::secret::Secret>, headers: &axum::http::HeaderMap) -> bool {
+    let Some(token) = token else {
+        return true;
+    };
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|given| given.as_bytes() == token.expose().as_bytes())
+}
+
+fn unauthorized() -> (StatusCode, String) {
+    (
+        StatusCode::UNAUTHORIZED,
+        "this endpoint holds customer data: send `Authorization: Bearer <[server] token>`\n".into(),
+    )
 }
 
 /// Installs the Prometheus recorder and serves both endpoints until shutdown.
@@ -201,15 +222,23 @@ async fn render_metrics(State(state): State<AppState>) -> String {
 /// `state stats`, for the CLI while this process holds the store.
 async fn state_stats(
     State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
 ) -> Result<Json<StoreStats>, (StatusCode, String)> {
+    if !authorized(state.state.token.as_ref(), &headers) {
+        return Err(unauthorized());
+    }
     state.state.store.stats().map(Json).map_err(internal)
 }
 
 /// `state pending`, for the CLI while this process holds the store.
 async fn state_pending(
     State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
 ) -> Result<Json<Vec<crate::inspect::PendingReport>>, (StatusCode, String)> {
     let source = &state.state;
+    if !authorized(source.token.as_ref(), &headers) {
+        return Err(unauthorized());
+    }
     let config = Config::load(&source.config_path).map_err(internal)?;
     crate::inspect::pending(&config, &source.store)
         .map(Json)
@@ -244,6 +273,17 @@ mod tests {
             .starts_with("degraded: 3 loss(es)"));
         health.set_stranded(0);
         assert!(health.check(1100).unwrap().starts_with("ok"));
+        let token = crate::secret::Secret::new("a-long-enough-token");
+        let mut headers = axum::http::HeaderMap::new();
+        assert!(authorized(None, &headers), "no token configured");
+        assert!(!authorized(Some(&token), &headers));
+        headers.insert("authorization", "Bearer wrong".parse().unwrap());
+        assert!(!authorized(Some(&token), &headers));
+        headers.insert(
+            "authorization",
+            "Bearer a-long-enough-token".parse().unwrap(),
+        );
+        assert!(authorized(Some(&token), &headers));
         assert!(health.check(1200).unwrap_err().contains("110s ago"));
     }
 

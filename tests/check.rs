@@ -306,3 +306,41 @@ fn cron_errors_name_the_field_and_its_range() {
         "the internal 6-field form leaked: {err}"
     );
 }
+
+/// Every key (as a dotted path) and its value, comments aside.
+fn keys_and_values(value: &toml::Value, path: &str, out: &mut Vec<String>) {
+    match value {
+        toml::Value::Table(table) => {
+            for (k, v) in table {
+                keys_and_values(v, &format!("{path}.{k}"), out);
+            }
+        }
+        toml::Value::Array(items) => {
+            for (i, v) in items.iter().enumerate() {
+                keys_and_values(v, &format!("{path}[{i}]"), out);
+            }
+        }
+        other => out.push(format!("{path} = {other}")),
+    }
+}
+
+#[test]
+fn the_chinese_example_config_has_the_same_keys_and_passes_check() {
+    let zh_path = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config.example.zh-CN.toml"
+    ));
+    let zh_text = std::fs::read_to_string(zh_path).unwrap();
+    let (mut en, mut zh) = (Vec::new(), Vec::new());
+    keys_and_values(&toml::from_str(&example()).unwrap(), "", &mut en);
+    keys_and_values(&toml::from_str(&zh_text).unwrap(), "", &mut zh);
+    assert!(en.len() > 20, "{en:?}");
+    assert_eq!(en, zh, "the two example configs differ in keys or values");
+    assert!(zh_text.contains("# "), "comments");
+    let out = check(zh_path, VARS);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -393,14 +393,15 @@ async fn pending_for_a_robot_removed_from_the_config_is_rerouted_not_stranded() 
         !out.status.success(),
         "pending for a removed route must not pass silently"
     );
+    // Robots are known by the fingerprint of their key (issue 18), never by position.
+    let robot = churn_alert::destination::DestinationId::robot("managers", &env.robot.url("k1"))
+        .to_string();
     assert!(
-        stderr(&out).contains("state drop --destination managers/wecom/0"),
+        stderr(&out).contains(&format!("state drop --destination {robot}")),
         "{}",
         stderr(&out)
     );
-    let dropped = env
-        .cmd(&["state", "drop", "--destination", "managers/wecom/0"])
-        .await;
+    let dropped = env.cmd(&["state", "drop", "--destination", &robot]).await;
     assert!(
         stdout(&dropped).contains("dropped 2"),
         "{}",

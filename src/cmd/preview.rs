@@ -1,9 +1,10 @@
 //! `churn-alert preview`: what each destination would receive, without sending anything.
 //!
 //! Renders through the same code path as delivery ([`compose`]), for the documented example
-//! or, with `--live`, for the losses Weiban reports in the first-run window. The store is
-//! never opened, so previews work while the daemon runs; a live preview therefore cannot tell
-//! which of those losses were already reported.
+//! or, with `--live`, for the losses Weiban reports in the first-run window; `--staff USERID`
+//! shows them as lost by that staff member. The store is opened only to read the org chart it
+//! saved, when it exists and the daemon does not hold it; nothing is written, so a live
+//! preview cannot tell which of those losses were already reported.
 
 use std::collections::BTreeMap;
 use std::process::ExitCode;

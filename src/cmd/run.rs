@@ -37,6 +37,7 @@ pub(crate) async fn run(args: &ConfigArg) -> anyhow::Result<ExitCode> {
         let state = StateSource {
             config_path: args.config.clone(),
             store: pipeline.store().clone(),
+            token: server.token.clone(),
         };
         crate::server::serve(server.listen, Arc::clone(&health), state, shutdown.clone()).await?;
     }

@@ -31,6 +31,15 @@ enum Opened {
     Daemon(Config, SocketAddr),
 }
 
+/// `[server] token`, for asking the daemon.
+fn token(config: &Config) -> Option<&str> {
+    config
+        .server
+        .as_ref()
+        .and_then(|s| s.token.as_ref())
+        .map(|t| t.expose())
+}
+
 /// Opens the store for reading: through the daemon's `[server]` when it holds the store.
 fn open_for_reading(opts: &StateOpts) -> anyhow::Result<Opened> {
     let config = super::load_config(&opts.config.config)?;
@@ -71,10 +80,17 @@ fn open(opts: &StateOpts) -> anyhow::Result<(Config, Store)> {
 /// Asks the running daemon's `[server]` for `/state/{what}`.
 async fn from_daemon<T: serde::de::DeserializeOwned>(
     listen: SocketAddr,
+    token: Option<&str>,
     what: &str,
 ) -> anyhow::Result<T> {
     let url = format!("http://{listen}/state/{what}");
-    let answer = reqwest::get(&url)
+    let client = crate::http::client(std::time::Duration::from_secs(30))?;
+    let mut request = client.get(&url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let answer = request
+        .send()
         .await
         .with_context(|| format!("the store is in use and the daemon at {url} does not answer"))?;
     let status = answer.status();
@@ -98,7 +114,10 @@ async fn stats(opts: &StateOpts) -> anyhow::Result<ExitCode> {
             let stats = store.stats()?;
             (config, stats)
         }
-        Opened::Daemon(config, listen) => (config, from_daemon(listen, "stats").await?),
+        Opened::Daemon(config, listen) => {
+            let stats = from_daemon(listen, token(&config), "stats").await?;
+            (config, stats)
+        }
     };
     let tz = config.timezone();
     if opts.json {
@@ -133,7 +152,10 @@ async fn pending(opts: &StateOpts) -> anyhow::Result<ExitCode> {
             let reports = inspect::pending(&config, &store)?;
             (config, reports)
         }
-        Opened::Daemon(config, listen) => (config, from_daemon(listen, "pending").await?),
+        Opened::Daemon(config, listen) => {
+            let reports = from_daemon(listen, token(&config), "pending").await?;
+            (config, reports)
+        }
     };
     let tz = config.timezone();
     if opts.json {

@@ -93,6 +93,8 @@ pub struct ServerSettings {
     /// `/healthz` fails when the last successful poll is older than this. Default: twice the
     /// schedule's interval plus five minutes.
     pub healthy_poll_age: Option<Duration>,
+    /// Guards `/state/*`, which holds customer names.
+    pub token: Option<crate::secret::Secret>,
 }
 
 impl Config {
@@ -142,6 +144,9 @@ impl Config {
     pub fn register_secrets(&self) {
         use crate::logging::{register_secret, register_url_secrets};
         register_secret(self.weiban.secret.expose());
+        if let Some(token) = self.server.as_ref().and_then(|s| s.token.as_ref()) {
+            register_secret(token.expose());
+        }
         if let Some(password) = self.smtp.as_ref().and_then(|s| s.password.as_ref()) {
             register_secret(password.expose());
         }

@@ -206,6 +206,9 @@ pub(crate) struct RawServer {
     /// schedule's interval plus five minutes.
     #[serde(default, with = "humantime_serde")]
     pub healthy_poll_age: Option<Duration>,
+    /// When set, `/state/*` answers only `Authorization: Bearer <token>` (401 otherwise).
+    #[serde(default)]
+    pub token: Option<crate::secret::Secret>,
 }
 
 /// `[smtp]`: the mail server for email destinations.

@@ -208,9 +208,16 @@ fn parse_server(raw: &RawServer) -> Result<ServerSettings, ConfigError> {
             ),
         )
     })?;
+    if raw.token.as_ref().is_some_and(|t| t.expose().len() < 16) {
+        return Err(ConfigError::invalid(
+            "server.token",
+            "is shorter than 16 characters; use a long random string (`openssl rand -hex 32`)",
+        ));
+    }
     Ok(ServerSettings {
         listen,
         healthy_poll_age: raw.healthy_poll_age,
+        token: raw.token.clone(),
     })
 }
 

@@ -1,6 +1,6 @@
 //! Store stage: what has been seen, what still has to be delivered, and where polling stands.
 //!
-//! One sled database with four trees:
+//! One sled database with six trees:
 //! - `seen_hourly`: every remembered loss, 20 bytes each in one record per hour of outflow
 //!   time ([`seen`] explains the encoding); pruning by age drops whole hours.
 //! - `outbox`: one entry per (destination, loss) still to be delivered, holding the loss itself

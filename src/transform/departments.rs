@@ -4,9 +4,8 @@
 //! A department named in the config covers its sub-departments. Names are resolved against
 //! the org chart; a name two departments share matches both here (over-reporting beats
 //! losing a loss) and is an error `check --online` reports. A staff member the org chart does
-//! not know (a new hire before the next read, no org chart yet during a Weiban outage) passes
-//! department filters and goes to every department robot of the route: over-reporting beats
-//! dropping a loss.
+//! not know, a department it does not know, or no org chart at all: routing holds the loss
+//! ([`super::decide`]) instead of guessing.
 
 use crate::config::RouteConfig;
 use crate::directory::{DepartmentRef, Directory};
