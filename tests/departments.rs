@@ -152,6 +152,45 @@ async fn check_online_rejects_an_ambiguous_department_name_listing_the_candidate
     );
 }
 
+/// Issue 18 §2: a name Weiban does not know fails `check --online`, in every key that names
+/// departments, each named with its route and key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_online_rejects_department_names_weiban_does_not_know() {
+    let env = Env::new().await;
+    org(&env);
+    let route = format!(
+        "{}departments = [\"销售1部\"]\nexclude_departments = [\"售后部\"]\n\
+         [route.department_webhooks]\n\"销售一部\" = \"{}\"\n\"销售三部\" = \"{}\"\n\
+         [route.department_emails]\n\"市场部\" = \"m@example.com\"\n",
+        env.managers_route(&["k1"]),
+        env.robot.url("d1"),
+        env.robot.url("d3"),
+    );
+    let smtp =
+        "[smtp]\nhost = \"127.0.0.1\"\nport = 25\nsecurity = \"none\"\nfrom = \"a@example.com\"\n";
+    env.write_config(&route, &format!("{FAST}\n{smtp}"));
+    let out = env.cmd(&["check", "--online"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let err = stderr(&out);
+    for (key, name) in [
+        ("departments", "销售1部"),
+        ("exclude_departments", "售后部"),
+        ("department_webhooks", "销售三部"),
+        ("department_emails", "市场部"),
+    ] {
+        assert!(
+            err.contains(&format!(
+                "route `managers`, `{key}`: no department `{name}`"
+            )),
+            "{key}: {err}"
+        );
+    }
+    assert!(
+        !err.contains("no department `销售一部`"),
+        "a known name is no error: {err}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_directory_survives_a_weiban_outage_from_the_store() {
     let env = Env::new().await;
@@ -236,6 +275,32 @@ async fn skip_if_still_followed_leaves_out_customers_a_colleague_keeps() {
     assert!(out.status.success(), "{}", stderr(&out));
     let text = all_text(&env.robot);
     assert!(!text.contains("戊zhang") && text.contains("戊li"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flat_follow_staffs_never_count_the_losing_staff_member_as_a_colleague() {
+    let env = Env::new().await;
+    let route = env.managers_route(&["k1"]) + "skip_if_still_followed = true\n";
+    env.write_config(&route, FAST);
+    env.weiban.set_flat_followers(true);
+    let losses = losses_of("己", &[("zhang", "张三"), ("li", "李四")]);
+    // Weiban still lists the losing staff member on the customer (the relation is half gone).
+    env.weiban
+        .set_followers(&losses[0].customer_id, &[("zhang", "张三")]);
+    env.weiban
+        .set_followers(&losses[1].customer_id, &[("li", "李四"), ("wang", "王五")]);
+    env.weiban.add_losses(&losses);
+    let out = env.once().await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = all_text(&env.robot);
+    assert!(
+        text.contains("己zhang") && !text.contains("仍由 张三"),
+        "the losing staff member is no colleague: {text}"
+    );
+    assert!(
+        !text.contains("己li"),
+        "王五 still follows, so the route filters it: {text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

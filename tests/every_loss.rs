@@ -3,7 +3,7 @@
 
 mod common;
 
-use churn_alert_sim::{SimDepartment, SimLoss, SimStaff};
+use churn_alert_sim::{SimDepartment, SimLoss, SimStaff, WeibanSimOptions};
 use common::*;
 
 fn org(env: &Env) {
@@ -194,6 +194,52 @@ async fn a_store_of_release_0_1_delivers_its_pending_to_the_right_robots() {
     assert_eq!(mails.len(), 1, "the mailbox's backlog was kept");
     let pending = stdout(&env.cmd(&["state", "pending"]).await);
     assert!(pending.contains("nothing is pending"), "{pending}");
+}
+
+/// §5: a `total_count` of 9e18 is refused with a clear error; it never sizes memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_absurd_total_count_is_a_clear_error_not_an_abort() {
+    let env = Env::with_options(WeibanSimOptions {
+        total_count: Some(9_000_000_000_000_000_000),
+        ..Default::default()
+    })
+    .await;
+    env.write_config(&route(&env, &["k1"]), FAST);
+    env.weiban
+        .add_losses(&SimLoss::generate("巨", 3, 1, now() - 60, 5));
+    let out = env.once().await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("total_count is 9000000000000000000") && err.contains("1000000"),
+        "{err}"
+    );
+}
+
+/// §5: one row listed twice (same customer, staff member and second) does not fail the window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_duplicated_row_is_one_loss_and_the_window_advances() {
+    let env = Env::new().await;
+    env.write_config(&route(&env, &["k1"]), FAST);
+    let losses = SimLoss::generate("重", 3, 1, now() - 60, 5);
+    env.weiban.add_losses(&losses);
+    env.weiban.add_losses(&losses[1..2]);
+    let out = env.once().await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = got(&env, "k1");
+    for loss in &losses {
+        assert_eq!(
+            text.matches(&loss.customer_name).count(),
+            1,
+            "{}: {text}",
+            loss.customer_name
+        );
+    }
+    assert_eq!(
+        env.weiban.stats().outflow_requests,
+        1,
+        "fetched once, not refetched as a moving list"
+    );
 }
 
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {

@@ -204,17 +204,16 @@ async fn dry_run_writes_the_files_and_sends_nothing() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     written.sort();
-    assert_eq!(
-        written,
-        [
-            "managers_wecom_0.html",
-            "managers_wecom_0.md",
-            "managers_wecom_0.png",
-            "managers_wecom_0.txt",
-            "managers_wecom_0.xlsx"
-        ]
-    );
-    let md = std::fs::read_to_string(out_dir.join("managers_wecom_0.md")).unwrap();
+    // Files are named by the destination id: a robot by the fingerprint of its key (issue 18).
+    let stem = churn_alert::destination::DestinationId::robot("managers", &env.robot.url("k1"))
+        .to_string()
+        .replace('/', "_");
+    let expected: Vec<String> = ["html", "md", "png", "txt", "xlsx"]
+        .iter()
+        .map(|ext| format!("{stem}.{ext}"))
+        .collect();
+    assert_eq!(written, expected);
+    let md = std::fs::read_to_string(out_dir.join(format!("{stem}.md"))).unwrap();
     assert!(stdout(&out).contains(&md[..md.find('\n').unwrap()]));
 }
 

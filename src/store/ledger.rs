@@ -139,18 +139,52 @@ impl Store {
         Ok(out)
     }
 
-    /// When the report `name`'s schedule was last looked at (its fires up to then are done).
-    pub fn report_checked(&self, name: &str) -> Result<Option<i64>, StoreError> {
+    /// When the report `name` was first seen in the config: its periods start after this.
+    /// (Release 0.1 kept here the last time the crontab was handled, which reads the same way:
+    /// every period that ended before it was handled then.)
+    pub fn report_since(&self, name: &str) -> Result<Option<i64>, StoreError> {
         Ok(self
             .ledger
             .get(format!("checked\0{name}"))?
             .and_then(|v| v.as_ref().try_into().ok().map(i64::from_be_bytes)))
     }
 
-    /// Records that the report `name`'s fires up to `at` are handled. Durable when this returns.
-    pub async fn set_report_checked(&self, name: &str, at: i64) -> Result<(), StoreError> {
+    /// Records when the report `name` was first seen. Durable when this returns.
+    pub async fn set_report_since(&self, name: &str, at: i64) -> Result<(), StoreError> {
         self.ledger
             .insert(format!("checked\0{name}"), &at.to_be_bytes())?;
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    /// Whether the report `name` was produced for `period`: recorded as such, or, from a
+    /// store of an earlier release, with a delivery entry for it.
+    pub fn report_produced(&self, name: &str, period: &str) -> Result<bool, StoreError> {
+        if self
+            .ledger
+            .contains_key(format!("produced\0{name}\0{period}"))?
+        {
+            return Ok(true);
+        }
+        let earlier = format!("sent\0{name}\0{period}\0");
+        Ok(self
+            .ledger
+            .scan_prefix(earlier)
+            .next()
+            .transpose()?
+            .is_some())
+    }
+
+    /// Records that the report `name` was produced for `period` at `at`, so that it is never
+    /// produced again by the schedule. Durable when this returns.
+    pub async fn set_report_produced(
+        &self,
+        name: &str,
+        period: &str,
+        at: i64,
+    ) -> Result<(), StoreError> {
+        self.ledger
+            .insert(format!("produced\0{name}\0{period}"), &at.to_be_bytes())?;
         self.db.flush_async().await?;
         Ok(())
     }

@@ -37,6 +37,9 @@ pub(crate) struct Directory {
     pub staff: Vec<SimStaff>,
     /// Customer id → (userid, name) of the staff who still follow them.
     pub followers: BTreeMap<String, Vec<(String, String)>>,
+    /// Answer `follow_staffs` flat (the staff object itself, with Weiban's numeric `staff_id`)
+    /// instead of nested under `staff`: Weiban sends both shapes.
+    pub flat_followers: bool,
     /// Endpoints (`staff/list`, `department/list`, `external_user/get`) that answer HTTP 500.
     pub down: BTreeSet<String>,
     /// Requests per endpoint, for budget figures.
@@ -119,13 +122,21 @@ pub(crate) async fn customer_get(
     }
     let s = lock(&state);
     let id = q.id.unwrap_or_default();
+    let flat = s.directory.flat_followers;
     let follow: Vec<Value> = s
         .directory
         .followers
         .get(&id)
         .map(|list| {
             list.iter()
-                .map(|(uid, name)| json!({"staff": {"id": uid, "name": name}, "remark": "", "createtime": 0}))
+                .zip(1_688_850_000_i64..)
+                .map(|((uid, name), staff_id)| {
+                    if flat {
+                        json!({"id": uid, "staff_id": staff_id, "name": name, "remark": "", "createtime": 0})
+                    } else {
+                        json!({"staff": {"id": uid, "name": name}, "remark": "", "createtime": 0})
+                    }
+                })
                 .collect()
         })
         .unwrap_or_default();

@@ -38,6 +38,8 @@ pub struct WeibanSimOptions {
     pub enforce_limits: bool,
     /// Leave `total_count` out of outflow answers (a server that does not send it).
     pub omit_total_count: bool,
+    /// Answer this `total_count` instead of the real one (a hostile or broken server).
+    pub total_count: Option<u64>,
     /// Answer items of one second in a new random order on every request (Weiban's order
     /// within a second is not specified).
     pub shuffle_same_second: bool,
@@ -54,6 +56,7 @@ impl Default for WeibanSimOptions {
             faults: WeibanFaults::default(),
             enforce_limits: true,
             omit_total_count: false,
+            total_count: None,
             shuffle_same_second: false,
         }
     }
@@ -336,6 +339,11 @@ impl WeibanSim {
         );
     }
 
+    /// Answers `follow_staffs` in the flat shape (`id` = userid, numeric `staff_id`).
+    pub fn set_flat_followers(&self, flat: bool) {
+        lock(&self.state).directory.flat_followers = flat;
+    }
+
     /// Makes `endpoint` (`staff/list`, `department/list`, `external_user/get`) answer HTTP 500.
     pub fn set_down(&self, endpoint: &str, down: bool) {
         let mut s = lock(&self.state);
@@ -526,7 +534,7 @@ fn decide(s: &mut SimState, q: &OutflowQuery) -> Decision {
         "errcode": 0,
         "errmsg": "ok",
         "external_user_list": page,
-        "total_count": matching.len(),
+        "total_count": s.options.total_count.unwrap_or(matching.len() as u64),
     });
     if s.options.omit_total_count {
         if let Some(map) = answer.as_object_mut() {

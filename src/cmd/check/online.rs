@@ -9,7 +9,7 @@
 use std::collections::BTreeSet;
 
 use crate::config::{Config, WecomMsgType};
-use crate::directory::{DepartmentRef, Directory, ResolveError};
+use crate::directory::{DepartmentRef, Directory};
 use crate::render::escape::terminal;
 use crate::secret::redact_url;
 use crate::sink::{EmailMessage, SendError, Sink, Sinks, WecomBody, WecomMessage};
@@ -53,40 +53,22 @@ pub(super) async fn weiban(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Departments and staff named in the config, against Weiban's directory: an ambiguous
-/// department name fails; unknown names and staff without a department robot are reported.
+/// Departments and staff named in the config, against Weiban's directory: a department name
+/// Weiban does not know, or one that names several departments, fails the check (losses it
+/// scopes would be held); staff Weiban does not know, and staff no department robot covers,
+/// are reported.
 fn check_org_chart(config: &Config, directory: &Directory) -> anyhow::Result<()> {
     println!(
         "Weiban directory: {} staff member(s), {} department(s)",
         directory.staff.len(),
         directory.departments.len()
     );
-    let mut ambiguous = Vec::new();
-    for route in &config.routes {
-        let named = route
-            .departments
-            .iter()
-            .chain(&route.exclude_departments)
-            .cloned()
-            .chain(
-                route
-                    .department_webhooks
-                    .keys()
-                    .map(|k| DepartmentRef::from_key(k)),
-            )
-            .chain(
-                route
-                    .department_emails
-                    .keys()
-                    .map(|k| DepartmentRef::from_key(k)),
-            );
-        for reference in named {
-            match directory.resolve(&reference) {
-                Ok(_) => {}
-                Err(e @ ResolveError::Ambiguous { .. }) => {
-                    ambiguous.push(format!("route `{}`: {e}", route.name));
-                }
-                Err(e) => println!("warning: route `{}`: {e}", route.name),
+    let mut unresolved = Vec::new();
+    for route in config.routes.iter().chain(&config.fallback) {
+        for (key, reference) in department_references(route) {
+            if let Err(e) = directory.resolve(&reference) {
+                unresolved
+                    .push(terminal(&format!("route `{}`, `{key}`: {e}", route.name)).into_owned());
             }
         }
         let staff_named = route
@@ -102,19 +84,52 @@ fn check_org_chart(config: &Config, directory: &Directory) -> anyhow::Result<()>
                 terminal(id)
             );
         }
-        report_staff_without_team_robot(route, directory);
+        report_staff_without_team_robot(config, route, directory);
     }
-    if !ambiguous.is_empty() {
+    if !unresolved.is_empty() {
         anyhow::bail!(
-            "department names that name more than one department:\n  {}",
-            ambiguous.join("\n  ")
+            "department names that Weiban does not know, or that name more than one department \
+             (losses they scope would be held); fix them, with the names or ids `churn-alert staff` \
+             prints:\n  {}",
+            unresolved.join("\n  ")
         );
     }
     Ok(())
 }
 
+/// Every department a route names, with the key it is named under.
+fn department_references(
+    route: &crate::config::RouteConfig,
+) -> impl Iterator<Item = (&'static str, DepartmentRef)> + '_ {
+    let listed = |key: &'static str, refs: &'_ [DepartmentRef]| {
+        refs.iter()
+            .cloned()
+            .map(move |r| (key, r))
+            .collect::<Vec<_>>()
+    };
+    listed("departments", &route.departments)
+        .into_iter()
+        .chain(listed("exclude_departments", &route.exclude_departments))
+        .chain(
+            route
+                .department_webhooks
+                .keys()
+                .map(|k| ("department_webhooks", DepartmentRef::from_key(k))),
+        )
+        .chain(
+            route
+                .department_emails
+                .keys()
+                .map(|k| ("department_emails", DepartmentRef::from_key(k))),
+        )
+}
+
 /// Lists active staff in a route's scope that none of its `department_webhooks` covers.
-fn report_staff_without_team_robot(route: &crate::config::RouteConfig, directory: &Directory) {
+fn report_staff_without_team_robot(
+    config: &Config,
+    route: &crate::config::RouteConfig,
+    directory: &Directory,
+) {
     if route.department_webhooks.is_empty() {
         return;
     }
@@ -132,13 +147,17 @@ fn report_staff_without_team_robot(route: &crate::config::RouteConfig, directory
     if uncovered.is_empty() {
         return;
     }
-    let fallback = if route.wecom_webhooks.is_empty() {
-        "get nothing from its robots"
-    } else {
+    let goes_to = if !route.wecom_webhooks.is_empty() {
         "go to its wecom_webhooks"
+    } else if config.fallback.is_some() {
+        "are held unless another route takes them (`churn-alert state pending` shows them), \
+         and after `[directory] hold_for` go to the [fallback] destinations"
+    } else {
+        "are held unless another route takes them (`churn-alert state pending` shows them) \
+         until a department robot covers them, or a [fallback] destination is configured"
     };
     println!(
-        "route `{}`: no department robot covers {} staff member(s), whose losses {fallback}: {}",
+        "route `{}`: no department robot covers {} staff member(s), whose losses {goes_to}: {}",
         route.name,
         uncovered.len(),
         uncovered.join(", ")

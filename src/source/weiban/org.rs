@@ -115,22 +115,60 @@ fn member(v: &Value) -> Option<StaffMember> {
     })
 }
 
-/// One `follow_staffs` entry: the staff member under `staff`, or its own fields.
+/// One `follow_staffs` entry, in either shape Weiban sends: nested, the staff object under
+/// `staff`; or flat, the staff object itself. In both, `id` (or `userid`) is the WeCom userid,
+/// the id the outflow list names staff by; a flat entry's numeric `staff_id` is Weiban's own
+/// id and is never compared with a userid.
 fn follower(v: &Value) -> Option<(String, String)> {
     if v["deleted"].as_bool() == Some(true) || v["is_deleted"].as_bool() == Some(true) {
         return None;
     }
-    // Nested, the staff object's `id` is the userid (as in the outflow list); flat, `id` may
-    // be the relation's own, and `staff_id` Weiban's numeric id: prefer what is a userid.
-    let (staff, keys): (&Value, &[&str]) = if v["staff"].is_object() {
-        (&v["staff"], &["id", "userid"])
+    let staff = if v["staff"].is_object() {
+        &v["staff"]
     } else {
-        (v, &["userid", "user_id", "staff_ext_id", "staff_id", "id"])
+        v
     };
-    let id = keys.iter().find_map(|k| text(&staff[*k]))?;
+    let id = ["userid", "user_id", "id"]
+        .iter()
+        .find_map(|k| text(&staff[*k]))?;
     let name = ["name", "staff_name"]
         .iter()
         .find_map(|k| text(&staff[*k]))
         .unwrap_or_else(|| id.clone());
     Some((id, name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn followers(answer: &str) -> Vec<(String, String)> {
+        let answer: Value = serde_json::from_str(answer).unwrap_or_default();
+        list(&answer["external_user"], "follow_staffs")
+            .iter()
+            .filter_map(follower)
+            .collect()
+    }
+
+    #[test]
+    fn nested_follow_staffs_are_read_by_the_staff_userid() {
+        let got = followers(include_str!(
+            "../../../tests/fixtures/follow-staffs-nested.json"
+        ));
+        assert_eq!(got, [("lisi".to_owned(), "李四".to_owned())]);
+    }
+
+    #[test]
+    fn flat_follow_staffs_are_read_by_userid_never_by_weibans_numeric_id() {
+        let got = followers(include_str!(
+            "../../../tests/fixtures/follow-staffs-flat.json"
+        ));
+        assert_eq!(
+            got,
+            [
+                ("zhangsan".to_owned(), "张三".to_owned()),
+                ("lisi".to_owned(), "李四".to_owned())
+            ]
+        );
+    }
 }

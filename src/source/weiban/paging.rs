@@ -1,7 +1,7 @@
 //! Paging a window whole: pages in parallel under the client's limits, and the checks that
 //! tell a window seen whole from one that moved while it was paged.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::Ordering;
 
 use futures::stream::{FuturesUnordered, StreamExt};
@@ -15,6 +15,11 @@ use crate::source::model::Item;
 /// Pages read at most when Weiban sends no `total_count` (a million losses).
 const MAX_UNCOUNTED_PAGES: u32 = 10_000;
 
+/// Items one window may hold at most. A `total_count` above it is refused before anything is
+/// planned: paging follows `total_count`, and a hostile or broken answer (9e18) must not size
+/// memory or keep the poller busy for years.
+pub(crate) const MAX_WINDOW_ITEMS: u64 = 1_000_000;
+
 /// How often a window that changed while it was paged is fetched before the fetch fails.
 const WHOLE_WINDOW_ATTEMPTS: u32 = 4;
 
@@ -25,40 +30,57 @@ fn inconsistent<E>(reason: String) -> FetchError<E> {
     })
 }
 
-/// What one fetch of a window handed over: items, and distinct losses by a hash of their key,
-/// so that a window that promised `total_count` items can be checked for holes.
+/// What one fetch of a window handed over: items, and rows by a hash of their loss key, so
+/// that a window that promised `total_count` items can be checked for holes.
+///
+/// Rows are counted, not keys: Weiban may list one loss twice (same customer, staff member
+/// and second), and such a window is whole when both rows arrived. A key's rows are the most
+/// copies of it that any single answer held, because one answer is one consistent slice of the
+/// list, while the same row may come back in two answers when the list's order moves.
 #[derive(Default)]
 struct Tally {
     handed: u64,
-    keys: HashSet<u64>,
-    /// Items without what identifies a loss, by a hash of their JSON: each counts once
-    /// however often it is fetched.
-    unreadable: HashSet<u64>,
+    rows: HashMap<u64, u32>,
+    /// Items without what identifies a loss, by a hash of their JSON, counted the same way.
+    unreadable: HashMap<u64, u32>,
 }
 
 impl Tally {
     /// Converts a page's items, counting them.
     fn count(&mut self, items: Vec<Item>) -> Vec<Loss> {
         let mut losses = Vec::with_capacity(items.len());
+        let mut in_page: HashMap<(bool, u64), u32> = HashMap::new();
         for item in items {
             match item.loss {
                 Some(loss) => {
-                    self.keys.insert(xxh3_64(loss.key().as_bytes()));
+                    *in_page
+                        .entry((true, xxh3_64(loss.key().as_bytes())))
+                        .or_default() += 1;
                     losses.push(loss);
                 }
                 None => {
                     skipped_item();
-                    self.unreadable.insert(item.unreadable);
+                    *in_page.entry((false, item.unreadable)).or_default() += 1;
                 }
             }
+        }
+        for ((readable, hash), copies) in in_page {
+            let seen = if readable {
+                &mut self.rows
+            } else {
+                &mut self.unreadable
+            };
+            let most = seen.entry(hash).or_default();
+            *most = (*most).max(copies);
         }
         self.handed += losses.len() as u64;
         losses
     }
 
-    /// Distinct items seen, over every attempt at the window.
+    /// Distinct rows seen, over every attempt at the window.
     fn distinct(&self) -> u64 {
-        (self.keys.len() + self.unreadable.len()) as u64
+        let rows = |seen: &HashMap<u64, u32>| seen.values().map(|&n| u64::from(n)).sum::<u64>();
+        rows(&self.rows) + rows(&self.unreadable)
     }
 }
 
@@ -163,6 +185,16 @@ impl WeibanClient {
         let Some(total) = first.total_count else {
             return self.fetch_without_count(window, first, tally, sink).await;
         };
+        if total > MAX_WINDOW_ITEMS {
+            return Err(FetchError::Weiban(WeibanError::Inconsistent {
+                endpoint: OUTFLOW_ENDPOINT,
+                reason: format!(
+                    "total_count is {total}, more than the {MAX_WINDOW_ITEMS} losses one window may \
+                     hold; if that many losses are real, backfill shorter periods \
+                     (`churn-alert backfill --from … --to …`)"
+                ),
+            }));
+        }
         let mut boundaries = Boundaries::default();
         let step = first.items.len() as u64;
         boundaries.page(0, &first.items);
@@ -205,13 +237,17 @@ impl WeibanClient {
         boundaries: &mut Boundaries,
         sink: &mut impl AsyncFnMut(Vec<Loss>) -> Result<(), E>,
     ) -> Result<(), FetchError<E>> {
+        // Pages are planned as they are sent, never all at once: memory stays flat whatever
+        // the window holds. Short pages are followed up from where they ended.
         let mut planned = step;
-        let mut todo: VecDeque<(u64, u64)> = VecDeque::new();
-        plan_pages(&mut todo, &mut planned, total, step);
+        let mut follow_ups: VecDeque<(u64, u64)> = VecDeque::new();
         let mut running = FuturesUnordered::new();
         loop {
             while running.len() < self.in_flight_limit.load(Ordering::Relaxed) {
-                let Some((offset, expected)) = todo.pop_front() else {
+                let Some((offset, expected)) = follow_ups
+                    .pop_front()
+                    .or_else(|| next_page(&mut planned, total, step))
+                else {
                     break;
                 };
                 running.push(async move {
@@ -237,7 +273,7 @@ impl WeibanClient {
                 .await
                 .map_err(FetchError::Sink)?;
             if got < expected {
-                todo.push_back((offset + got, expected - got));
+                follow_ups.push_back((offset + got, expected - got));
             }
         }
     }
@@ -311,12 +347,14 @@ impl WeibanClient {
     }
 }
 
-fn plan_pages(todo: &mut VecDeque<(u64, u64)>, planned: &mut u64, total: u64, step: u64) {
-    while *planned < total {
+/// The next page after `planned` items, if the window holds more.
+fn next_page(planned: &mut u64, total: u64, step: u64) -> Option<(u64, u64)> {
+    (*planned < total).then(|| {
         let expected = step.min(total - *planned);
-        todo.push_back((*planned, expected));
+        let page = (*planned, expected);
         *planned += expected;
-    }
+        page
+    })
 }
 
 pub(super) fn into_losses(items: Vec<Item>) -> Vec<Loss> {
