@@ -33,8 +33,13 @@
 #     churn-alert
 #
 # The daemon exits 0 within 10 s of SIGTERM; --stop-timeout 15 leaves it room
-# before Docker sends SIGKILL. If [server] is enabled inside a container, listen
-# on 0.0.0.0:9898 and publish it, e.g. -p 127.0.0.1:9898:9898.
+# before Docker sends SIGKILL. To reach /healthz and /metrics from the host, set
+# [server] listen = "0.0.0.0:9898" AND token = "${CHURN_ALERT_TOKEN}" (the token
+# guards /state/*, which holds customer names; without one, /state/* is not
+# served over TCP at all), and publish the port on loopback only:
+# -p 127.0.0.1:9898:9898. `churn-alert state stats|pending` in a one-off
+# container on the same volume reach the daemon over its unix socket
+# /var/lib/churn-alert/store.sock, with no port at all.
 
 # Declared before the first FROM so that both FROM lines can use them.
 ARG RUST_IMAGE=rust:1-bookworm

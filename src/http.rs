@@ -12,11 +12,15 @@ pub(crate) fn use_ring() {
 
 /// A client with churn-alert's user agent and a whole-request `timeout`.
 pub(crate) fn client(timeout: Duration) -> reqwest::Result<reqwest::Client> {
+    builder(timeout).build()
+}
+
+/// The builder [`client`] builds, for a client that needs one more setting.
+pub(crate) fn builder(timeout: Duration) -> reqwest::ClientBuilder {
     use_ring();
     reqwest::Client::builder()
         .timeout(timeout)
         .user_agent(concat!("churn-alert/", env!("CARGO_PKG_VERSION")))
-        .build()
 }
 
 /// What went wrong, with its causes, never the URL: "timed out (…)".

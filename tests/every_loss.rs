@@ -242,6 +242,84 @@ async fn a_duplicated_row_is_one_loss_and_the_window_advances() {
     );
 }
 
+/// §7: `/state/*` is never served over TCP without a token, answers 401 without the right
+/// one, and `churn-alert state` reaches the running daemon over its 0600 unix socket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_is_private_over_tcp_and_the_cli_reaches_the_daemon_over_its_socket() {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    let env = Env::new().await;
+    let port = free_port();
+    let server = format!("{FAST}\n[server]\nlisten = \"127.0.0.1:{port}\"\n");
+    env.write_config(&route(&env, &["k1"]), &server);
+    env.weiban
+        .add_losses(&SimLoss::generate("私", 2, 1, now() - 60, 5));
+    env.robot.set_removed("k1", true);
+    let daemon = spawn_quiet_run(&env.config);
+    let socket = std::path::PathBuf::from(format!("{}.sock", env.store_path().display()));
+    let http = reqwest::Client::new();
+    let get = |path: &str, token: Option<&str>| {
+        let mut request = http.get(format!("http://127.0.0.1:{port}{path}"));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        async move {
+            let answer = request.send().await.ok()?;
+            Some((answer.status().as_u16(), answer.text().await.ok()?))
+        }
+    };
+    // Ready when the socket is there and the first cycle queued the losses.
+    let mut ready = false;
+    for _ in 0..200 {
+        if socket.exists() && !env.robot.attempts().is_empty() {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(ready, "the daemon made no socket, or never tried the robot");
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the socket is the owner's only");
+    let (status, body) = get("/state/pending", None)
+        .await
+        .expect("the server answers");
+    assert_eq!(status, 404, "{body}");
+    assert!(!body.contains("私"), "no customer data over TCP: {body}");
+    let pending = env.cmd(&["state", "pending"]).await;
+    assert!(pending.status.success(), "{}", stderr(&pending));
+    assert!(stdout(&pending).contains("私"), "{}", stdout(&pending));
+    sigterm(&daemon);
+    let _ = daemon.wait_with_output().await;
+    assert!(!socket.exists(), "the socket is removed on shutdown");
+
+    let token = "a-token-of-enough-length";
+    env.write_config(
+        &route(&env, &["k1"]),
+        &format!("{server}token = \"{token}\"\n"),
+    );
+    let daemon = spawn_quiet_run(&env.config);
+    let mut answer = None;
+    for _ in 0..200 {
+        answer = get("/state/stats", None).await;
+        if answer.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(answer.map(|(status, _)| status), Some(401));
+    let (status, _) = get("/state/stats", Some("wrong-token-of-some-length"))
+        .await
+        .expect("the server answers");
+    assert_eq!(status, 401);
+    let (status, body) = get("/state/pending", Some(token))
+        .await
+        .expect("the server answers");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("私"), "{body}");
+    sigterm(&daemon);
+    let _ = daemon.wait_with_output().await;
+}
+
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {

@@ -33,12 +33,13 @@ pub(crate) async fn run(args: &ConfigArg) -> anyhow::Result<ExitCode> {
     let mut reload = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let config = pipeline.config();
     let health = Arc::new(Health::new(unix_now(), healthy_poll_age(&pipeline)));
+    let state = StateSource {
+        config_path: args.config.clone(),
+        store: pipeline.store().clone(),
+        token: config.server.as_ref().and_then(|s| s.token.clone()),
+    };
+    crate::server::state::serve_local(&config.store.path, state.clone(), shutdown.clone());
     if let Some(server) = &config.server {
-        let state = StateSource {
-            config_path: args.config.clone(),
-            store: pipeline.store().clone(),
-            token: server.token.clone(),
-        };
         crate::server::serve(server.listen, Arc::clone(&health), state, shutdown.clone()).await?;
     }
     tracing::info!(cron = %config.schedule.cron, timezone = %config.timezone(), "churn-alert running");

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use anyhow::Context as _;
 use serde::Serialize;
@@ -12,6 +13,7 @@ use crate::config::Config;
 use crate::destination::DestinationId;
 use crate::inspect;
 use crate::render::escape::terminal;
+use crate::secret::Secret;
 use crate::store::{Store, StoreError, StoreStats};
 use crate::time::rfc3339 as time;
 
@@ -25,22 +27,22 @@ pub(crate) async fn state(command: StateCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The store, opened; or, while the daemon holds it, the daemon's `[server]` to ask.
+/// The store, opened; or, while the daemon holds it, where to ask the daemon.
 enum Opened {
     Store(Config, Store),
-    Daemon(Config, SocketAddr),
+    Daemon(Config, Daemon),
 }
 
-/// `[server] token`, for asking the daemon.
-fn token(config: &Config) -> Option<&str> {
-    config
-        .server
-        .as_ref()
-        .and_then(|s| s.token.as_ref())
-        .map(|t| t.expose())
+/// How the running daemon is asked for `/state/*`.
+enum Daemon {
+    /// The unix socket beside the store (no configuration needed).
+    Socket(PathBuf),
+    /// `[server] listen`, with `[server] token`.
+    Tcp(SocketAddr, Secret),
 }
 
-/// Opens the store for reading: through the daemon's `[server]` when it holds the store.
+/// Opens the store for reading: through the daemon when it holds the store, over the unix
+/// socket beside the store, else over `[server]` with its token.
 fn open_for_reading(opts: &StateOpts) -> anyhow::Result<Opened> {
     let config = super::load_config(&opts.config.config)?;
     super::require_store(&config, &opts.config.config)?;
@@ -49,17 +51,31 @@ fn open_for_reading(opts: &StateOpts) -> anyhow::Result<Opened> {
             store.migrate(&config)?;
             Ok(Opened::Store(config, store))
         }
-        Err(StoreError::Locked { path }) => match config.server.as_ref().map(|s| s.listen) {
-            Some(mut listen) => {
-                if listen.ip().is_unspecified() {
-                    listen.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
-                }
-                Ok(Opened::Daemon(config, listen))
+        Err(StoreError::Locked { path }) => {
+            let socket = crate::server::state::socket_path(&config.store.path);
+            if socket.exists() {
+                return Ok(Opened::Daemon(config, Daemon::Socket(socket)));
             }
-            None => anyhow::bail!(
-                "the store at {path} is in use by the running daemon; add a [server] section (listen = \"127.0.0.1:9898\") to read state while it runs, or stop it first"
-            ),
-        },
+            let server = config
+                .server
+                .as_ref()
+                .and_then(|s| Some((s.listen, s.token.clone()?)));
+            match server {
+                Some((mut listen, token)) => {
+                    if listen.ip().is_unspecified() {
+                        listen.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+                    }
+                    Ok(Opened::Daemon(config, Daemon::Tcp(listen, token)))
+                }
+                None => anyhow::bail!(
+                    "the store at {path} is in use by the running daemon, and its state socket {} \
+                     is missing (a daemon older than this command, or a socket it could not \
+                     make: see its log); restart the daemon, set [server] listen and token, or \
+                     stop it first",
+                    socket.display()
+                ),
+            }
+        }
         Err(e) => Err(e.into()),
     }
 }
@@ -77,30 +93,41 @@ fn open(opts: &StateOpts) -> anyhow::Result<(Config, Store)> {
     Ok((config, store))
 }
 
-/// Asks the running daemon's `[server]` for `/state/{what}`.
+/// Asks the running daemon for `/state/{what}`.
 async fn from_daemon<T: serde::de::DeserializeOwned>(
-    listen: SocketAddr,
-    token: Option<&str>,
+    daemon: &Daemon,
     what: &str,
 ) -> anyhow::Result<T> {
-    let url = format!("http://{listen}/state/{what}");
-    let client = crate::http::client(std::time::Duration::from_secs(30))?;
+    let timeout = std::time::Duration::from_secs(30);
+    let (client, url, shown) = match daemon {
+        Daemon::Socket(path) => {
+            let client = crate::http::builder(timeout)
+                .unix_socket(path.as_path())
+                .build()?;
+            let shown = format!("the daemon's socket {}", path.display());
+            (client, format!("http://localhost/state/{what}"), shown)
+        }
+        Daemon::Tcp(listen, _) => {
+            let url = format!("http://{listen}/state/{what}");
+            (
+                crate::http::client(timeout)?,
+                url.clone(),
+                format!("the daemon at {url}"),
+            )
+        }
+    };
     let mut request = client.get(&url);
-    if let Some(token) = token {
-        request = request.bearer_auth(token);
+    if let Daemon::Tcp(_, token) = daemon {
+        request = request.bearer_auth(token.expose());
     }
     let answer = request
         .send()
         .await
-        .with_context(|| format!("the store is in use and the daemon at {url} does not answer"))?;
+        .with_context(|| format!("the store is in use and {shown} does not answer"))?;
     let status = answer.status();
     let body = answer.text().await?;
-    anyhow::ensure!(
-        status.is_success(),
-        "the daemon at {url} answered {status}: {body}"
-    );
-    serde_json::from_str(&body)
-        .with_context(|| format!("the daemon at {url} answered something else"))
+    anyhow::ensure!(status.is_success(), "{shown} answered {status}: {body}");
+    serde_json::from_str(&body).with_context(|| format!("{shown} answered something else"))
 }
 
 fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
@@ -114,8 +141,8 @@ async fn stats(opts: &StateOpts) -> anyhow::Result<ExitCode> {
             let stats = store.stats()?;
             (config, stats)
         }
-        Opened::Daemon(config, listen) => {
-            let stats = from_daemon(listen, token(&config), "stats").await?;
+        Opened::Daemon(config, daemon) => {
+            let stats = from_daemon(&daemon, "stats").await?;
             (config, stats)
         }
     };
@@ -152,8 +179,8 @@ async fn pending(opts: &StateOpts) -> anyhow::Result<ExitCode> {
             let reports = inspect::pending(&config, &store)?;
             (config, reports)
         }
-        Opened::Daemon(config, listen) => {
-            let reports = from_daemon(listen, token(&config), "pending").await?;
+        Opened::Daemon(config, daemon) => {
+            let reports = from_daemon(&daemon, "pending").await?;
             (config, reports)
         }
     };

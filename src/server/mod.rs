@@ -1,11 +1,16 @@
-//! The optional HTTP endpoint: `/healthz` for liveness checks, `/metrics` for Prometheus.
+//! The optional HTTP endpoint: `/healthz` for liveness checks, `/metrics` for Prometheus,
+//! and `/state/*` (customer data) only with `[server] token`; [`state`] also serves `/state/*`
+//! on a unix socket beside the store, for `churn-alert state` on the same machine.
 //!
 //! Metrics are recorded all over the program with the `metrics` facade; this module installs
 //! the Prometheus recorder and renders it. Health is one fact: how long ago the last poll of
 //! Weiban succeeded. An operator's monitor fails before a manager notices missing alerts.
 
+pub(crate) mod state;
+
+pub(crate) use state::StateSource;
+
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,12 +18,10 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Router;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
-use crate::config::Config;
 use crate::shutdown::Shutdown;
-use crate::store::{Store, StoreStats};
 
 /// When the last poll succeeded, and how many losses wait for destinations that left the
 /// config; shared between the pipeline and the server.
@@ -141,36 +144,6 @@ fn seconds(d: Duration) -> i64 {
 struct AppState {
     health: Arc<Health>,
     metrics: PrometheusHandle,
-    state: StateSource,
-}
-
-/// Where `/state/*` reads from: the daemon's store, described against the config file as it
-/// is now (so that a reload shows at once).
-#[derive(Clone)]
-pub(crate) struct StateSource {
-    pub config_path: PathBuf,
-    pub store: Store,
-    /// `[server] token`: when set, `/state/*` asks for it.
-    pub token: Option<crate::secret::Secret>,
-}
-
-/// Whether `headers` carry the bearer token `/state/*` asks for (always, without one).
-fn authorized(token: Option<&crate::secret::Secret>, headers: &axum::http::HeaderMap) -> bool {
-    let Some(token) = token else {
-        return true;
-    };
-    headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .is_some_and(|given| given.as_bytes() == token.expose().as_bytes())
-}
-
-fn unauthorized() -> (StatusCode, String) {
-    (
-        StatusCode::UNAUTHORIZED,
-        "this endpoint holds customer data: send `Authorization: Bearer <[server] token>`\n".into(),
-    )
 }
 
 /// Installs the Prometheus recorder and serves both endpoints until shutdown.
@@ -186,17 +159,12 @@ pub(crate) async fn serve(
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(render_metrics))
-        .route("/state/stats", get(state_stats))
-        .route("/state/pending", get(state_pending))
-        .with_state(AppState {
-            health,
-            metrics,
-            state,
-        });
+        .with_state(AppState { health, metrics })
+        .merge(state::over_tcp(state));
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on server.listen = {listen}: {e}"))?;
-    tracing::info!(%listen, "serving /healthz and /metrics");
+    tracing::info!(%listen, "serving /healthz and /metrics over TCP");
     tokio::spawn(async move {
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(async move { shutdown.recv().await })
@@ -217,39 +185,6 @@ async fn healthz(State(state): State<AppState>) -> (StatusCode, String) {
 
 async fn render_metrics(State(state): State<AppState>) -> String {
     state.metrics.render()
-}
-
-/// `state stats`, for the CLI while this process holds the store.
-async fn state_stats(
-    State(state): State<AppState>,
-    headers: axum::http::HeaderMap,
-) -> Result<Json<StoreStats>, (StatusCode, String)> {
-    if !authorized(state.state.token.as_ref(), &headers) {
-        return Err(unauthorized());
-    }
-    state.state.store.stats().map(Json).map_err(internal)
-}
-
-/// `state pending`, for the CLI while this process holds the store.
-async fn state_pending(
-    State(state): State<AppState>,
-    headers: axum::http::HeaderMap,
-) -> Result<Json<Vec<crate::inspect::PendingReport>>, (StatusCode, String)> {
-    let source = &state.state;
-    if !authorized(source.token.as_ref(), &headers) {
-        return Err(unauthorized());
-    }
-    let config = Config::load(&source.config_path).map_err(internal)?;
-    crate::inspect::pending(&config, &source.store)
-        .map(Json)
-        .map_err(internal)
-}
-
-fn internal(e: impl std::fmt::Display) -> (StatusCode, String) {
-    (
-        StatusCode::INTERNAL_SERVER_ERROR,
-        crate::logging::redact(&e.to_string()),
-    )
 }
 
 #[cfg(test)]
@@ -273,17 +208,6 @@ mod tests {
             .starts_with("degraded: 3 loss(es)"));
         health.set_stranded(0);
         assert!(health.check(1100).unwrap().starts_with("ok"));
-        let token = crate::secret::Secret::new("a-long-enough-token");
-        let mut headers = axum::http::HeaderMap::new();
-        assert!(authorized(None, &headers), "no token configured");
-        assert!(!authorized(Some(&token), &headers));
-        headers.insert("authorization", "Bearer wrong".parse().unwrap());
-        assert!(!authorized(Some(&token), &headers));
-        headers.insert(
-            "authorization",
-            "Bearer a-long-enough-token".parse().unwrap(),
-        );
-        assert!(authorized(Some(&token), &headers));
         assert!(health.check(1200).unwrap_err().contains("110s ago"));
     }
 

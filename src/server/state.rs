@@ -1,0 +1,194 @@
+//! `/state/stats` and `/state/pending`: the store's contents while the daemon holds it, for
+//! `churn-alert state stats|pending` (sled lets one process open a store).
+//!
+//! They carry customer names and staff mailboxes, so they are served two ways only:
+//! - on a unix socket beside the store (`<store.path>.sock`), always, mode 0600: whoever may
+//!   read the store may ask, and `churn-alert state` on the same machine needs no
+//!   configuration. The socket is bound in a private directory, narrowed to 0600 and only
+//!   then moved into place, so nobody can connect in between;
+//! - over TCP at `[server] listen` only when `[server] token` is set, with
+//!   `Authorization: Bearer <token>`; without a token, TCP answers 404 and says why.
+
+use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::get;
+use axum::{Json, Router};
+
+use crate::config::Config;
+use crate::inspect::PendingReport;
+use crate::secret::Secret;
+use crate::shutdown::Shutdown;
+use crate::store::{Store, StoreStats};
+
+/// Where `/state/*` reads from: the daemon's store, described against the config file as it
+/// is now (so that a reload shows at once).
+#[derive(Clone)]
+pub(crate) struct StateSource {
+    pub config_path: PathBuf,
+    pub store: Store,
+    /// `[server] token`: TCP serves `/state/*` only with it.
+    pub token: Option<Secret>,
+}
+
+/// The unix socket the daemon serves `/state/*` on: the store's path with `.sock` added.
+pub(crate) fn socket_path(store_path: &Path) -> PathBuf {
+    let mut name = store_path.as_os_str().to_owned();
+    name.push(".sock");
+    PathBuf::from(name)
+}
+
+/// `/state/*` for the TCP server: behind the token, or not served without one.
+pub(super) fn over_tcp(source: StateSource) -> Router {
+    let Some(token) = source.token.clone() else {
+        return Router::new().route("/state/{*rest}", get(not_over_tcp));
+    };
+    routes(source).route_layer(axum::middleware::from_fn(
+        move |headers: HeaderMap, request, next: axum::middleware::Next| {
+            let allowed = authorized(&token, &headers);
+            async move {
+                if allowed {
+                    next.run(request).await
+                } else {
+                    axum::response::IntoResponse::into_response(unauthorized())
+                }
+            }
+        },
+    ))
+}
+
+fn routes(source: StateSource) -> Router {
+    Router::new()
+        .route("/state/stats", get(state_stats))
+        .route("/state/pending", get(state_pending))
+        .with_state(source)
+}
+
+/// Serves `/state/*` on [`socket_path`] until shutdown, then removes the socket. A socket that
+/// cannot be made is logged, not fatal: the daemon's work does not depend on it.
+pub(crate) fn serve_local(store_path: &Path, source: StateSource, mut shutdown: Shutdown) {
+    let path = socket_path(store_path);
+    let listener = match bind_private(&path) {
+        Ok(listener) => listener,
+        Err(e) => {
+            tracing::warn!(
+                socket = %path.display(),
+                "cannot serve `churn-alert state` on a unix socket: {e}; `state stats|pending` \
+                 then need [server] with a token while the daemon runs"
+            );
+            return;
+        }
+    };
+    tracing::info!(socket = %path.display(), "serving /state/* for `churn-alert state` (mode 0600)");
+    tokio::spawn(async move {
+        let served = axum::serve(listener, routes(source))
+            .with_graceful_shutdown(async move { shutdown.recv().await })
+            .await;
+        if let Err(e) = served {
+            tracing::error!("the state socket stopped: {e}");
+        }
+        let _ = std::fs::remove_file(&path);
+    });
+}
+
+/// Binds a unix socket at `path` that only this user can connect to: bound inside a fresh
+/// 0700 directory, narrowed to 0600, then renamed over `path` (replacing a stale socket that
+/// a killed daemon left; the store's lock says no other daemon runs).
+fn bind_private(path: &Path) -> std::io::Result<tokio::net::UnixListener> {
+    let private = path.with_file_name(format!(".churn-alert-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&private);
+    std::fs::DirBuilder::new().mode(0o700).create(&private)?;
+    let bound = (|| {
+        let inside = private.join("s");
+        let listener = tokio::net::UnixListener::bind(&inside)?;
+        std::fs::set_permissions(&inside, std::fs::Permissions::from_mode(0o600))?;
+        std::fs::rename(&inside, path)?;
+        Ok(listener)
+    })();
+    let _ = std::fs::remove_dir_all(&private);
+    bound
+}
+
+/// Whether `headers` carry `Authorization: Bearer <token>`.
+fn authorized(token: &Secret, headers: &HeaderMap) -> bool {
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|given| given.as_bytes() == token.expose().as_bytes())
+}
+
+fn unauthorized() -> (StatusCode, String) {
+    (
+        StatusCode::UNAUTHORIZED,
+        "this endpoint holds customer data: send `Authorization: Bearer <[server] token>`\n".into(),
+    )
+}
+
+async fn not_over_tcp() -> (StatusCode, String) {
+    (
+        StatusCode::NOT_FOUND,
+        "/state/* holds customer data and is not served over TCP without `[server] token`; \
+         on the daemon's machine, `churn-alert state stats|pending` reads it over the unix \
+         socket beside the store\n"
+            .into(),
+    )
+}
+
+/// `state stats`, for the CLI while this process holds the store.
+async fn state_stats(
+    State(source): State<StateSource>,
+) -> Result<Json<StoreStats>, (StatusCode, String)> {
+    source.store.stats().map(Json).map_err(internal)
+}
+
+/// `state pending`, for the CLI while this process holds the store.
+async fn state_pending(
+    State(source): State<StateSource>,
+) -> Result<Json<Vec<PendingReport>>, (StatusCode, String)> {
+    let config = Config::load(&source.config_path).map_err(internal)?;
+    crate::inspect::pending(&config, &source.store)
+        .map(Json)
+        .map_err(internal)
+}
+
+fn internal(e: impl std::fmt::Display) -> (StatusCode, String) {
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        crate::logging::redact(&e.to_string()),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_exact_bearer_token_is_let_in() {
+        let token = Secret::new("a-long-enough-token");
+        let mut headers = HeaderMap::new();
+        assert!(!authorized(&token, &headers));
+        headers.insert("authorization", "Bearer wrong".parse().unwrap());
+        assert!(!authorized(&token, &headers));
+        headers.insert("authorization", "a-long-enough-token".parse().unwrap());
+        assert!(
+            !authorized(&token, &headers),
+            "the Bearer scheme is required"
+        );
+        headers.insert(
+            "authorization",
+            "Bearer a-long-enough-token".parse().unwrap(),
+        );
+        assert!(authorized(&token, &headers));
+    }
+
+    #[test]
+    fn the_socket_sits_beside_the_store() {
+        assert_eq!(
+            socket_path(Path::new("/var/lib/churn-alert/store")),
+            Path::new("/var/lib/churn-alert/store.sock")
+        );
+    }
+}
