@@ -191,6 +191,50 @@ async fn check_online_rejects_department_names_weiban_does_not_know() {
     );
 }
 
+/// Issue 18 §8: names from Weiban are printed with control characters escaped, in
+/// `check --online`'s errors and in `staff`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weiban_names_reach_the_terminal_with_control_characters_escaped() {
+    let env = Env::new().await;
+    let d = |id, name: &str, parent| SimDepartment {
+        id,
+        name: name.into(),
+        parent,
+    };
+    env.weiban.set_directory(
+        vec![
+            d(1, "公司", 0),
+            d(2, "一部\u{1b}[2J", 1),
+            d(3, "华东\u{1b}]0;x\u{7}组", 2),
+            d(4, "华东\u{1b}]0;x\u{7}组", 1),
+        ],
+        vec![SimStaff {
+            id: "zhang".into(),
+            name: "张\r三\u{202e}".into(),
+            email: None,
+            status: 1,
+            departments: vec![3],
+        }],
+    );
+    let route = env.managers_route(&["k1"]) + "departments = [\"华东\\u001b]0;x\\u0007组\"]\n";
+    env.write_config(&route, FAST);
+    let out = env.cmd(&["check", "--online"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(err.contains("names 2 departments"), "{err}");
+    assert!(
+        err.contains("华东\\u{1b}]0;x\\u{7}组") && err.contains("一部\\u{1b}[2J"),
+        "{err}"
+    );
+    assert!(!err.contains('\u{1b}') && !err.contains('\u{7}'), "{err:?}");
+
+    let staff = env.cmd(&["staff"]).await;
+    assert!(staff.status.success(), "{}", stderr(&staff));
+    let text = stdout(&staff);
+    assert!(text.contains("张\\u{d}三\\u{202e}"), "{text}");
+    assert!(!text.contains('\r') && !text.contains('\u{202e}'), "{text:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_directory_survives_a_weiban_outage_from_the_store() {
     let env = Env::new().await;

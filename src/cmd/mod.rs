@@ -38,9 +38,12 @@ pub fn main() -> ExitCode {
     match runtime.block_on(dispatch(cli.command)) {
         Ok(code) => code,
         Err(e) => {
+            // Errors may quote what Weiban sent (names, errmsg): control characters are shown
+            // escaped, never played on the operator's terminal.
+            let text = crate::logging::redact(&crate::logging::chain(&e));
             eprintln!(
                 "churn-alert: {}",
-                crate::logging::redact(&crate::logging::chain(&e))
+                crate::render::escape::terminal_lines(&text)
             );
             ExitCode::FAILURE
         }

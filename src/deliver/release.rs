@@ -32,13 +32,16 @@ pub(crate) fn release(
 ) -> Option<Release> {
     let route = config.routes.iter().find(|r| r.name == held.route);
     let reason = match route.map(|r| router.decide(r, &held.pending.loss)) {
-        Some(Decision::Queued(ids)) => return Some(Release::Queue(ids)),
+        Some(Decision::Queued(ids)) => return Some(ended(held, "routed", ids)),
         Some(Decision::Filtered(filter)) => {
             metrics::counter!("churn_alert_losses_filtered_total", "route" => held.route.clone(), "reason" => filter)
                 .increment(1);
-            return Some(Release::Queue(Vec::new()));
+            return Some(ended(held, "filtered", Vec::new()));
         }
-        Some(Decision::Uncovered) if held.elsewhere => return Some(Release::Queue(Vec::new())),
+        // Nobody on this route is to hear of it, and another route's destination took it.
+        Some(Decision::Uncovered) if held.elsewhere => {
+            return Some(ended(held, "told_elsewhere", Vec::new()))
+        }
         Some(Decision::Uncovered) => HoldReason::NoDestination,
         Some(Decision::Held(reason)) => reason,
         None => HoldReason::RouteGone,
@@ -47,10 +50,10 @@ pub(crate) fn release(
     if now.saturating_sub(held.since) >= hold_for {
         let own = route.map(Router::own_destinations).unwrap_or_default();
         if !own.is_empty() {
-            return Some(Release::Queue(own));
+            return Some(ended(held, "route_destinations", own));
         }
         if let Some(fallback) = config.fallback.as_ref().map(Router::own_destinations) {
-            return Some(Release::Queue(fallback));
+            return Some(ended(held, "fallback", fallback));
         }
     }
     (reason != held.reason).then(|| {
@@ -59,6 +62,17 @@ pub(crate) fn release(
             ..held.clone()
         })))
     })?
+}
+
+/// A hold that ends, counted by how: `churn_alert_holds_ended_total{route,how}`.
+fn ended(
+    held: &HeldLoss,
+    how: &'static str,
+    destinations: Vec<crate::destination::DestinationId>,
+) -> Release {
+    metrics::counter!("churn_alert_holds_ended_total", "route" => held.route.clone(), "how" => how)
+        .increment(1);
+    Release::Queue(destinations)
 }
 
 /// Routes every held loss again and applies the outcome; returns what is still held.
