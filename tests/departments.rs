@@ -232,7 +232,10 @@ async fn weiban_names_reach_the_terminal_with_control_characters_escaped() {
     assert!(staff.status.success(), "{}", stderr(&staff));
     let text = stdout(&staff);
     assert!(text.contains("张\\u{d}三\\u{202e}"), "{text}");
-    assert!(!text.contains('\r') && !text.contains('\u{202e}'), "{text:?}");
+    assert!(
+        !text.contains('\r') && !text.contains('\u{202e}'),
+        "{text:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

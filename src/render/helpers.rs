@@ -53,16 +53,17 @@ pub(crate) fn days_between(added_at: Option<i64>, outflow_at: i64) -> Option<i64
 }
 
 handlebars_helper!(delete_by_text: |who: str| match who {
-    "customer" => "客户删除了员工",
-    "staff" => "员工删除了客户",
-    "both" => "双方互删",
-    _ => "原因未知",
+    "customer" => "客户删除员工",
+    "staff" => "员工删除客户",
+    "both" => "互删",
+    _ => "未知",
 });
 
-// `{{directions_text directions}}`: 客户删除 3 · 员工删除 1 · 互删 1 · 未知 2, zeros left out.
+// `{{directions_text directions}}`: 客户删除员工 3 · 员工删除客户 1 · 互删 1 · 未知 2, zeros left
+// out. The same four words as `delete_by_text` (README.zh-CN's glossary).
 handlebars_helper!(directions_text: |d: object| {
     let count = |k: &str| d.get(k).and_then(Value::as_u64).unwrap_or(0);
-    [("客户删除", "customer"), ("员工删除", "staff"), ("互删", "both"), ("未知", "unknown")]
+    [("客户删除员工", "customer"), ("员工删除客户", "staff"), ("互删", "both"), ("未知", "unknown")]
         .iter()
         .filter(|(_, key)| count(key) > 0)
         .map(|(label, key)| format!("{label} {}", count(key)))
