@@ -4,8 +4,9 @@
 use std::time::Duration;
 
 /// Makes ring the process's rustls crypto provider, for reqwest and lettre alike (neither
-/// brings its own: one provider linked, not two). Idempotent.
-pub(crate) fn use_ring() {
+/// brings its own: one provider linked, not two). Idempotent. A program that links this crate
+/// and builds its own reqwest client (the tests, the bench) calls it first.
+pub fn use_ring() {
     // An error only says a provider is installed already, which is what we want.
     let _ = rustls::crypto::ring::default_provider().install_default();
 }

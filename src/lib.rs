@@ -16,7 +16,7 @@ pub(crate) mod deliver;
 pub mod destination;
 pub mod directory;
 pub mod hold;
-pub(crate) mod http;
+pub mod http;
 pub(crate) mod inspect;
 pub(crate) mod logging;
 pub mod loss;

@@ -257,7 +257,7 @@ async fn state_is_private_over_tcp_and_the_cli_reaches_the_daemon_over_its_socke
     env.robot.set_removed("k1", true);
     let daemon = spawn_quiet_run(&env.config);
     let socket = std::path::PathBuf::from(format!("{}.sock", env.store_path().display()));
-    let http = reqwest::Client::new();
+    let http = http_client();
     let get = |path: &str, token: Option<&str>| {
         let mut request = http.get(format!("http://127.0.0.1:{port}{path}"));
         if let Some(token) = token {

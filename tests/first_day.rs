@@ -133,7 +133,11 @@ async fn healthz_is_red_and_says_why_from_the_first_failed_poll() {
     let deadline = Instant::now() + Duration::from_secs(60);
     let body = loop {
         assert!(Instant::now() < deadline, "/healthz never turned red");
-        if let Ok(answer) = reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await {
+        if let Ok(answer) = http_client()
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .send()
+            .await
+        {
             let status = answer.status().as_u16();
             let body = answer.text().await.unwrap_or_default();
             if status == 503 {

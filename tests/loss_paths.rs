@@ -204,7 +204,11 @@ async fn item04_removing_the_last_destination_keeps_its_backlog_pending_and_visi
     let mut body = String::new();
     for _ in 0..50 {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        if let Ok(answer) = reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await {
+        if let Ok(answer) = http_client()
+            .get(format!("http://127.0.0.1:{port}/healthz"))
+            .send()
+            .await
+        {
             body = answer.text().await.unwrap_or_default();
             if body.starts_with("degraded") {
                 break;

@@ -106,7 +106,7 @@ async fn metrics_and_health_answer_and_move() {
         .add_losses(&SimLoss::generate("量", 5, 1, common::now() - 30, 1));
     let child = spawn_run(&env.config, "churn_alert=info");
     let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
+    let http = http_client();
     let get = |path: &str| {
         let request = http.get(format!("{base}{path}"));
         async move {

@@ -121,6 +121,13 @@ pub async fn run(args: &[&str], config: &Path) -> Output {
         .expect("run churn-alert")
 }
 
+/// A plain HTTP client for the tests (churn-alert's reqwest brings no crypto provider of its
+/// own: ring is installed first, as the daemon does).
+pub fn http_client() -> reqwest::Client {
+    churn_alert::http::use_ring();
+    reqwest::Client::new()
+}
+
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }

@@ -1,10 +1,14 @@
-//! A real SMTP server on loopback (mailin-embedded) that keeps what it receives.
+//! A real SMTP server on loopback that keeps what it receives: mailin's SMTP session (the
+//! protocol engine mailin-embedded runs) over plain TCP, one thread per connection. The
+//! session is mailin's; this file only moves lines between the socket and it (mailin-embedded
+//! itself cannot be built without its TLS feature, which would build aws-lc-sys for a test
+//! server that never speaks TLS).
 
-use std::io;
-use std::net::{IpAddr, TcpListener};
+use std::io::{self, BufRead as _, BufReader, Write as _};
+use std::net::{IpAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 
-use mailin_embedded::{response, Handler, Response, Server, SslConfig};
+use mailin::{response, Action, Handler, Response, SessionBuilder};
 
 /// One received email: envelope recipients and the raw message.
 #[derive(Debug, Clone)]
@@ -63,13 +67,13 @@ impl SmtpServer {
             data: Vec::new(),
         };
         std::thread::spawn(move || {
-            let mut server = Server::new(handler);
-            server
-                .with_name("smtp.test")
-                .with_ssl(SslConfig::None)
-                .expect("no TLS")
-                .with_tcp_listener(listener);
-            let _ = server.serve();
+            let sessions = SessionBuilder::new("smtp.test");
+            for stream in listener.incoming().flatten() {
+                let (sessions, handler) = (sessions.clone(), handler.clone());
+                std::thread::spawn(move || {
+                    let _ = serve_connection(stream, &sessions, handler);
+                });
+            }
         });
         Self { port, mailbox }
     }
@@ -84,5 +88,36 @@ impl SmtpServer {
             "[smtp]\nhost = \"127.0.0.1\"\nport = {}\nsecurity = \"none\"\nfrom = \"流失提醒 <alerts@example.com>\"\ntimeout = \"5s\"\n",
             self.port
         )
+    }
+}
+
+/// One SMTP conversation: the greeting, then each line to mailin's session and its answer back.
+fn serve_connection(
+    stream: TcpStream,
+    sessions: &SessionBuilder,
+    handler: Collector,
+) -> io::Result<()> {
+    let remote = stream.peer_addr()?.ip();
+    let mut session = sessions.build(remote, handler);
+    let mut writer = stream.try_clone()?;
+    let mut reader = BufReader::new(stream);
+    session.greeting().write_to(&mut writer)?;
+    let mut line = Vec::with_capacity(80);
+    loop {
+        line.clear();
+        if reader.read_until(b'\n', &mut line)? == 0 {
+            return Ok(());
+        }
+        let answer = session.process(&line);
+        match answer.action {
+            Action::NoReply => {}
+            Action::Reply => answer.write_to(&mut writer)?,
+            Action::Close | Action::UpgradeTls => {
+                answer.write_to(&mut writer)?;
+                writer.flush()?;
+                return Ok(());
+            }
+        }
+        writer.flush()?;
     }
 }

@@ -246,6 +246,7 @@ async fn side_by_side(
 /// The floor: fetch a token and every page of the last 48 hours, parse each into JSON values,
 /// and nothing else. What any poller must at least spend.
 pub async fn floor(base_url: &str) -> anyhow::Result<()> {
+    churn_alert::http::use_ring();
     let http = reqwest::Client::new();
     let token: serde_json::Value = http
         .post(format!("{base_url}/open-api/access_token/get"))
