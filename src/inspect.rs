@@ -2,7 +2,6 @@
 //! list of `state pending`. Computed here for the CLI and for the daemon's `[server]`
 //! (`/state/stats`, `/state/pending`), so that both show the same while the daemon runs.
 
-use chrono::Utc;
 use serde::{Deserialize, Serialize};
 
 use crate::config::Config;
@@ -131,7 +130,7 @@ fn held_losses(store: &Store) -> Result<Vec<PendingReport>, StoreError> {
 
 /// Whether deliveries are held for quiet hours right now.
 fn quiet_now(config: &Config) -> bool {
-    let now = Utc::now().with_timezone(&config.timezone());
+    let now = crate::time::now_utc().with_timezone(&config.timezone());
     config
         .quiet_hours()
         .is_some_and(|quiet| quiet.ends_after(now).is_some())

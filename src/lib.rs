@@ -26,7 +26,7 @@ pub(crate) mod report;
 pub(crate) mod schedule;
 pub(crate) mod secret;
 pub(crate) mod server;
-pub(crate) mod shutdown;
+pub mod shutdown;
 pub(crate) mod sink;
 pub(crate) mod source;
 pub mod store;

@@ -30,7 +30,7 @@ struct ZonedTime;
 
 impl tracing_subscriber::fmt::time::FormatTime for ZonedTime {
     fn format_time(&self, w: &mut tracing_subscriber::fmt::format::Writer<'_>) -> std::fmt::Result {
-        let now = chrono::Utc::now();
+        let now = crate::time::now_utc();
         let shown = match LOG_ZONE.get() {
             Some(tz) => now
                 .with_timezone(tz)
@@ -150,13 +150,47 @@ impl<'a> MakeWriter<'a> for RedactingStderr {
     type Writer = RedactingWriter;
 
     fn make_writer(&'a self) -> Self::Writer {
-        RedactingWriter { buffer: Vec::new() }
+        RedactingWriter {
+            buffer: Vec::new(),
+            to: None,
+        }
     }
 }
 
-/// Collects one formatted event and writes it redacted to stderr when dropped.
+/// Makes a [`RedactingWriter`] into an in-process command's capture for each event.
+struct RedactingCapture(crate::cmd::console::Captured);
+
+impl<'a> MakeWriter<'a> for RedactingCapture {
+    type Writer = RedactingWriter;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        RedactingWriter {
+            buffer: Vec::new(),
+            to: Some(self.0.clone()),
+        }
+    }
+}
+
+/// The log of a command run in process ([`crate::cmd::in_process`]): the same lines, redacted
+/// the same way, at `churn_alert=debug`, into `captured`, on this thread until the guard drops.
+pub(crate) fn capture(
+    captured: crate::cmd::console::Captured,
+) -> tracing::subscriber::DefaultGuard {
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::new("warn,churn_alert=debug"))
+        .with_writer(RedactingCapture(captured))
+        .with_timer(ZonedTime)
+        .with_ansi(false)
+        .with_target(false)
+        .finish();
+    tracing::subscriber::set_default(subscriber)
+}
+
+/// Collects one formatted event and writes it redacted when dropped: to stderr, or to an
+/// in-process capture.
 pub struct RedactingWriter {
     buffer: Vec<u8>,
+    to: Option<crate::cmd::console::Captured>,
 }
 
 impl Write for RedactingWriter {
@@ -173,7 +207,14 @@ impl Write for RedactingWriter {
 impl Drop for RedactingWriter {
     fn drop(&mut self) {
         let text = redact(&String::from_utf8_lossy(&self.buffer));
-        let _ = io::stderr().lock().write_all(text.as_bytes());
+        match &mut self.to {
+            Some(captured) => {
+                let _ = captured.write_all(text.as_bytes());
+            }
+            None => {
+                let _ = io::stderr().lock().write_all(text.as_bytes());
+            }
+        }
     }
 }
 

@@ -8,7 +8,9 @@
 //! pending losses and a [`DestinationState`] saying why and when to try again.
 
 use std::collections::{BTreeMap, HashSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use chrono_tz::Tz;
 

@@ -59,7 +59,7 @@ impl Schedule {
 
     /// The time between the next two runs: the polling interval, for a regular schedule.
     pub fn interval(&self) -> Option<std::time::Duration> {
-        match self.upcoming(Utc::now(), 2).as_slice() {
+        match self.upcoming(crate::time::now_utc(), 2).as_slice() {
             [a, b] => (*b - *a).to_std().ok(),
             _ => None,
         }

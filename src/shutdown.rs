@@ -8,12 +8,12 @@ use tokio::sync::watch;
 
 /// Listens for the shutdown signal.
 #[derive(Clone)]
-pub(crate) struct Shutdown {
+pub struct Shutdown {
     rx: watch::Receiver<bool>,
 }
 
 /// Sends the shutdown signal.
-pub(crate) struct ShutdownTrigger {
+pub struct ShutdownTrigger {
     tx: watch::Sender<bool>,
 }
 

@@ -1,12 +1,35 @@
-//! Time: now in unix seconds, and the one place unix seconds become times in the configured
-//! zone (logs, CLI output and messages all show times through here).
+//! Time: the one clock, and the one place unix seconds become times in the configured zone
+//! (logs, CLI output and messages all show times through here).
+//!
+//! Wall time is the system's wall clock moved by how far tokio's clock is from the real
+//! monotonic clock. In a running daemon the two monotonic clocks agree, so the daemon sees
+//! the system's wall time, steps of the system clock included (the run loop notices them).
+//! Under tokio's paused time (the tests), tokio's clock stands still or jumps ahead, and wall
+//! time does the same: quiet hours, report periods, pacing, back-offs and the schedule all
+//! follow one clock that a test drives, with nothing waited for. No other module reads the
+//! system clock; monotonic waits use `tokio::time::Instant`.
+
+use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
+/// Now, as a UTC time.
+pub(crate) fn now_utc() -> DateTime<Utc> {
+    let virtual_now = tokio::time::Instant::now().into_std();
+    let real_now = std::time::Instant::now();
+    let wall = SystemTime::now();
+    let wall = match virtual_now.checked_duration_since(real_now) {
+        Some(ahead) if ahead > Duration::ZERO => wall.checked_add(ahead),
+        _ => wall.checked_sub(real_now.saturating_duration_since(virtual_now)),
+    }
+    .unwrap_or(wall);
+    DateTime::<Utc>::from(wall)
+}
+
 /// Now, in unix seconds.
 pub(crate) fn unix_now() -> i64 {
-    Utc::now().timestamp()
+    now_utc().timestamp()
 }
 
 /// `unix` seconds as a time in `tz`; `None` when out of chrono's range.
@@ -23,6 +46,24 @@ pub(crate) fn rfc3339(tz: Tz, unix: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn wall_time_follows_tokios_clock_when_it_is_paused() {
+        let before = unix_now();
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        let after = unix_now();
+        assert!(
+            (3599..=3601).contains(&(after - before)),
+            "{}",
+            after - before
+        );
+    }
+
+    #[tokio::test]
+    async fn wall_time_is_the_systems_when_time_runs() {
+        let system = Utc::now().timestamp();
+        assert!((unix_now() - system).abs() <= 1);
+    }
 
     #[test]
     fn times_carry_year_and_offset() {

@@ -18,7 +18,7 @@ use crate::shutdown::Shutdown;
 use crate::source::Window;
 use crate::time::unix_now;
 
-pub(crate) async fn backfill(args: &BackfillArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn backfill(args: &BackfillArgs, shutdown: Shutdown) -> anyhow::Result<ExitCode> {
     let pipeline = super::open(&args.config.config)?;
     let tz = pipeline.config().timezone();
     let since = parse_since(&args.since, tz)?;
@@ -47,7 +47,6 @@ pub(crate) async fn backfill(args: &BackfillArgs) -> anyhow::Result<ExitCode> {
             end: (start + step - 1).min(until),
         })
         .collect();
-    let shutdown = Shutdown::on_signals();
     let how = if args.mark_only {
         Recording::MarkOnly
     } else {
@@ -144,7 +143,7 @@ async fn move_live_window(pipeline: &Pipeline, from: i64, now: i64) -> anyhow::R
         Some(end) if end < now && from <= end => store.advance_window(now).await?,
         Some(end) if end < now => {
             let shown = |t: i64| crate::time::rfc3339(pipeline.config().timezone(), t);
-            eprintln!(
+            super::console::say!(
                 "churn-alert: the live window still ends at {}: the next poll fetches from there, so the gap up to {} is not skipped",
                 shown(end),
                 shown(from)

@@ -12,7 +12,6 @@ use std::process::ExitCode;
 use std::path::Path;
 
 use anyhow::Context as _;
-use chrono::Utc;
 
 use crate::cli::CheckArgs;
 use crate::render::compose::compose;
@@ -48,7 +47,7 @@ pub(crate) async fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
         let listed = listed(route);
         destinations += listed.len();
         let labels: Vec<&str> = listed.iter().map(|l| l.label.as_str()).collect();
-        eprintln!(
+        super::console::say!(
             "route `{}` ({}): {} destination(s): {}",
             route.name,
             route.audience.as_str(),
@@ -64,20 +63,20 @@ pub(crate) async fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
         let covers_everybody =
             !route.wecom_webhooks.is_empty() || !route.email_to.is_empty() || route.email_staff;
         if !covers_everybody {
-            eprintln!(
+            super::console::say!(
                 "note: route `{}` has only staff or department robots and mailboxes: losses of staff members none of them covers are held (see `state pending`) until `[directory] hold_for` passes, then go to `[fallback]` if it is set",
                 route.name
             );
         }
     }
-    eprintln!(
+    super::console::say!(
         "config {} is valid: {} route(s), {} destination(s), templates render; next runs ({}):",
         path.display(),
         config.routes.len(),
         destinations,
         config.timezone()
     );
-    for run in schedule.upcoming(Utc::now(), 5) {
+    for run in schedule.upcoming(crate::time::now_utc(), 5) {
         println!("{}", run.to_rfc3339());
     }
     check_reports(&config, &renderer, &router)?;
@@ -92,7 +91,9 @@ pub(crate) async fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     Ok(if refused == 0 {
         ExitCode::SUCCESS
     } else {
-        eprintln!("churn-alert: {refused} destination(s) refused the test message (see above)");
+        super::console::say!(
+            "churn-alert: {refused} destination(s) refused the test message (see above)"
+        );
         ExitCode::FAILURE
     })
 }
@@ -152,7 +153,7 @@ fn check_reports(
     use crate::report::send::{plan, sample_in, today};
     use crate::report::Period;
     for spec in &config.reports {
-        let next = spec.schedule.next_after(Utc::now());
+        let next = spec.schedule.next_after(crate::time::now_utc());
         let Some(next) = next else {
             anyhow::bail!("report `{}`: cron `{}` never fires", spec.name, spec.cron);
         };
@@ -175,7 +176,7 @@ fn check_reports(
                 spec.route
             );
         }
-        eprintln!(
+        super::console::say!(
             "report `{}` ({}) → route `{}`, {} destination(s): {}; next at {} for {}",
             spec.name,
             spec.cron,

@@ -2,6 +2,7 @@
 
 mod backfill;
 mod check;
+pub(crate) mod console;
 #[cfg(feature = "demo")]
 mod demo;
 mod once;
@@ -19,6 +20,7 @@ use clap::Parser;
 use crate::cli::{Cli, Command};
 use crate::config::Config;
 use crate::pipeline::Pipeline;
+use crate::shutdown::Shutdown;
 use crate::store::Store;
 
 /// Parses the command line, runs the command, turns errors into a message and exit code 1.
@@ -35,7 +37,7 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(dispatch(cli.command)) {
+    match runtime.block_on(dispatch(cli.command, None)) {
         Ok(code) => code,
         Err(e) => {
             // Errors may quote what Weiban sent (names, errmsg): control characters are shown
@@ -50,11 +52,49 @@ pub fn main() -> ExitCode {
     }
 }
 
-async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+/// What a command run in process left behind.
+pub struct InProcess {
+    pub code: ExitCode,
+    /// What it would have printed on stderr: its own lines, its log, and its error.
+    pub stderr: String,
+}
+
+/// Runs one command in the caller's process and runtime, as `main` runs it from the command
+/// line (`args` without the program name), with `shutdown` in place of SIGINT and SIGTERM.
+///
+/// For the tests: on a current-thread runtime under paused time, a whole daemon runs in
+/// milliseconds. Its log goes to [`InProcess::stderr`] (at `churn_alert=debug`), never to the
+/// process's stderr; nothing global is installed.
+pub async fn in_process(args: &[&str], shutdown: Shutdown) -> InProcess {
+    let captured = console::Captured::default();
+    let _lines = captured.install();
+    let _log = crate::logging::capture(captured.clone());
+    let program = std::iter::once("churn-alert").chain(args.iter().copied());
+    let result = match Cli::try_parse_from(program) {
+        Ok(cli) => dispatch(cli.command, Some(shutdown)).await,
+        Err(e) => Err(anyhow::anyhow!("{e}")),
+    };
+    let code = result.unwrap_or_else(|e| {
+        console::say!(
+            "churn-alert: {}",
+            crate::logging::redact(&crate::logging::chain(&e))
+        );
+        ExitCode::FAILURE
+    });
+    InProcess {
+        code,
+        stderr: captured.text(),
+    }
+}
+
+/// Runs `command`. The commands that stop gracefully take `shutdown`, or, without one, listen
+/// for SIGINT and SIGTERM; the others end at the first signal, as any program does.
+async fn dispatch(command: Command, shutdown: Option<Shutdown>) -> anyhow::Result<ExitCode> {
+    let stop = || shutdown.clone().unwrap_or_else(Shutdown::on_signals);
     match command {
-        Command::Once(args) => once::once(&args).await,
-        Command::Backfill(args) => backfill::backfill(&args).await,
-        Command::Run(args) => run::run(&args).await,
+        Command::Once(args) => once::once(&args, stop()).await,
+        Command::Backfill(args) => backfill::backfill(&args, stop()).await,
+        Command::Run(args) => run::run(&args, stop()).await,
         Command::Check(args) => check::check(&args).await,
         #[cfg(feature = "demo")]
         Command::Demo(args) => demo::demo(&args).await,
@@ -65,7 +105,7 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Preview(args) => preview::preview(&args).await,
         Command::State(args) => state::state(args.command).await,
         Command::Staff(args) => staff::staff(&args).await,
-        Command::Report(args) => report::report(&args).await,
+        Command::Report(args) => report::report(&args, stop()).await,
     }
 }
 
@@ -114,7 +154,7 @@ fn print_waiting(waiting: &[(String, String)]) {
     use crate::render::escape::terminal;
     for (destination, reason) in waiting {
         let reason = crate::logging::redact(reason);
-        eprintln!(
+        console::say!(
             "churn-alert: not delivered to {}: {}",
             terminal(destination),
             terminal(&reason)

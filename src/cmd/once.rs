@@ -21,7 +21,7 @@ use crate::transform::Router;
 /// (`EX_TEMPFAIL`: try again later).
 const HELD: u8 = 75;
 
-pub(crate) async fn once(args: &OnceArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn once(args: &OnceArgs, shutdown: Shutdown) -> anyhow::Result<ExitCode> {
     let pipeline = super::open_pipeline(&args.config.config, args.dry_run)?;
     if args.dry_run {
         let plan = pipeline.plan(unix_now()).await?;
@@ -40,12 +40,11 @@ pub(crate) async fn once(args: &OnceArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let shutdown = Shutdown::on_signals();
     let report = pipeline.cycle(&shutdown).await?;
     crate::report::due::run_due(&pipeline, unix_now(), &shutdown).await;
     pipeline.store().flush().await?;
     if report.delivery.held > 0 {
-        eprintln!(
+        super::console::say!(
             "churn-alert: {} deliveries are held for quiet hours and go out when they end",
             report.delivery.held
         );
@@ -57,10 +56,10 @@ pub(crate) async fn once(args: &OnceArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if let Some(error) = &report.poll_error {
-        eprintln!("churn-alert: polling failed: {}", redact(error));
+        super::console::say!("churn-alert: polling failed: {}", redact(error));
     }
     super::print_waiting(&report.delivery.waiting);
-    eprintln!(
+    super::console::say!(
         "churn-alert: {} deliveries stay pending and are retried by the next run",
         report.pending
     );

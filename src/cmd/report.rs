@@ -18,7 +18,7 @@ use crate::shutdown::Shutdown;
 use crate::store::Store;
 use crate::time::unix_now;
 
-pub(crate) async fn report(args: &ReportArgs) -> anyhow::Result<ExitCode> {
+pub(crate) async fn report(args: &ReportArgs, shutdown: Shutdown) -> anyhow::Result<ExitCode> {
     let config = super::load_config(&args.config.config)?;
     let store = if args.dry_run {
         Store::temporary()?
@@ -60,7 +60,6 @@ pub(crate) async fn report(args: &ReportArgs) -> anyhow::Result<ExitCode> {
             period.key()
         );
     }
-    let shutdown = Shutdown::on_signals();
     let out = args.out.as_deref();
     let run = send::run(&pipeline, spec, period, now, out, args.dry_run, &shutdown).await?;
     for path in &run.written {

@@ -27,9 +27,9 @@ use crate::time::unix_now;
 /// How long a cycle may take to wind down after a shutdown signal before it is dropped.
 const WIND_DOWN: Duration = Duration::from_secs(5);
 
-pub(crate) async fn run(args: &ConfigArg) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(args: &ConfigArg, shutdown: Shutdown) -> anyhow::Result<ExitCode> {
     let mut pipeline = super::open(&args.config)?;
-    let mut shutdown = Shutdown::on_signals();
+    let mut shutdown = shutdown;
     let mut reload = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let config = pipeline.config();
     let health = Arc::new(Health::new(unix_now(), healthy_poll_age(&pipeline)));
@@ -49,7 +49,7 @@ pub(crate) async fn run(args: &ConfigArg) -> anyhow::Result<ExitCode> {
     while !shutdown.is_shutdown() {
         let config = pipeline.config();
         let schedule = config.schedule();
-        let now = Utc::now();
+        let now = crate::time::now_utc();
         let Some(tick) = schedule.next_after(now) else {
             anyhow::bail!("schedule `{}` has no future run", config.schedule.cron);
         };
@@ -82,11 +82,11 @@ pub(crate) async fn run(args: &ConfigArg) -> anyhow::Result<ExitCode> {
                 continue;
             }
         }
-        if report_at.is_some_and(|at| Utc::now() >= at) {
+        if report_at.is_some_and(|at| crate::time::now_utc() >= at) {
             reports(&pipeline, &shutdown).await;
         }
-        if Utc::now() < tick {
-            if retry.is_some_and(|at| Utc::now() >= at) {
+        if crate::time::now_utc() < tick {
+            if retry.is_some_and(|at| crate::time::now_utc() >= at) {
                 retry_at = delivery_pass(&pipeline, &shutdown, &health).await;
             }
             continue;
@@ -125,7 +125,7 @@ pub(crate) async fn run(args: &ConfigArg) -> anyhow::Result<ExitCode> {
         let missed = schedule
             .upcoming(tick, 1000)
             .into_iter()
-            .take_while(|t| *t <= Utc::now())
+            .take_while(|t| *t <= crate::time::now_utc())
             .count();
         if missed > 0 {
             tracing::warn!(

@@ -63,6 +63,6 @@ pub(crate) async fn staff(args: &StaffArgs) -> anyhow::Result<ExitCode> {
             terminal(&row.departments.join("、"))
         );
     }
-    eprintln!("{} staff member(s)", rows.len());
+    super::console::say!("{} staff member(s)", rows.len());
     Ok(ExitCode::SUCCESS)
 }

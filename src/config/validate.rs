@@ -175,7 +175,7 @@ fn parse_schedule(raw: &RawSchedule) -> Result<ScheduleSettings, ConfigError> {
         ScheduleError::Timezone(_) => ConfigError::invalid("schedule.timezone", e.to_string()),
         ScheduleError::Cron { .. } => ConfigError::invalid("schedule.cron", e.to_string()),
     })?;
-    if schedule.next_after(chrono::Utc::now()).is_none() {
+    if schedule.next_after(crate::time::now_utc()).is_none() {
         return Err(ConfigError::invalid(
             "schedule.cron",
             format!(

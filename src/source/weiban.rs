@@ -8,13 +8,15 @@
 
 mod org;
 mod paging;
+mod spacing;
 
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio::time::Instant;
+
 use tokio::sync::{Mutex, Semaphore};
 
 use super::errors::{meaning, Recovery, WeibanError};
@@ -76,7 +78,7 @@ pub(crate) struct WeibanClient {
     max_in_flight: usize,
     /// Set once a fetch gave up a slot after 10052, so that a burst costs one slot, not all.
     reduced_this_fetch: std::sync::atomic::AtomicBool,
-    rate: DefaultDirectRateLimiter,
+    rate: spacing::Spacing,
     /// Until when Weiban blocks us after a 10053: every request waits it out, not just one.
     blocked_until: std::sync::Mutex<Option<Instant>>,
 }
@@ -92,7 +94,6 @@ impl WeibanClient {
         // Burst of one: evenly spaced requests never put more than the quota in any minute.
         // One percent slack absorbs network jitter between our clock and Weiban's.
         let period = (Duration::from_secs(60) / per_minute.get()).mul_f64(1.01);
-        let quota = Quota::with_period(period).unwrap_or_else(|| Quota::per_minute(per_minute));
         Ok(Self {
             http,
             base_url: config.base_url.trim_end_matches('/').to_owned(),
@@ -107,7 +108,7 @@ impl WeibanClient {
             in_flight_limit: AtomicUsize::new(config.max_in_flight),
             max_in_flight: config.max_in_flight,
             reduced_this_fetch: std::sync::atomic::AtomicBool::new(false),
-            rate: RateLimiter::direct(quota),
+            rate: spacing::Spacing::new(period),
             blocked_until: std::sync::Mutex::new(None),
         })
     }
@@ -206,7 +207,7 @@ impl WeibanClient {
     ) -> Result<bytes::Bytes, WeibanError> {
         let blocked = *self.blocked_until.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(until) = blocked {
-            tokio::time::sleep_until(until.into()).await;
+            tokio::time::sleep_until(until).await;
         }
         let _permit = self
             .in_flight
@@ -216,7 +217,7 @@ impl WeibanClient {
                 endpoint,
                 reason: "client is shutting down".into(),
             })?;
-        self.rate.until_ready().await;
+        self.rate.wait().await;
         metrics::counter!("churn_alert_weiban_requests_total", "endpoint" => endpoint).increment(1);
         let transport = |e: reqwest::Error| WeibanError::Transport {
             endpoint,

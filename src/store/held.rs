@@ -126,7 +126,7 @@ impl Store {
             }
             Ok::<_, ConflictableTransactionError<StoreError>>(())
         })?;
-        self.db.flush_async().await?;
+        self.durable().await?;
         Ok(())
     }
 }

@@ -118,7 +118,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         self.ledger
             .insert(key.encode(), serde_json::to_vec(progress).map_err(corrupt)?)?;
-        self.db.flush_async().await?;
+        self.durable().await?;
         Ok(())
     }
 
@@ -153,7 +153,7 @@ impl Store {
     pub async fn set_report_since(&self, name: &str, at: i64) -> Result<(), StoreError> {
         self.ledger
             .insert(format!("checked\0{name}"), &at.to_be_bytes())?;
-        self.db.flush_async().await?;
+        self.durable().await?;
         Ok(())
     }
 
@@ -185,7 +185,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         self.ledger
             .insert(format!("produced\0{name}\0{period}"), &at.to_be_bytes())?;
-        self.db.flush_async().await?;
+        self.durable().await?;
         Ok(())
     }
 
@@ -214,7 +214,7 @@ impl Store {
             self.ledger
                 .insert(key, serde_json::to_vec(&count).map_err(corrupt)?)?;
         }
-        self.db.flush_async().await?;
+        self.durable().await?;
         Ok(())
     }
 

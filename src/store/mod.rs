@@ -49,6 +49,8 @@ pub enum StoreError {
     Open { path: String, source: sled::Error },
     #[error("store operation failed: {0}")]
     Sled(#[from] sled::Error),
+    #[error("the store could not be written to disk: {0}")]
+    Flush(String),
     #[error("store holds an unreadable record in `{tree}`: {reason}")]
     Corrupt { tree: &'static str, reason: String },
     #[error(
@@ -296,7 +298,7 @@ impl Store {
             },
         )?;
         if new > 0 {
-            self.db.flush_async().await?;
+            self.durable().await?;
         }
         Ok(new)
     }
@@ -317,7 +319,7 @@ impl Store {
             reason: e.to_string(),
         })?;
         self.meta.insert(DIRECTORY, value)?;
-        self.db.flush_async().await?;
+        self.durable().await?;
         Ok(())
     }
 
@@ -344,7 +346,7 @@ impl Store {
     /// Records that everything up to `end` was fetched whole. Durable when this returns.
     pub async fn advance_window(&self, end: i64) -> Result<(), StoreError> {
         self.meta.insert(WINDOW_END, &end.to_be_bytes())?;
-        self.db.flush_async().await?;
+        self.durable().await?;
         Ok(())
     }
 
@@ -388,7 +390,7 @@ impl Store {
             reason: e.to_string(),
         })?;
         self.destinations.insert(destination.to_string(), value)?;
-        self.db.flush_async().await?;
+        self.durable().await?;
         Ok(())
     }
 
@@ -398,7 +400,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let existed = self.destinations.remove(destination.to_string())?.is_some();
         if existed {
-            self.db.flush_async().await?;
+            self.durable().await?;
         }
         Ok(existed)
     }
@@ -425,7 +427,7 @@ impl Store {
         }
         if pruned > 0 {
             self.seen.apply_batch(batch)?;
-            self.db.flush_async().await?;
+            self.durable().await?;
         }
         Ok(pruned)
     }
@@ -446,7 +448,7 @@ impl Store {
         }
         if forgotten > 0 {
             self.seen.apply_batch(batch)?;
-            self.db.flush_async().await?;
+            self.durable().await?;
         }
         Ok(forgotten)
     }
@@ -493,8 +495,19 @@ impl Store {
     }
 
     pub async fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush_async().await?;
-        Ok(())
+        self.durable().await
+    }
+
+    /// Waits until everything written so far is on disk: every write path calls it before it
+    /// returns. Run on tokio's blocking pool rather than sled's own threads (`flush_async`):
+    /// the work is the same, but tokio knows a blocking task runs, so paused time in the tests
+    /// does not jump ahead while the disk is written.
+    async fn durable(&self) -> Result<(), StoreError> {
+        let db = self.db.clone();
+        match tokio::task::spawn_blocking(move || db.flush()).await {
+            Ok(flushed) => flushed.map(drop).map_err(StoreError::from),
+            Err(e) => Err(StoreError::Flush(e.to_string())),
+        }
     }
 }
 

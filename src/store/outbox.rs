@@ -92,7 +92,7 @@ impl Store {
                 missing += 1;
             }
         }
-        self.db.flush_async().await?;
+        self.durable().await?;
         if missing > 0 {
             return Err(StoreError::NotCompleted {
                 destination: destination.to_string(),
@@ -137,7 +137,7 @@ impl Store {
         {
             self.destinations.remove(from.to_string())?;
         }
-        self.db.flush_async().await?;
+        self.durable().await?;
         Ok(moves.len())
     }
 
@@ -151,7 +151,7 @@ impl Store {
         }
         self.outbox.apply_batch(batch)?;
         self.destinations.remove(destination.to_string())?;
-        self.db.flush_async().await?;
+        self.durable().await?;
         Ok(dropped)
     }
 }

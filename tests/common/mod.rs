@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
+pub use churn_alert::cmd::{in_process, InProcess};
+pub use churn_alert::shutdown::{Shutdown, ShutdownTrigger};
 use churn_alert_sim::{RobotSim, WeibanSim, WeibanSimOptions};
 use tempfile::TempDir;
 
@@ -102,6 +104,46 @@ path = "{}"
 
     pub async fn once(&self) -> Output {
         self.cmd(&["once"]).await
+    }
+
+    /// The config as the in-process commands read it: the same file with the secret written
+    /// in (the environment is the process's own, and setting it while other tests run would
+    /// race them).
+    fn in_process_config(&self) -> String {
+        let text = std::fs::read_to_string(&self.config).expect("read config");
+        let path = self.dir.path().join("config.in-process.toml");
+        std::fs::write(&path, text.replace("${TEST_WEIBAN_SECRET}", "sim-secret"))
+            .expect("write config");
+        path.display().to_string()
+    }
+
+    /// Runs `args --config <config>` in this process (the daemon's own code, on this test's
+    /// runtime: under `start_paused` time it runs in milliseconds).
+    pub async fn in_process(&self, args: &[&str]) -> InProcess {
+        let config = self.in_process_config();
+        let mut args = args.to_vec();
+        args.extend(["--config", &config]);
+        let (_never, shutdown) = Shutdown::new();
+        in_process(&args, shutdown).await
+    }
+
+    /// `once` in this process.
+    pub async fn once_in_process(&self) -> InProcess {
+        self.in_process(&["once"]).await
+    }
+
+    /// `run` in this process, until `trigger` is pulled: poll the returned future together
+    /// with the test's own steps (`tokio::join!`).
+    pub fn run_in_process(
+        &self,
+    ) -> (
+        ShutdownTrigger,
+        impl std::future::Future<Output = InProcess> + '_,
+    ) {
+        let config = self.in_process_config();
+        let (trigger, shutdown) = Shutdown::new();
+        let daemon = async move { in_process(&["run", "--config", &config], shutdown).await };
+        (trigger, daemon)
     }
 }
 

@@ -12,7 +12,11 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// tokio's clock: under paused time (the in-process tests) the simulators count minutes on the
+// same clock as the daemon.
+use tokio::time::Instant;
 
 use axum::extract::{Multipart, Query, State};
 use axum::http::StatusCode;

@@ -8,7 +8,11 @@
 use std::collections::{BTreeMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// tokio's clock: under paused time (the in-process tests) the simulators count minutes on the
+// same clock as the daemon.
+use tokio::time::Instant;
 
 use axum::body::Body;
 use axum::extract::{Query, State};
