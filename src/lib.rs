@@ -30,5 +30,5 @@ pub mod shutdown;
 pub(crate) mod sink;
 pub(crate) mod source;
 pub mod store;
-pub(crate) mod time;
+pub mod time;
 pub(crate) mod transform;

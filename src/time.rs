@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 /// Now, as a UTC time.
-pub(crate) fn now_utc() -> DateTime<Utc> {
+pub fn now_utc() -> DateTime<Utc> {
     let virtual_now = tokio::time::Instant::now().into_std();
     let real_now = std::time::Instant::now();
     let wall = SystemTime::now();
@@ -28,7 +28,7 @@ pub(crate) fn now_utc() -> DateTime<Utc> {
 }
 
 /// Now, in unix seconds.
-pub(crate) fn unix_now() -> i64 {
+pub fn unix_now() -> i64 {
     now_utc().timestamp()
 }
 

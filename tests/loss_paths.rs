@@ -425,7 +425,8 @@ async fn item11_state_pending_escapes_control_characters() {
 }
 
 /// Item 8: quiet hours that begin while a pass is sending hold the rest, and say so.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// Under paused time: the wait for the minute boundary and the slow robot pass at once.
+#[tokio::test(start_paused = true)]
 async fn item08_quiet_hours_beginning_mid_send_hold_the_rest_and_say_so() {
     use chrono::Timelike;
     let env = Env::new().await;
@@ -440,7 +441,7 @@ async fn item08_quiet_hours_beginning_mid_send_hold_the_rest_and_say_so() {
     let losses = SimLoss::generate("夜", 30, 30, now() - 60, 1);
     env.weiban.add_losses(&losses);
     // Start sending about 12 s before a minute boundary; quiet hours begin at it.
-    let local = || chrono::Utc::now().with_timezone(&chrono_tz::Asia::Shanghai);
+    let local = || churn_alert::time::now_utc().with_timezone(&chrono_tz::Asia::Shanghai);
     let second = local().second();
     let wait = if second <= 48 {
         48 - second
@@ -459,11 +460,11 @@ async fn item08_quiet_hours_beginning_mid_send_hold_the_rest_and_say_so() {
         ),
     );
 
-    let out = env.once().await;
-    let err = stderr(&out);
+    let out = env.once_in_process().await;
+    let err = out.stderr;
     assert_eq!(
-        out.status.code(),
-        Some(75),
+        out.code,
+        std::process::ExitCode::from(75),
         "held, not clean and not failed: {err}"
     );
     assert!(err.contains("held for quiet hours"), "{err}");
@@ -472,8 +473,8 @@ async fn item08_quiet_hours_beginning_mid_send_hold_the_rest_and_say_so() {
         (1..30).contains(&sent),
         "{sent} messages sent: quiet hours began mid-send"
     );
-    let pending = env.cmd(&["state", "pending"]).await;
-    let shown = stdout(&pending);
+    // In process too: `state pending` judges quiet hours on the same (paused) clock.
+    let shown = env.in_process(&["state", "pending"]).await.stdout;
     assert!(
         shown.contains(&format!("{} pending, held for quiet hours", 30 - sent)),
         "{shown}"

@@ -10,14 +10,16 @@ use churn_alert_sim::{RobotFaults, SimLoss, WeibanFaults};
 use common::smtp::SmtpServer;
 use common::*;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// Under paused time: the daemon runs in this process, and the minute of quiet passes at once.
+#[tokio::test(start_paused = true)]
 async fn quiet_hours_hold_deliveries_then_send_one_digest() {
     let env = Env::new().await;
+    let wall = || churn_alert::time::now_utc().with_timezone(&chrono_tz::Asia::Shanghai);
     // Quiet from this minute to the next, in Asia/Shanghai; leave at least 15 s of quiet.
-    let mut local = Utc::now().with_timezone(&chrono_tz::Asia::Shanghai);
+    let mut local = wall();
     if local.second() > 45 {
         tokio::time::sleep(Duration::from_secs(61 - u64::from(local.second()))).await;
-        local = Utc::now().with_timezone(&chrono_tz::Asia::Shanghai);
+        local = wall();
     }
     let end = local + chrono::Duration::minutes(1);
     let spec = format!("{}-{}", local.format("%H:%M"), end.format("%H:%M"));
@@ -25,27 +27,28 @@ async fn quiet_hours_hold_deliveries_then_send_one_digest() {
 
     let first = SimLoss::generate("静一", 5, 2, common::now() - 30, 1);
     env.weiban.add_losses(&first);
-    let child = spawn_run(&env.config, "churn_alert=info");
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    let second = SimLoss::generate("静二", 5, 2, common::now(), 1);
-    env.weiban.add_losses(&second);
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    assert!(
-        env.robot.attempts().is_empty(),
-        "sent during quiet hours {spec}"
-    );
-
-    let deadline = Instant::now() + Duration::from_secs(75);
-    while env.robot.received().is_empty() {
+    let (stop, daemon) = env.run_in_process();
+    let second = SimLoss::generate("静二", 5, 2, common::now() + 3, 1);
+    let steps = async {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        env.weiban.add_losses(&second);
+        tokio::time::sleep(Duration::from_secs(3)).await;
         assert!(
-            Instant::now() < deadline,
-            "nothing sent after the quiet hours {spec} ended"
+            env.robot.attempts().is_empty(),
+            "sent during quiet hours {spec}"
         );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    sigterm(&child);
-    let output = child.wait_with_output().await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(75);
+        while env.robot.received().is_empty() {
+            assert!(
+                Instant::now() < deadline,
+                "nothing sent after the quiet hours {spec} ended"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        stop.trigger();
+    };
+    let (output, ()) = tokio::join!(daemon, steps);
     let received = env.robot.received();
     assert_eq!(received.len(), 1, "one merged digest, not one per poll");
     for loss in first.iter().chain(&second) {
@@ -55,7 +58,7 @@ async fn quiet_hours_hold_deliveries_then_send_one_digest() {
             received[0].content
         );
     }
-    assert!(String::from_utf8_lossy(&output.stderr).contains("quiet hours"));
+    assert!(output.stderr.contains("quiet hours"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -298,7 +301,8 @@ async fn backfill_reports_history_in_windows() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// Under paused time, so that "8 s" is 8 s whatever the machine's load.
+#[tokio::test(start_paused = true)]
 async fn a_cycle_that_overruns_skips_the_due_runs_with_a_log_line() {
     let env = Env::new().await;
     // Every page takes 1.5 s: every cycle outlasts the 1 s schedule.
@@ -309,11 +313,13 @@ async fn a_cycle_that_overruns_skips_the_due_runs_with_a_log_line() {
     )
     .unwrap();
     env.weiban.set_latency(Duration::from_millis(1500));
-    let child = spawn_run(&env.config, "churn_alert=info");
-    tokio::time::sleep(Duration::from_secs(8)).await;
-    sigterm(&child);
-    let output = child.wait_with_output().await.unwrap();
-    let log = String::from_utf8_lossy(&output.stderr);
+    let (stop, daemon) = env.run_in_process();
+    let steps = async {
+        tokio::time::sleep(Duration::from_secs(8)).await;
+        stop.trigger();
+    };
+    let (output, ()) = tokio::join!(daemon, steps);
+    let log = output.stderr;
     assert!(log.contains("overran"), "{log}");
     let cycles = log.matches("cycle done").count();
     assert!(

@@ -61,7 +61,7 @@ pub(crate) async fn backfill(args: &BackfillArgs, shutdown: Shutdown) -> anyhow:
     } else {
         "queued"
     };
-    println!(
+    crate::cmd::console::show!(
         "backfill: {} window(s), {fetched} losses found, {new} new {verb}",
         windows.len()
     );
@@ -69,9 +69,10 @@ pub(crate) async fn backfill(args: &BackfillArgs, shutdown: Shutdown) -> anyhow:
         return Ok(ExitCode::SUCCESS);
     }
     let report = pipeline.deliver(unix_now(), &shutdown).await?;
-    println!(
+    crate::cmd::console::show!(
         "backfill: {} message(s) sent for {} loss(es)",
-        report.messages_sent, report.losses_delivered
+        report.messages_sent,
+        report.losses_delivered
     );
     super::print_waiting(&report.waiting);
     Ok(if report.all_delivered() {
@@ -143,7 +144,7 @@ async fn move_live_window(pipeline: &Pipeline, from: i64, now: i64) -> anyhow::R
         Some(end) if end < now && from <= end => store.advance_window(now).await?,
         Some(end) if end < now => {
             let shown = |t: i64| crate::time::rfc3339(pipeline.config().timezone(), t);
-            super::console::say!(
+            crate::cmd::console::say!(
                 "churn-alert: the live window still ends at {}: the next poll fetches from there, so the gap up to {} is not skipped",
                 shown(end),
                 shown(from)

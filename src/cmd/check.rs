@@ -47,7 +47,7 @@ pub(crate) async fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
         let listed = listed(route);
         destinations += listed.len();
         let labels: Vec<&str> = listed.iter().map(|l| l.label.as_str()).collect();
-        super::console::say!(
+        crate::cmd::console::say!(
             "route `{}` ({}): {} destination(s): {}",
             route.name,
             route.audience.as_str(),
@@ -63,13 +63,13 @@ pub(crate) async fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
         let covers_everybody =
             !route.wecom_webhooks.is_empty() || !route.email_to.is_empty() || route.email_staff;
         if !covers_everybody {
-            super::console::say!(
+            crate::cmd::console::say!(
                 "note: route `{}` has only staff or department robots and mailboxes: losses of staff members none of them covers are held (see `state pending`) until `[directory] hold_for` passes, then go to `[fallback]` if it is set",
                 route.name
             );
         }
     }
-    super::console::say!(
+    crate::cmd::console::say!(
         "config {} is valid: {} route(s), {} destination(s), templates render; next runs ({}):",
         path.display(),
         config.routes.len(),
@@ -77,7 +77,7 @@ pub(crate) async fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
         config.timezone()
     );
     for run in schedule.upcoming(crate::time::now_utc(), 5) {
-        println!("{}", run.to_rfc3339());
+        crate::cmd::console::show!("{}", run.to_rfc3339());
     }
     check_reports(&config, &renderer, &router)?;
     if !(args.online || args.send_test) {
@@ -91,7 +91,7 @@ pub(crate) async fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     Ok(if refused == 0 {
         ExitCode::SUCCESS
     } else {
-        super::console::say!(
+        crate::cmd::console::say!(
             "churn-alert: {refused} destination(s) refused the test message (see above)"
         );
         ExitCode::FAILURE
@@ -176,7 +176,7 @@ fn check_reports(
                 spec.route
             );
         }
-        super::console::say!(
+        crate::cmd::console::say!(
             "report `{}` ({}) → route `{}`, {} destination(s): {}; next at {} for {}",
             spec.name,
             spec.cron,

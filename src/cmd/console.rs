@@ -1,5 +1,5 @@
-//! Where the commands' own lines to the operator go: stderr, or, for a command run in
-//! process ([`super::in_process`]), a buffer the caller reads, together with the log.
+//! Where the commands' output goes: stdout and stderr, or, for a command run in process
+//! ([`super::in_process`]), buffers the caller reads (the log joins the stderr one).
 //!
 //! The capture is per thread: an in-process command runs on a current-thread runtime, so
 //! everything it spawns writes from the same thread, and tests running side by side on other
@@ -9,7 +9,14 @@ use std::cell::RefCell;
 use std::sync::{Arc, Mutex};
 
 thread_local! {
-    static CAPTURE: RefCell<Option<Captured>> = const { RefCell::new(None) };
+    static CAPTURE: RefCell<Option<Streams>> = const { RefCell::new(None) };
+}
+
+/// Where an in-process command's two streams go.
+#[derive(Clone, Default)]
+pub(crate) struct Streams {
+    pub out: Captured,
+    pub err: Captured,
 }
 
 /// Lines captured from a command run in process: its own lines and its log.
@@ -31,8 +38,10 @@ impl Captured {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .extend_from_slice(bytes);
     }
+}
 
-    /// Sends this thread's command lines here until the guard drops.
+impl Streams {
+    /// Sends this thread's command output here until the guard drops.
     pub fn install(&self) -> CaptureGuard {
         let previous = CAPTURE.with(|c| c.replace(Some(self.clone())));
         CaptureGuard { previous }
@@ -52,7 +61,7 @@ impl std::io::Write for Captured {
 
 /// Restores the previous destination of this thread's command lines when dropped.
 pub(crate) struct CaptureGuard {
-    previous: Option<Captured>,
+    previous: Option<Streams>,
 }
 
 impl Drop for CaptureGuard {
@@ -64,10 +73,17 @@ impl Drop for CaptureGuard {
 
 /// One line for the operator, on stderr (or the in-process capture).
 pub(crate) fn line(text: std::fmt::Arguments<'_>) {
-    let captured = CAPTURE.with(|c| c.borrow().clone());
-    match captured {
-        Some(captured) => captured.push(format!("{text}\n").as_bytes()),
+    match CAPTURE.with(|c| c.borrow().clone()) {
+        Some(streams) => streams.err.push(format!("{text}\n").as_bytes()),
         None => eprintln!("{text}"),
+    }
+}
+
+/// One line of a command's result, on stdout (or the in-process capture).
+pub(crate) fn out_line(text: std::fmt::Arguments<'_>) {
+    match CAPTURE.with(|c| c.borrow().clone()) {
+        Some(streams) => streams.out.push(format!("{text}\n").as_bytes()),
+        None => println!("{text}"),
     }
 }
 
@@ -78,3 +94,14 @@ macro_rules! say {
     };
 }
 pub(crate) use say;
+
+/// `println!` for the commands: through [`out_line`].
+macro_rules! show {
+    () => {
+        $crate::cmd::console::out_line(format_args!(""))
+    };
+    ($($arg:tt)*) => {
+        $crate::cmd::console::out_line(format_args!($($arg)*))
+    };
+}
+pub(crate) use show;

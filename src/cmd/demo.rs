@@ -66,16 +66,16 @@ pub(crate) async fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
 
     // The generated staff, plus the documented example's own staff member.
     let staff = args.staff.min(args.losses.max(1)) + 1;
-    println!(
+    crate::cmd::console::show!(
         "churn-alert demo: 模拟微伴中有 {} 位流失客户（{staff} 位员工），运行一次完整周期……",
         args.losses + 1,
     );
-    println!("  路由 managers（经理汇总）→ 群机器人 `{MANAGERS_ROBOT}`");
-    println!("  路由 sales（员工各自的消息，@提及）→ 群机器人 `{SALES_ROBOT}`\n");
+    crate::cmd::console::show!("  路由 managers（经理汇总）→ 群机器人 `{MANAGERS_ROBOT}`");
+    crate::cmd::console::show!("  路由 sales（员工各自的消息，@提及）→ 群机器人 `{SALES_ROBOT}`\n");
     let report = pipeline.cycle(&Shutdown::never()).await?;
     let weekly = weekly_report(&pipeline, now, args.out.as_deref()).await?;
     let received = robot.received();
-    println!(
+    crate::cmd::console::show!(
         "demo 完成：拉取 {} 条流失记录，新增 {} 条，机器人接收 {} 条消息，待发送 {} 条。",
         report.poll.fetched,
         report.poll.new_losses,
@@ -83,19 +83,19 @@ pub(crate) async fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         report.pending
     );
     let org_requests: u64 = weiban.directory_requests().values().sum();
-    println!(
+    crate::cmd::console::show!(
         "  微伴请求：流失列表 {} 次，员工目录与客户详情 {} 次（{:?}）",
         weiban.stats().outflow_requests,
         org_requests,
         weiban.directory_requests()
     );
     let to = |key: &str| received.iter().filter(|m| m.key == key).count();
-    println!(
+    crate::cmd::console::show!(
         "  群机器人 `{MANAGERS_ROBOT}`（路由 managers）：{} 条；群机器人 `{SALES_ROBOT}`（路由 sales）：{} 条",
         to(MANAGERS_ROBOT),
         to(SALES_ROBOT)
     );
-    println!(
+    crate::cmd::console::show!(
         "\n下一步 / next steps: README.zh-CN.md「从零到第一条测试消息」(README.md: \"From zero to the first test message\")\n  # 第 3 步：把 README 中的最小配置保存为 config.toml（第一次测试不要用 config.example.toml：\n  #         它的示例机器人与邮箱会让测试消息失败）\n  # step 3: save the README's minimal config as config.toml (not config.example.toml, whose\n  #         sample robots and mailboxes make the test message fail)\n  cp deploy/churn-alert.env.example churn-alert.env && chmod 0600 churn-alert.env && vi churn-alert.env\n  set -a && . ./churn-alert.env && set +a\n  churn-alert check --config config.toml --online --send-test\n  churn-alert once --config config.toml\n  churn-alert run --config config.toml"
     );
     Ok(if report.is_clean() && weekly && !received.is_empty() {
@@ -114,13 +114,13 @@ async fn weekly_report(pipeline: &Pipeline, now: i64, out: Option<&Path>) -> any
         anyhow::bail!("the demo config has no weekly report");
     };
     let period = Period::last_whole(spec.period, today(config.timezone(), now));
-    println!(
+    crate::cmd::console::show!(
         "\n运行周报 `weekly`（{}，等同于 churn-alert report --name weekly）……\n",
         period.label()
     );
     let run = run(pipeline, spec, period, now, out, false, &Shutdown::never()).await?;
     for path in &run.written {
-        println!("  写入 {path}");
+        crate::cmd::console::show!("  写入 {path}");
     }
     Ok(run.all_delivered())
 }

@@ -55,6 +55,8 @@ pub fn main() -> ExitCode {
 /// What a command run in process left behind.
 pub struct InProcess {
     pub code: ExitCode,
+    /// What it would have printed on stdout.
+    pub stdout: String,
     /// What it would have printed on stderr: its own lines, its log, and its error.
     pub stderr: String,
 }
@@ -66,9 +68,9 @@ pub struct InProcess {
 /// milliseconds. Its log goes to [`InProcess::stderr`] (at `churn_alert=debug`), never to the
 /// process's stderr; nothing global is installed.
 pub async fn in_process(args: &[&str], shutdown: Shutdown) -> InProcess {
-    let captured = console::Captured::default();
-    let _lines = captured.install();
-    let _log = crate::logging::capture(captured.clone());
+    let streams = console::Streams::default();
+    let _output = streams.install();
+    let _log = crate::logging::capture(streams.err.clone());
     let program = std::iter::once("churn-alert").chain(args.iter().copied());
     let result = match Cli::try_parse_from(program) {
         Ok(cli) => dispatch(cli.command, Some(shutdown)).await,
@@ -83,7 +85,8 @@ pub async fn in_process(args: &[&str], shutdown: Shutdown) -> InProcess {
     });
     InProcess {
         code,
-        stderr: captured.text(),
+        stdout: streams.out.text(),
+        stderr: streams.err.text(),
     }
 }
 

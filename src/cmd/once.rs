@@ -26,11 +26,11 @@ pub(crate) async fn once(args: &OnceArgs, shutdown: Shutdown) -> anyhow::Result<
     if args.dry_run {
         let plan = pipeline.plan(unix_now()).await?;
         let losses: usize = plan.values().map(Vec::len).sum();
-        println!(
+        crate::cmd::console::show!(
             "dry run: {losses} deliveries would be made; nothing is sent, nothing is changed\n"
         );
         if plan.is_empty() {
-            println!("nothing new to send");
+            crate::cmd::console::show!("nothing new to send");
         }
         super::preview::print_plan(
             pipeline.renderer(),
@@ -44,7 +44,7 @@ pub(crate) async fn once(args: &OnceArgs, shutdown: Shutdown) -> anyhow::Result<
     crate::report::due::run_due(&pipeline, unix_now(), &shutdown).await;
     pipeline.store().flush().await?;
     if report.delivery.held > 0 {
-        super::console::say!(
+        crate::cmd::console::say!(
             "churn-alert: {} deliveries are held for quiet hours and go out when they end",
             report.delivery.held
         );
@@ -56,10 +56,10 @@ pub(crate) async fn once(args: &OnceArgs, shutdown: Shutdown) -> anyhow::Result<
         return Ok(ExitCode::SUCCESS);
     }
     if let Some(error) = &report.poll_error {
-        super::console::say!("churn-alert: polling failed: {}", redact(error));
+        crate::cmd::console::say!("churn-alert: polling failed: {}", redact(error));
     }
     super::print_waiting(&report.delivery.waiting);
-    super::console::say!(
+    crate::cmd::console::say!(
         "churn-alert: {} deliveries stay pending and are retried by the next run",
         report.pending
     );

@@ -47,7 +47,7 @@ pub(crate) async fn preview(args: &PreviewArgs) -> anyhow::Result<ExitCode> {
     let router = Router::with_directory(&config, directory.as_ref());
     let mut per_destination = router.route_all(&losses);
     per_destination.retain(|id, _| args.route.as_ref().is_none_or(|r| id.route == *r));
-    println!(
+    crate::cmd::console::show!(
         "preview of {} loss(es) ({}); nothing is sent, the store is not touched\n",
         losses.len(),
         if args.live {
@@ -57,9 +57,9 @@ pub(crate) async fn preview(args: &PreviewArgs) -> anyhow::Result<ExitCode> {
         }
     );
     if per_destination.is_empty() {
-        println!("no destination would receive anything");
+        crate::cmd::console::show!("no destination would receive anything");
         if args.staff.is_none() && config.uses_departments() {
-            println!(
+            crate::cmd::console::show!(
                 "(department robots and mailboxes get the losses of their own staff: try `--staff USERID`, see `churn-alert staff`)"
             );
         }
@@ -83,11 +83,11 @@ pub(super) fn print_plan(
         let composed = match compose(renderer, sinks, &destination, &Pending::one_poll(losses)) {
             Ok(composed) => composed,
             Err(e) => {
-                println!("══ {described} ══\n(cannot be delivered: {e})\n");
+                crate::cmd::console::show!("══ {described} ══\n(cannot be delivered: {e})\n");
                 continue;
             }
         };
-        println!("══ {described} — {} message(s) ══", composed.len());
+        crate::cmd::console::show!("══ {described} — {} message(s) ══", composed.len());
         let shown: Vec<String> = match composed {
             Composed::Wecom(_, messages) => {
                 messages.iter().map(|m| show_wecom(&m.message)).collect()
@@ -98,7 +98,7 @@ pub(super) fn print_plan(
         };
         let parts = shown.len();
         for (i, text) in shown.into_iter().enumerate() {
-            println!("── {}/{parts} · {}", i + 1, terminal_lines(&text));
+            crate::cmd::console::show!("── {}/{parts} · {}", i + 1, terminal_lines(&text));
         }
     }
 }
@@ -153,7 +153,7 @@ async fn preview_report(args: &PreviewArgs, name: &str) -> anyhow::Result<ExitCo
     } else {
         sample_in(&period, config.timezone())
     };
-    println!(
+    crate::cmd::console::show!(
         "preview of report `{name}` for {} ({}); nothing is sent, the store is not touched\n",
         period.key(),
         if args.live {
@@ -183,7 +183,7 @@ fn saved_directory(config: &Config) -> Option<crate::directory::Directory> {
     match crate::store::Store::open(&config.store.path).and_then(|store| store.directory()) {
         Ok(directory) => directory,
         Err(e) => {
-            println!("(the org chart saved in the store cannot be read: {e}; departments are not shown)\n");
+            crate::cmd::console::show!("(the org chart saved in the store cannot be read: {e}; departments are not shown)\n");
             None
         }
     }
@@ -193,7 +193,7 @@ fn saved_directory(config: &Config) -> Option<crate::directory::Directory> {
 fn as_lost_by(losses: &mut [Loss], staff: &str, directory: Option<&crate::directory::Directory>) {
     let member = directory.and_then(|d| d.staff.get(staff));
     if member.is_none() {
-        println!(
+        crate::cmd::console::show!(
             "(staff member `{}` is not in the org chart the store saved; department destinations cannot be shown for them)\n",
             terminal(staff)
         );

@@ -54,7 +54,7 @@ pub(crate) async fn report(args: &ReportArgs, shutdown: Shutdown) -> anyhow::Res
         );
     }
     if args.dry_run {
-        println!(
+        crate::cmd::console::show!(
             "report `{}` for {} (dry run: nothing is sent)\n",
             spec.name,
             period.key()
@@ -63,7 +63,7 @@ pub(crate) async fn report(args: &ReportArgs, shutdown: Shutdown) -> anyhow::Res
     let out = args.out.as_deref();
     let run = send::run(&pipeline, spec, period, now, out, args.dry_run, &shutdown).await?;
     for path in &run.written {
-        println!("wrote {}", terminal(path));
+        crate::cmd::console::show!("wrote {}", terminal(path));
     }
     if args.dry_run {
         return Ok(ExitCode::SUCCESS);
@@ -83,7 +83,7 @@ pub(crate) async fn report(args: &ReportArgs, shutdown: Shutdown) -> anyhow::Res
                 "interrupted; run the command again to finish".into()
             }
         };
-        println!(
+        crate::cmd::console::show!(
             "report `{}` {} → {}: {}",
             spec.name,
             period.key(),

@@ -46,15 +46,18 @@ pub(crate) async fn staff(args: &StaffArgs) -> anyhow::Result<ExitCode> {
         })
         .collect();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        crate::cmd::console::show!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    crate::cmd::console::show!(
         "{:<20} {:<12} {:<6} {:<6} 部门",
-        "userid", "姓名", "状态", "邮箱"
+        "userid",
+        "姓名",
+        "状态",
+        "邮箱"
     );
     for row in &rows {
-        println!(
+        crate::cmd::console::show!(
             "{:<20} {:<12} {:<6} {:<6} {}",
             terminal(row.id),
             terminal(row.name),
@@ -63,6 +66,6 @@ pub(crate) async fn staff(args: &StaffArgs) -> anyhow::Result<ExitCode> {
             terminal(&row.departments.join("、"))
         );
     }
-    super::console::say!("{} staff member(s)", rows.len());
+    crate::cmd::console::say!("{} staff member(s)", rows.len());
     Ok(ExitCode::SUCCESS)
 }

@@ -131,7 +131,7 @@ async fn from_daemon<T: serde::de::DeserializeOwned>(
 }
 
 fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    crate::cmd::console::show!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
 
@@ -151,23 +151,23 @@ async fn stats(opts: &StateOpts) -> anyhow::Result<ExitCode> {
         print_json(&stats)?;
         return Ok(ExitCode::SUCCESS);
     }
-    println!("remembered losses:   {}", stats.remembered_losses);
-    println!(
+    crate::cmd::console::show!("remembered losses:   {}", stats.remembered_losses);
+    crate::cmd::console::show!(
         "last window fetched: {}",
         stats
             .last_window_end
             .map_or_else(|| "never".to_owned(), |t| format!("up to {}", time(tz, t)))
     );
-    println!("store size on disk:  {} bytes", stats.size_on_disk);
+    crate::cmd::console::show!("store size on disk:  {} bytes", stats.size_on_disk);
     for (route, count) in &stats.held {
-        println!("held (no destination yet): route `{route}`: {count}  (see `churn-alert state pending`)");
+        crate::cmd::console::show!("held (no destination yet): route `{route}`: {count}  (see `churn-alert state pending`)");
     }
     if stats.pending.is_empty() {
-        println!("pending deliveries:  none");
+        crate::cmd::console::show!("pending deliveries:  none");
     } else {
-        println!("pending deliveries:");
+        crate::cmd::console::show!("pending deliveries:");
         for (destination, count) in &stats.pending {
-            println!("  {destination}: {count}");
+            crate::cmd::console::show!("  {destination}: {count}");
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -190,45 +190,45 @@ async fn pending(opts: &StateOpts) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if reports.is_empty() {
-        println!("nothing is pending: every loss found so far was delivered");
+        crate::cmd::console::show!("nothing is pending: every loss found so far was delivered");
     }
     for r in &reports {
-        println!(
+        crate::cmd::console::show!(
             "{}: {} pending, {}",
             terminal(&r.description),
             r.pending,
             r.status
         );
         if let Some(since) = r.oldest_enqueued_at {
-            println!("  waiting since {}", time(tz, since));
+            crate::cmd::console::show!("  waiting since {}", time(tz, since));
         }
         if let Some(reason) = &r.reason {
-            println!("  why: {}", terminal(reason));
+            crate::cmd::console::show!("  why: {}", terminal(reason));
         }
         if let Some(since) = r.failing_since {
-            println!("  failing since {}", time(tz, since));
+            crate::cmd::console::show!("  failing since {}", time(tz, since));
         }
         if let Some(at) = r.retry_at {
-            println!("  next attempt after {}", time(tz, at));
+            crate::cmd::console::show!("  next attempt after {}", time(tz, at));
         }
         match (r.status.as_str(), &r.destination) {
-            ("stranded", Some(destination)) => println!(
+            ("stranded", Some(destination)) => crate::cmd::console::show!(
                 "  this destination left the config: restore it, or discard with `churn-alert state drop --destination {destination}`"
             ),
-            ("failed", Some(destination)) => println!(
+            ("failed", Some(destination)) => crate::cmd::console::show!(
                 "  after fixing the config: churn-alert state retry --route {}",
                 destination.route
             ),
-            ("held", _) => println!(
+            ("held", _) => crate::cmd::console::show!(
                 "  routed again after each read of the org chart and each reload; after `directory.hold_for` they go to the route's own robots and mailboxes, else to `[fallback]`"
             ),
             _ => {}
         }
         for customer in r.customers.iter().take(10) {
-            println!("  - {}", terminal(customer));
+            crate::cmd::console::show!("  - {}", terminal(customer));
         }
         if r.customers.len() > 10 {
-            println!("  … and {} more", r.customers.len() - 10);
+            crate::cmd::console::show!("  … and {} more", r.customers.len() - 10);
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -251,10 +251,12 @@ async fn retry(opts: &StateOpts, route: Option<&str>) -> anyhow::Result<ExitCode
     if opts.json {
         print_json(&serde_json::json!({ "cleared": cleared }))?;
     } else if cleared.is_empty() {
-        println!("no failed or waiting destination to clear");
+        crate::cmd::console::show!("no failed or waiting destination to clear");
     } else {
         for id in &cleared {
-            println!("cleared {id}: its pending deliveries are tried on the next cycle");
+            crate::cmd::console::show!(
+                "cleared {id}: its pending deliveries are tried on the next cycle"
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -267,7 +269,9 @@ async fn drop_pending(opts: &StateOpts, destination: &str) -> anyhow::Result<Exi
     if opts.json {
         print_json(&serde_json::json!({ "destination": destination, "dropped": dropped }))?;
     } else {
-        println!("dropped {dropped} pending loss(es) of {destination}; they will not be delivered");
+        crate::cmd::console::show!(
+            "dropped {dropped} pending loss(es) of {destination}; they will not be delivered"
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -278,9 +282,9 @@ async fn forget(opts: &StateOpts, customer: &str) -> anyhow::Result<ExitCode> {
     if opts.json {
         print_json(&serde_json::json!({ "customer": customer, "forgotten": forgotten }))?;
     } else if forgotten == 0 {
-        println!("no remembered loss of customer {customer}");
+        crate::cmd::console::show!("no remembered loss of customer {customer}");
     } else {
-        println!(
+        crate::cmd::console::show!(
             "forgot {forgotten} loss(es) of customer {customer}; they are reported again when a window that contains them is fetched"
         );
     }

@@ -380,7 +380,7 @@ pub(crate) async fn ledgered<S: Sink>(
 pub(crate) fn print_plan(planned: &[Planned<'_>]) {
     for item in planned {
         let r = &item.rendered;
-        println!("══ {} ══", terminal(&item.destination.describe()));
+        crate::cmd::console::show!("══ {} ══", terminal(&item.destination.describe()));
         let summary = match &item.destination.target {
             Target::Wecom { msgtype, .. } if *msgtype == crate::config::WecomMsgType::Text => {
                 &r.text
@@ -388,11 +388,13 @@ pub(crate) fn print_plan(planned: &[Planned<'_>]) {
             Target::Wecom { .. } => &r.markdown,
             Target::Email { .. } => &r.text,
         };
-        println!("{}\n", terminal_lines(summary));
-        println!("── image · trend chart, PNG, {} bytes", r.png.len());
+        crate::cmd::console::show!("{}\n", terminal_lines(summary));
+        crate::cmd::console::show!("── image · trend chart, PNG, {} bytes", r.png.len());
         match &r.xlsx {
-            Some((name, bytes)) => println!("── file · {name}, XLSX, {} bytes\n", bytes.len()),
-            None => println!("── no spreadsheet: no losses in the period\n"),
+            Some((name, bytes)) => {
+                crate::cmd::console::show!("── file · {name}, XLSX, {} bytes\n", bytes.len())
+            }
+            None => crate::cmd::console::show!("── no spreadsheet: no losses in the period\n"),
         }
     }
 }

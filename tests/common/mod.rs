@@ -148,18 +148,22 @@ path = "{}"
 }
 
 /// Runs the binary with `args` and `--config config`, with the test secret in its environment.
+///
+/// The child is waited for on tokio's blocking pool: a test under paused time would otherwise
+/// see its clock jump past the timeout while the child works.
 pub async fn run(args: &[&str], config: &Path) -> Output {
-    let mut command = tokio::process::Command::new(BIN);
+    let mut command = std::process::Command::new(BIN);
     command
         .args(args)
         .arg("--config")
         .arg(config)
         .env("TEST_WEIBAN_SECRET", "sim-secret")
-        .env("RUST_LOG", "churn_alert=debug")
-        .kill_on_drop(true);
-    tokio::time::timeout(Duration::from_secs(300), command.output())
+        .env("RUST_LOG", "churn_alert=debug");
+    let child = tokio::task::spawn_blocking(move || command.output());
+    tokio::time::timeout(Duration::from_secs(300), child)
         .await
         .expect("churn-alert did not finish within 300 s")
+        .expect("wait for churn-alert")
         .expect("run churn-alert")
 }
 
@@ -188,11 +192,10 @@ pub fn all_text(robot: &RobotSim) -> String {
         .join("\n")
 }
 
+/// Now, in unix seconds, on the daemon's clock: the system's, or under paused time the
+/// virtual wall time an in-process daemon sees.
 pub fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or_default()
+    churn_alert::time::unix_now()
 }
 
 /// Starts `churn-alert run` on `config` with its logs discarded.

@@ -28,12 +28,12 @@ pub(super) async fn weiban(config: &Config) -> anyhow::Result<()> {
     };
     let (total, newest) = client.probe(window).await?;
     let total = total.map_or_else(|| "an unknown number of".to_owned(), |n| n.to_string());
-    println!(
+    crate::cmd::console::show!(
         "Weiban: access token ok; {total} lost customer(s) since {}",
         rfc3339(config.timezone(), window.start)
     );
     if let Some(loss) = newest {
-        println!(
+        crate::cmd::console::show!(
             "  newest: {} (staff {} {}), {}",
             terminal(&loss.customer_name),
             terminal(&loss.staff_name),
@@ -58,7 +58,7 @@ pub(super) async fn weiban(config: &Config) -> anyhow::Result<()> {
 /// scopes would be held); staff Weiban does not know, and staff no department robot covers,
 /// are reported.
 fn check_org_chart(config: &Config, directory: &Directory) -> anyhow::Result<()> {
-    println!(
+    crate::cmd::console::show!(
         "Weiban directory: {} staff member(s), {} department(s)",
         directory.staff.len(),
         directory.departments.len()
@@ -78,7 +78,7 @@ fn check_org_chart(config: &Config, directory: &Directory) -> anyhow::Result<()>
             .chain(route.staff_webhooks.keys())
             .chain(route.staff_emails.keys());
         for id in staff_named.filter(|id| !directory.knows(id)) {
-            println!(
+            crate::cmd::console::show!(
                 "warning: route `{}` names staff `{}`, whom Weiban's directory does not know (see `churn-alert staff`)",
                 route.name,
                 terminal(id)
@@ -156,7 +156,7 @@ fn report_staff_without_team_robot(
         "are held unless another route takes them (`churn-alert state pending` shows them) \
          until a department robot covers them, or a [fallback] destination is configured"
     };
-    println!(
+    crate::cmd::console::show!(
         "route `{}`: no department robot covers {} staff member(s), whose losses {goes_to}: {}",
         route.name,
         uncovered.len(),
@@ -184,7 +184,7 @@ async fn report_staff_without_email(
             .map(|(id, name)| format!("{} ({})", terminal(name), terminal(id)))
             .collect();
         if !unmailable.is_empty() {
-            println!(
+            crate::cmd::console::show!(
                 "route `{}`: Weiban has no email address for {} staff member(s) who lost customers recently: {}; add them to `staff_emails`, or they are only reached through the route's robots",
                 route.name,
                 unmailable.len(),
@@ -257,7 +257,7 @@ pub(super) async fn send_tests(config: &Config, sinks: &Sinks) -> usize {
             refused += usize::from(!answered(&shown, email.send(&message).await));
         }
         if route.email_staff {
-            println!(
+            crate::cmd::console::show!(
                 "route `{}`: staff mailboxes are not tested (their addresses come from Weiban)",
                 route.name
             );
@@ -270,11 +270,11 @@ pub(super) async fn send_tests(config: &Config, sinks: &Sinks) -> usize {
 fn answered(shown: &str, answer: Result<(), SendError>) -> bool {
     match answer {
         Ok(()) => {
-            println!("{shown}: test message accepted");
+            crate::cmd::console::show!("{shown}: test message accepted");
             true
         }
         Err(e) => {
-            println!(
+            crate::cmd::console::show!(
                 "{shown}: REFUSED: {}",
                 crate::logging::redact(&e.to_string())
             );
