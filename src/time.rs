@@ -32,6 +32,14 @@ pub fn unix_now() -> i64 {
     now_utc().timestamp()
 }
 
+/// The date of unix second `at` in `tz`.
+pub fn date_of(at: i64, tz: Tz) -> chrono::NaiveDate {
+    DateTime::from_timestamp(at, 0)
+        .unwrap_or_default()
+        .with_timezone(&tz)
+        .date_naive()
+}
+
 /// `unix` seconds as a time in `tz`; `None` when out of chrono's range.
 pub(crate) fn local(tz: Tz, unix: i64) -> Option<DateTime<Tz>> {
     DateTime::from_timestamp(unix, 0).map(|t| t.with_timezone(&tz))

@@ -137,6 +137,58 @@ async fn department_robots_take_their_teams_with_a_fallback_and_both_for_two_dep
     assert!(one.contains("已离职"), "chen left: {one}");
 }
 
+/// Issue 19: `once --dry-run` and the real `once` of the same window name the same
+/// destinations and the same losses, department robots included (the dry run runs the poll's
+/// own stages with the org chart, and stops before recording).
+#[tokio::test(start_paused = true)]
+async fn a_dry_run_names_the_destinations_and_losses_the_real_run_delivers() {
+    let env = Env::new().await;
+    org(&env);
+    let routes = format!(
+        "[[route]]\nname = \"leads\"\naudience = \"managers\"\nstorm_threshold = 0\nwecom_webhooks = [\"{}\"]\n[route.department_webhooks]\n\"销售一部\" = \"{}\"\n4 = \"{}\"\n",
+        env.robot.url("k-fallback"),
+        env.robot.url("k-one"),
+        env.robot.url("k-two")
+    );
+    env.write_config(&routes, FAST);
+    env.weiban.add_losses(&losses_of("试", &STAFF));
+    let dry = env.in_process(&["once", "--dry-run"]).await;
+    assert_eq!(dry.code, std::process::ExitCode::SUCCESS, "{}", dry.stderr);
+    assert!(env.robot.received().is_empty(), "a dry run sends nothing");
+    // The dry run's sections, by the label each destination is described with.
+    let section = |label: &str| -> String {
+        dry.stdout
+            .split("══ ")
+            .filter(|s| s.starts_with("route `leads`") && s.contains(label))
+            .collect()
+    };
+    let planned = [
+        // 销售一部 is department 2: department robots are known by the department's id.
+        ("k-one", section("robot of department 2 (")),
+        ("k-two", section("robot of department 4 (")),
+        ("k-fallback", section("robot #1 (")),
+    ];
+    let real = env.once_in_process().await;
+    assert_eq!(
+        real.code,
+        std::process::ExitCode::SUCCESS,
+        "{}",
+        real.stderr
+    );
+    for (key, plan) in planned {
+        let delivered = got(&env, key);
+        for (id, _) in STAFF {
+            let customer = format!("试{id}");
+            assert_eq!(
+                plan.contains(&customer),
+                delivered.contains(&customer),
+                "{customer} at {key}: planned\n{plan}\ndelivered\n{delivered}"
+            );
+        }
+        assert!(!delivered.is_empty(), "{key} received something to compare");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_online_rejects_an_ambiguous_department_name_listing_the_candidates() {
     let env = Env::new().await;

@@ -73,6 +73,7 @@ pub(crate) async fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     crate::cmd::console::show!("  路由 managers（经理汇总）→ 群机器人 `{MANAGERS_ROBOT}`");
     crate::cmd::console::show!("  路由 sales（员工各自的消息，@提及）→ 群机器人 `{SALES_ROBOT}`\n");
     let report = pipeline.cycle(&Shutdown::never()).await?;
+    crate::report::anomaly::alert(&pipeline, now, &Shutdown::never()).await?;
     let weekly = weekly_report(&pipeline, now, args.out.as_deref()).await?;
     let received = robot.received();
     crate::cmd::console::show!(

@@ -32,16 +32,18 @@ pub(crate) async fn once(args: &OnceArgs, shutdown: Shutdown) -> anyhow::Result<
         if plan.is_empty() {
             crate::cmd::console::show!("nothing new to send");
         }
+        // Described with the org chart the plan was routed with: department robots included.
+        let directory = pipeline.org().current();
         super::preview::print_plan(
             pipeline.renderer(),
             pipeline.sinks(),
-            &Router::new(pipeline.config()),
+            &Router::with_directory(pipeline.config(), directory.as_deref()),
             plan,
         );
         return Ok(ExitCode::SUCCESS);
     }
     let report = pipeline.cycle(&shutdown).await?;
-    crate::report::due::run_due(&pipeline, unix_now(), &shutdown).await;
+    crate::report::after_poll(&pipeline, unix_now(), &shutdown).await;
     pipeline.store().flush().await?;
     if report.delivery.held > 0 {
         crate::cmd::console::say!(

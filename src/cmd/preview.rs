@@ -162,7 +162,8 @@ async fn preview_report(args: &PreviewArgs, name: &str) -> anyhow::Result<ExitCo
             "the documented example"
         }
     );
-    let router = Router::new(config);
+    let directory = pipeline.org().current();
+    let router = Router::with_directory(config, directory.as_deref());
     print_plan(&plan(
         config,
         &router,

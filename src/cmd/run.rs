@@ -143,7 +143,7 @@ pub(crate) async fn run(args: &ConfigArg, shutdown: Shutdown) -> anyhow::Result<
 /// what is in flight (a report not finished is resumed from the ledger by the next process).
 async fn reports(pipeline: &Pipeline, shutdown: &Shutdown) {
     let mut signal = shutdown.clone();
-    let run = crate::report::due::run_due(pipeline, unix_now(), shutdown);
+    let run = crate::report::after_poll(pipeline, unix_now(), shutdown);
     tokio::pin!(run);
     tokio::select! {
         () = &mut run => {}

@@ -3,12 +3,11 @@
 //! `staff_delete_alert = N`.
 //!
 //! Each newly seen loss that the staff member ended (`staff`, or `both`) is counted per
-//! staff member and calendar day in the store before it is recorded as seen ([`count`]);
+//! staff member and calendar day in the store before it is recorded as seen (a poll stage,
+//! `pipeline::stages::count_deletions`);
 //! after each poll, every count that reached a route's threshold today or yesterday is sent
 //! to the route's managers' destinations through the ledger, once per staff member, day and
 //! destination ([`alert`]). A refused alert is tried again next cycle.
-
-use std::collections::BTreeMap;
 
 use chrono::Days;
 use serde::Serialize;
@@ -16,38 +15,13 @@ use serde::Serialize;
 use super::send::{ledgered, Delivered};
 use crate::config::WecomMsgType;
 use crate::destination::DestinationKind;
-use crate::loss::{DeleteBy, Loss};
 use crate::pipeline::Pipeline;
 use crate::shutdown::Shutdown;
 use crate::sink::{EmailMessage, WecomBody, WecomMessage};
-use crate::store::ledger::{DeleteCount, LedgerKey, StaffDelete};
-use crate::store::{Store, StoreError};
+use crate::store::ledger::{DeleteCount, LedgerKey};
+use crate::store::StoreError;
 use crate::transform::route::Target;
 use crate::transform::Router;
-
-/// Counts the staff deletions among `fresh` (losses not seen before), per local day.
-pub(crate) async fn count(
-    store: &Store,
-    fresh: &[Loss],
-    tz: chrono_tz::Tz,
-) -> Result<(), StoreError> {
-    let mut by_day: BTreeMap<String, Vec<StaffDelete<'_>>> = BTreeMap::new();
-    for loss in fresh {
-        if matches!(loss.delete_by, DeleteBy::Staff | DeleteBy::Both) {
-            let day = super::period::date_of(loss.outflow_at, tz).to_string();
-            by_day.entry(day).or_default().push(StaffDelete {
-                staff_id: &loss.staff_id,
-                staff_name: &loss.staff_name,
-                departments: &loss.departments,
-                customer: loss.display_remark().unwrap_or(&loss.customer_name),
-            });
-        }
-    }
-    for (day, deletes) in by_day {
-        store.count_deletes(&day, &deletes).await?;
-    }
-    Ok(())
-}
 
 /// What an alert template receives.
 #[derive(Debug, Serialize)]

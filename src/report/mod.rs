@@ -19,7 +19,23 @@ pub(crate) mod xlsx;
 
 pub use period::{Period, PeriodKind};
 
+use crate::pipeline::Pipeline;
 use crate::schedule::Schedule;
+use crate::shutdown::Shutdown;
+
+/// What follows a poll: the staff-deletion alerts the counts call for, then the reports that
+/// are due. Failures are logged and tried again after the next poll.
+pub(crate) async fn after_poll(pipeline: &Pipeline, now: i64, shutdown: &Shutdown) {
+    if !shutdown.is_shutdown() {
+        if let Err(e) = anomaly::alert(pipeline, now, shutdown).await {
+            tracing::error!(
+                "staff deletion alerts: {}; tried again after the next poll",
+                crate::logging::redact(&e.to_string())
+            );
+        }
+    }
+    due::run_due(pipeline, now, shutdown).await;
+}
 
 /// A `[[report]]`, parsed.
 #[derive(Debug)]

@@ -155,13 +155,7 @@ pub fn midnight(date: NaiveDate, tz: Tz) -> i64 {
         )
 }
 
-/// The date of unix second `at` in `tz`.
-pub fn date_of(at: i64, tz: Tz) -> NaiveDate {
-    chrono::DateTime::from_timestamp(at, 0)
-        .unwrap_or_default()
-        .with_timezone(&tz)
-        .date_naive()
-}
+pub use crate::time::date_of;
 
 #[cfg(test)]
 mod tests {

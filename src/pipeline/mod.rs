@@ -1,5 +1,9 @@
 //! One cycle of the pipeline: source → store → route → render → sink.
 //!
+//! The poll runs [`stages`] on each page; delivery is [`crate::deliver`]'s. Reports and the
+//! staff-deletion alert run after a cycle, from the commands (`run`, `once`), so that this
+//! module knows nothing of them.
+//!
 //! [`Pipeline::poll`] fetches the window since the last one fetched whole (minus an overlap for
 //! late records) and records each page in the store as it arrives; only when every page
 //! answered does the window advance. [`Pipeline::deliver`] then works from the outbox alone:
@@ -7,7 +11,9 @@
 //! delivered only after the destination accepted it. A destination that failed keeps its
 //! pending losses and a [`DestinationState`] saying why and when to try again.
 
-use std::collections::{BTreeMap, HashSet};
+mod stages;
+
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -25,8 +31,9 @@ use crate::sink::Sinks;
 use crate::source::{FetchError, WeibanClient, WeibanError, Window};
 use crate::store::{Store, StoreError};
 use crate::time::unix_now;
-use crate::transform::enrich::{self, OrgChart};
+use crate::transform::enrich::OrgChart;
 use crate::transform::Router;
+use stages::{Outcome, PageStages};
 
 /// Why a cycle could not finish its poll.
 #[derive(Debug, thiserror::Error)]
@@ -194,63 +201,31 @@ impl Pipeline {
         })
     }
 
-    /// Fetches `window` and records its new losses page by page, as `how` says. Returns
-    /// (fetched, new). Does not move the window.
+    /// Fetches `window` and records its new losses page by page, as `how` says, through the
+    /// poll's [`stages`]. Returns (fetched, new). Does not move the window.
     pub async fn record_window(
         &self,
         window: Window,
         now: i64,
         how: Recording,
     ) -> Result<(u64, usize), CycleError> {
-        let mark_only = how == Recording::MarkOnly;
         let per_interval = how != Recording::OnePoll;
-        let cutoff = self.cutoff(now);
         // While losses are held for want of routing data, every poll reads the org chart.
         let holding = !self.store.held_counts()?.is_empty();
         self.org.refresh(&self.weiban, now, holding).await;
         let directory = self.org.current();
-        let mut strangers = false;
-        let mut lookups = if self.config.directory.still_followed && !mark_only {
-            self.config.directory.lookups_per_poll
+        let outcome = if how == Recording::MarkOnly {
+            Outcome::MarkOnly
         } else {
-            0
+            Outcome::Record
         };
-        let counts_deletes =
-            !mark_only && self.config.routes.iter().any(|r| r.staff_delete_alert > 0);
+        let mut stages = self.stages(directory.as_deref(), now, outcome);
         let mut new_losses = 0;
         let fetched = self
             .weiban
-            .fetch_window(window, async |losses: Vec<Loss>| {
-                let mut fresh = Vec::with_capacity(losses.len());
-                for loss in losses.into_iter().filter(|l| l.outflow_at >= cutoff) {
-                    if !self.store.is_seen(&loss)? {
-                        fresh.push(loss);
-                    }
-                }
-                strangers |= directory
-                    .as_ref()
-                    .is_some_and(|d| fresh.iter().any(|l| !d.knows(&l.staff_id)));
-                enrich::departments(&mut fresh, directory.as_deref());
-                if counts_deletes {
-                    crate::report::anomaly::count(&self.store, &fresh, self.tz).await?;
-                }
-                // Only the first page is fetched alone: later pages come while others are in
-                // flight and hold the request slots, where a lookup would only time out.
-                enrich::still_followed(&mut fresh, &self.weiban, &mut lookups).await;
-                lookups = 0;
-                let router = Router::with_directory(&self.config, directory.as_deref());
-                let batch: Vec<crate::store::Recorded> = fresh
-                    .into_iter()
-                    .map(|loss| {
-                        // Mark-only: remembered as reported, on the operator's word.
-                        if mark_only {
-                            return (loss, Vec::new(), Vec::new());
-                        }
-                        let routed = router.route_loss(&loss);
-                        count_filtered(&routed.filtered);
-                        (loss, routed.destinations, routed.held)
-                    })
-                    .collect();
+            .fetch_window(window, async |page: Vec<Loss>| {
+                let batch = stages.decide(page).await?;
+                // Record: seen marks, outbox entries and holds, in one transaction per page.
                 new_losses += self
                     .store
                     .record_routed(&batch, now, |loss| {
@@ -261,12 +236,30 @@ impl Pipeline {
             })
             .await?;
         metrics::counter!("churn_alert_losses_found_total").increment(new_losses as u64);
-        if strangers {
+        if stages.strangers {
             // A colleague the org chart does not know yet: read it again, for the next poll
-            // (this one routed them to every department that could be theirs).
+            // (this one held their losses where routing needed departments).
             self.org.refresh(&self.weiban, now, true).await;
         }
         Ok((fetched, new_losses))
+    }
+
+    /// The poll's stages for one window, with the org chart as read now.
+    fn stages<'a>(
+        &'a self,
+        directory: Option<&'a crate::directory::Directory>,
+        now: i64,
+        outcome: Outcome,
+    ) -> PageStages<'a> {
+        PageStages::new(
+            &self.store,
+            &self.weiban,
+            directory,
+            Router::with_directory(&self.config, directory),
+            self.cutoff(now),
+            self.tz,
+            outcome,
+        )
     }
 
     /// The poll a loss counts for in storm protection: `now` for a regular poll; for a window
@@ -281,28 +274,23 @@ impl Pipeline {
     }
 
     /// What a cycle at `now` would send, per destination id: what is pending plus what the
-    /// next window holds that is not remembered yet. Changes nothing.
+    /// next window holds that is not remembered yet, decided by the poll's own stages (with
+    /// the org chart, the still-followed lookups and routing), stopped before recording.
+    /// Changes no loss, delivery or window (the org chart's cache may be refreshed).
     pub async fn plan(&self, now: i64) -> Result<BTreeMap<DestinationId, Vec<Loss>>, CycleError> {
         let mut plan: BTreeMap<DestinationId, Vec<Loss>> = BTreeMap::new();
         for id in self.store.pending_counts()?.into_keys() {
             let pending = self.store.pending(&id)?.into_iter().map(|p| p.loss);
             plan.entry(id).or_default().extend(pending);
         }
-        let cutoff = self.cutoff(now);
+        // The org chart as the poll would read it (it is Weiban's data, cached; no loss changes).
+        self.org.refresh(&self.weiban, now, false).await;
         let directory = self.org.current();
-        let router = Router::with_directory(&self.config, directory.as_deref());
-        let mut seen_now = HashSet::new();
+        let mut stages = self.stages(directory.as_deref(), now, Outcome::Plan);
         self.weiban
-            .fetch_window(self.next_window(now)?, async |losses: Vec<Loss>| {
-                for loss in losses {
-                    let key = loss.key();
-                    if loss.outflow_at < cutoff
-                        || self.store.is_seen(&loss)?
-                        || !seen_now.insert(key)
-                    {
-                        continue;
-                    }
-                    for id in router.destinations_for(&loss) {
+            .fetch_window(self.next_window(now)?, async |page: Vec<Loss>| {
+                for (loss, destinations, _) in stages.decide(page).await? {
+                    for id in destinations {
                         plan.entry(id).or_default().push(loss.clone());
                     }
                 }
@@ -319,15 +307,6 @@ impl Pipeline {
         shutdown: &Shutdown,
     ) -> Result<DeliveryReport, CycleError> {
         Ok(self.delivery.deliver(&self.config, now, shutdown).await?)
-    }
-}
-
-/// Counts the routes whose own filter turned a new loss away (an explicit choice, not a
-/// loss without a destination).
-fn count_filtered(filtered: &[(String, &'static str)]) {
-    for (route, reason) in filtered {
-        metrics::counter!("churn_alert_losses_filtered_total", "route" => route.clone(), "reason" => *reason)
-            .increment(1);
     }
 }
 
@@ -397,9 +376,6 @@ impl Pipeline {
                 delivery.held = second.held;
                 delivery.on_hold = second.on_hold;
             }
-        }
-        if !shutdown.is_shutdown() {
-            crate::report::anomaly::alert(self, unix_now(), shutdown).await?;
         }
         let pending = self.store.pending_counts()?.values().sum();
         metrics::counter!("churn_alert_cycles_total").increment(1);
