@@ -9,7 +9,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::store::Pending;
 
 /// Why a route cannot place a loss yet. Held losses are routed again after every read of the
 /// org chart and every reload, and after `directory.hold_for` go to the route's own robots and
@@ -52,22 +51,4 @@ impl HoldReason {
             Self::RouteGone => "route_gone",
         }
     }
-}
-
-/// One held loss as the store keeps it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct HeldLoss {
-    #[serde(rename = "r")]
-    pub route: String,
-    #[serde(rename = "p")]
-    pub pending: Pending,
-    #[serde(rename = "w")]
-    pub reason: HoldReason,
-    /// Unix seconds when it was first held.
-    #[serde(rename = "s")]
-    pub since: i64,
-    /// Another route queued the loss when it was recorded: if this route turns out to have no
-    /// destination for it, somebody was told and the hold ends.
-    #[serde(rename = "e", default)]
-    pub elsewhere: bool,
 }

@@ -93,7 +93,7 @@ pub(crate) fn pending(config: &Config, store: &Store) -> Result<Vec<PendingRepor
 /// Losses held for want of routing data: one entry per route and reason, each customer with
 /// the staff member who lost them.
 fn held_losses(store: &Store) -> Result<Vec<PendingReport>, StoreError> {
-    let mut groups: std::collections::BTreeMap<(String, String), Vec<crate::hold::HeldLoss>> =
+    let mut groups: std::collections::BTreeMap<(String, String), Vec<crate::store::HeldLoss>> =
         Default::default();
     for held in store.held_losses()? {
         let why = held.reason.describe(&held.route);

@@ -10,6 +10,7 @@
 
 mod env;
 mod raw;
+mod report;
 mod validate;
 
 use std::net::SocketAddr;
@@ -20,6 +21,7 @@ use chrono_tz::Tz;
 
 #[cfg(any(test, feature = "demo"))]
 pub use env::env_from;
+pub use report::{PeriodKind, ReportSpec};
 use raw::RawConfig;
 pub use raw::{
     Audience, DirectoryConfig, GroupBy, RouteConfig, SmtpConfig, SmtpSecurity, StoreConfig,
@@ -67,7 +69,7 @@ pub struct Config {
     pub smtp: Option<SmtpConfig>,
     pub server: Option<ServerSettings>,
     pub routes: Vec<RouteConfig>,
-    pub reports: Vec<crate::report::ReportSpec>,
+    pub reports: Vec<ReportSpec>,
     /// `[fallback]`, as a managers' route named [`FALLBACK_ROUTE`] that no loss is routed to:
     /// it receives only held losses whose own route has no robot or mailbox to take them.
     pub fallback: Option<RouteConfig>,
@@ -183,7 +185,7 @@ impl Config {
     }
 
     /// Report by name.
-    pub fn report(&self, name: &str) -> Option<&crate::report::ReportSpec> {
+    pub fn report(&self, name: &str) -> Option<&ReportSpec> {
         self.reports.iter().find(|r| r.name == name)
     }
 

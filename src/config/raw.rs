@@ -50,14 +50,14 @@ pub(crate) struct RawFallback {
 }
 
 /// `[[report]]` as written: a scheduled summary of a whole period. Parsed into
-/// [`crate::report::ReportSpec`].
+/// [`super::ReportSpec`].
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawReport {
     pub name: String,
     /// Crontab, in `schedule.timezone`.
     pub cron: String,
-    pub period: crate::report::PeriodKind,
+    pub period: super::PeriodKind,
     /// The route whose robots and mailboxes receive it.
     pub route: String,
     /// How many staff members (and departments) the summary lists by name.

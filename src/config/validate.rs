@@ -73,7 +73,7 @@ fn parse_fallback(raw: &RawConfig) -> Result<Option<RouteConfig>, ConfigError> {
 }
 
 /// `[[report]]`: unique names, a crontab in the schedule's zone, an existing route.
-fn parse_reports(raw: &RawConfig) -> Result<Vec<crate::report::ReportSpec>, ConfigError> {
+fn parse_reports(raw: &RawConfig) -> Result<Vec<super::ReportSpec>, ConfigError> {
     let mut names = HashSet::new();
     let mut specs = Vec::new();
     for (i, report) in raw.reports.iter().enumerate() {
@@ -104,7 +104,7 @@ fn parse_reports(raw: &RawConfig) -> Result<Vec<crate::report::ReportSpec>, Conf
                 ),
             ));
         }
-        specs.push(crate::report::ReportSpec {
+        specs.push(super::ReportSpec {
             name: name.to_owned(),
             cron: report.cron.clone(),
             schedule,

@@ -10,7 +10,8 @@
 use std::collections::BTreeMap;
 
 use crate::config::Config;
-use crate::hold::{HeldLoss, HoldReason};
+use crate::hold::HoldReason;
+use crate::store::HeldLoss;
 use crate::store::{Release, StoreError};
 use crate::transform::decide::Decision;
 use crate::transform::Router;

@@ -178,7 +178,7 @@ mod tests {
     use super::*;
     use crate::schedule::Schedule;
 
-    fn spec(cron: &str, period: super::super::PeriodKind) -> ReportSpec {
+    fn spec(cron: &str, period: crate::config::PeriodKind) -> ReportSpec {
         ReportSpec {
             name: "r".into(),
             cron: cron.into(),
@@ -201,7 +201,7 @@ mod tests {
 
     #[test]
     fn downtime_catches_up_every_missed_period_once() {
-        let daily = spec("0 0 9 * * *", super::super::PeriodKind::Day);
+        let daily = spec("0 0 9 * * *", crate::config::PeriodKind::Day);
         // First seen Sunday noon; down from Monday 08:00 to Wednesday 10:00.
         let due = due_periods(
             &daily,
@@ -222,7 +222,7 @@ mod tests {
     #[test]
     fn a_period_waits_for_its_fire_and_for_the_overlap() {
         // A crontab firing at midnight: the day is fetched only once the overlap has passed.
-        let midnight = spec("0 0 0 * * *", super::super::PeriodKind::Day);
+        let midnight = spec("0 0 0 * * *", crate::config::PeriodKind::Day);
         let since = at("2026-11-20T12:00:00+08:00");
         let before = due_periods(&midnight, since, at("2026-11-25T00:10:00+08:00"), OVERLAP);
         assert_eq!(
@@ -235,7 +235,7 @@ mod tests {
             Some("2026-11-24..2026-11-24")
         );
         // A crontab at 09:00: not before the fire.
-        let nine = spec("0 0 9 * * *", super::super::PeriodKind::Day);
+        let nine = spec("0 0 9 * * *", crate::config::PeriodKind::Day);
         let early = due_periods(&nine, since, at("2026-11-25T08:59:59+08:00"), OVERLAP);
         assert_eq!(
             keys(&early).last().map(String::as_str),
@@ -248,19 +248,19 @@ mod tests {
         let since = at("2026-11-20T12:00:00+08:00");
         let now = at("2026-11-25T08:30:00+08:00");
         // Tuesday was due at 09:00 but the daemon was down; the crontab is now 08:00: still due.
-        let moved = spec("0 0 8 * * *", super::super::PeriodKind::Day);
+        let moved = spec("0 0 8 * * *", crate::config::PeriodKind::Day);
         assert!(keys(&due_periods(&moved, since, now, OVERLAP))
             .contains(&"2026-11-24..2026-11-24".to_owned()));
         // The clock steps back a day: what was due then is due still (the store says what
         // was produced), nothing newer appears.
-        let daily = spec("0 0 9 * * *", super::super::PeriodKind::Day);
+        let daily = spec("0 0 9 * * *", crate::config::PeriodKind::Day);
         let back = due_periods(&daily, since, at("2026-11-24T10:00:00+08:00"), OVERLAP);
         assert_eq!(
             keys(&back).last().map(String::as_str),
             Some("2026-11-23..2026-11-23")
         );
         // A crontab firing every two seconds: one weekly period, not thirty.
-        let often = spec("*/2 * * * * *", super::super::PeriodKind::Week);
+        let often = spec("*/2 * * * * *", crate::config::PeriodKind::Week);
         let monday = at("2026-11-23T12:00:00+08:00");
         let due = due_periods(&often, monday, at("2026-11-25T10:01:00+08:00"), OVERLAP);
         assert_eq!(keys(&due), ["2026-11-16..2026-11-22"]);
@@ -271,7 +271,7 @@ mod tests {
         // 2026-03-08 02:30 does not exist in New York: the crontab's fire that day is skipped.
         let gap = ReportSpec {
             schedule: Schedule::parse("0 30 2 * * *", "America/New_York").unwrap(),
-            ..spec("0 30 2 * * *", super::super::PeriodKind::Day)
+            ..spec("0 30 2 * * *", crate::config::PeriodKind::Day)
         };
         let since = DateTime::parse_from_rfc3339("2026-03-01T12:00:00-05:00")
             .unwrap()
@@ -292,7 +292,7 @@ mod tests {
 
     #[test]
     fn a_report_first_seen_sends_nothing_older_and_at_most_the_catch_up() {
-        let daily = spec("0 0 9 * * *", super::super::PeriodKind::Day);
+        let daily = spec("0 0 9 * * *", crate::config::PeriodKind::Day);
         let now = at("2026-11-25T10:00:00+08:00");
         assert!(due_periods(&daily, now, now, OVERLAP).is_empty());
         // Added at 03:00: the 09:00 fire sends yesterday's, as the crontab's first fire would.

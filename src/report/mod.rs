@@ -17,10 +17,10 @@ pub(crate) mod send;
 pub(crate) mod stats;
 pub(crate) mod xlsx;
 
-pub use period::{Period, PeriodKind};
+pub use crate::config::ReportSpec;
+pub use period::Period;
 
 use crate::pipeline::Pipeline;
-use crate::schedule::Schedule;
 use crate::shutdown::Shutdown;
 
 /// What follows a poll: the staff-deletion alerts the counts call for, then the reports that
@@ -37,22 +37,3 @@ pub(crate) async fn after_poll(pipeline: &Pipeline, now: i64, shutdown: &Shutdow
     due::run_due(pipeline, now, shutdown).await;
 }
 
-/// A `[[report]]`, parsed.
-#[derive(Debug)]
-pub struct ReportSpec {
-    pub name: String,
-    /// The crontab as written, for logs.
-    pub cron: String,
-    pub schedule: Schedule,
-    pub period: PeriodKind,
-    pub route: String,
-    /// Staff members (and departments) listed by name; the rest are summed.
-    pub top: usize,
-}
-
-impl ReportSpec {
-    /// 客户流失周报 and the like.
-    pub fn title(&self) -> String {
-        format!("客户流失{}报", self.period.word())
-    }
-}

@@ -7,29 +7,10 @@
 
 use chrono::{Datelike, Days, Months, NaiveDate, TimeZone};
 use chrono_tz::Tz;
-use serde::Deserialize;
 
 use crate::source::Window;
 
-/// How long a report's period is (`period` of a `[[report]]`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PeriodKind {
-    Day,
-    Week,
-    Month,
-}
-
-impl PeriodKind {
-    /// The Chinese word for the period: 日 / 周 / 月.
-    pub fn word(self) -> &'static str {
-        match self {
-            Self::Day => "日",
-            Self::Week => "周",
-            Self::Month => "月",
-        }
-    }
-}
+pub use crate::config::PeriodKind;
 
 /// Whole days from `first` to `last`, both included.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -3,13 +3,32 @@
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
 use sled::transaction::ConflictableTransactionError;
 use sled::Transactional;
 
 use super::{outbox::outbox_key, Pending, Recorded, Store, StoreError};
 use crate::destination::DestinationId;
-use crate::hold::HeldLoss;
+use crate::hold::HoldReason;
 use crate::loss::Loss;
+
+/// One held loss as the store keeps it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HeldLoss {
+    #[serde(rename = "r")]
+    pub route: String,
+    #[serde(rename = "p")]
+    pub pending: Pending,
+    #[serde(rename = "w")]
+    pub reason: HoldReason,
+    /// Unix seconds when it was first held.
+    #[serde(rename = "s")]
+    pub since: i64,
+    /// Another route queued the loss when it was recorded: if this route turns out to have no
+    /// destination for it, somebody was told and the hold ends.
+    #[serde(rename = "e", default)]
+    pub elsewhere: bool,
+}
 
 /// What becomes of one held loss after it was routed again.
 #[derive(Debug)]

@@ -24,6 +24,7 @@ use sled::Transactional;
 
 mod held;
 pub(crate) use held::Release;
+pub use held::HeldLoss;
 pub(crate) mod ledger;
 mod migrate;
 mod outbox;
