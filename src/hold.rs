@@ -9,7 +9,6 @@
 
 use serde::{Deserialize, Serialize};
 
-
 /// Why a route cannot place a loss yet. Held losses are routed again after every read of the
 /// org chart and every reload, and after `directory.hold_for` go to the route's own robots and
 /// mailboxes, else to `[fallback]`.

@@ -73,7 +73,9 @@ pub(crate) async fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     crate::cmd::console::show!("  路由 managers（经理汇总）→ 群机器人 `{MANAGERS_ROBOT}`");
     crate::cmd::console::show!("  路由 sales（员工各自的消息，@提及）→ 群机器人 `{SALES_ROBOT}`\n");
     let report = pipeline.cycle(&Shutdown::never()).await?;
-    crate::report::anomaly::alert(&pipeline, now, &Shutdown::never()).await?;
+    if crate::report::anomaly::alert(&pipeline, now).await? > 0 {
+        pipeline.deliver(now, &Shutdown::never()).await?;
+    }
     let weekly = weekly_report(&pipeline, now, args.out.as_deref()).await?;
     let received = robot.received();
     crate::cmd::console::show!(
@@ -108,7 +110,7 @@ pub(crate) async fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
 
 /// Sends last week's report to the managers' robot; true when it was delivered.
 async fn weekly_report(pipeline: &Pipeline, now: i64, out: Option<&Path>) -> anyhow::Result<bool> {
-    use crate::report::send::{run, today};
+    use crate::report::send::{run, send_now, today};
     use crate::report::Period;
     let config = pipeline.config();
     let Some(spec) = config.report("weekly") else {
@@ -123,7 +125,14 @@ async fn weekly_report(pipeline: &Pipeline, now: i64, out: Option<&Path>) -> any
     for path in &run.written {
         crate::cmd::console::show!("  写入 {path}");
     }
-    Ok(run.all_delivered())
+    let sent = send_now(pipeline, &run, now, &Shutdown::never()).await?;
+    Ok(sent.iter().all(|(_, s)| {
+        matches!(
+            s,
+            crate::report::send::Sent::Delivered { .. }
+                | crate::report::send::Sent::AlreadyDelivered
+        )
+    }))
 }
 
 /// The demo's org chart: (id, name, parent).

@@ -42,8 +42,15 @@ pub(crate) async fn once(args: &OnceArgs, shutdown: Shutdown) -> anyhow::Result<
         );
         return Ok(ExitCode::SUCCESS);
     }
-    let report = pipeline.cycle(&shutdown).await?;
-    crate::report::after_poll(&pipeline, unix_now(), &shutdown).await;
+    let mut report = pipeline.cycle(&shutdown).await?;
+    if crate::report::after_poll(&pipeline, unix_now(), &shutdown).await {
+        // Reports and alerts just queued go out through the same stages, in this run.
+        let sent = pipeline.deliver(unix_now(), &shutdown).await?;
+        report.delivery.messages_sent += sent.messages_sent;
+        report.delivery.waiting = sent.waiting;
+        report.delivery.held = sent.held;
+        report.pending = pipeline.store().pending_counts()?.values().sum();
+    }
     pipeline.store().flush().await?;
     if report.delivery.held > 0 {
         crate::cmd::console::say!(

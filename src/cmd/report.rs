@@ -1,7 +1,8 @@
 //! `churn-alert report`: a report for the last whole period (or `--period`), now.
 //!
-//! Sends through the same ledger as scheduled reports, so a period that already reached a
-//! destination is not sent to it again. `--dry-run` renders without sending and without
+//! Queues the period like a scheduled report (once: a period produced before is not queued
+//! again) and delivers it at once through the outbox's stages, trying its destinations now
+//! even if they wait on a back-off; what a destination refuses stays pending and is retried. `--dry-run` renders without sending and without
 //! opening the store (it works while the daemon runs); `--out DIR` also writes the markdown,
 //! HTML, PNG and XLSX of each destination into `DIR`.
 
@@ -12,7 +13,7 @@ use anyhow::Context as _;
 use crate::cli::ReportArgs;
 use crate::pipeline::Pipeline;
 use crate::render::escape::terminal;
-use crate::report::send::{self, Delivered};
+use crate::report::send::{self, Sent};
 use crate::report::Period;
 use crate::shutdown::Shutdown;
 use crate::store::Store;
@@ -68,19 +69,21 @@ pub(crate) async fn report(args: &ReportArgs, shutdown: Shutdown) -> anyhow::Res
     if args.dry_run {
         return Ok(ExitCode::SUCCESS);
     }
-    pipeline.store().flush().await?;
     let mut failed = false;
-    for (id, delivered) in &run.delivered {
-        let line = match delivered {
-            Delivered::Sent { messages } => format!("sent ({messages} message(s))"),
-            Delivered::AlreadySent => "already sent for this period; not sent again".into(),
-            Delivered::Failed(reason) => {
+    for (id, sent) in send::send_now(&pipeline, &run, now, &shutdown).await? {
+        let line = match sent {
+            Sent::Delivered { messages } => format!("sent ({messages} message(s))"),
+            Sent::AlreadyDelivered => "already sent for this period; not sent again".into(),
+            Sent::Waiting(reason) => {
                 failed = true;
-                format!("not delivered: {}", crate::logging::redact(reason))
+                format!(
+                    "not delivered: {}; it stays pending (`churn-alert state pending`) and is retried",
+                    crate::logging::redact(&reason)
+                )
             }
-            Delivered::Interrupted => {
+            Sent::Unsendable(reason) => {
                 failed = true;
-                "interrupted; run the command again to finish".into()
+                format!("cannot be sent: {}", crate::logging::redact(&reason))
             }
         };
         crate::cmd::console::show!(
@@ -91,6 +94,7 @@ pub(crate) async fn report(args: &ReportArgs, shutdown: Shutdown) -> anyhow::Res
             terminal(&line)
         );
     }
+    pipeline.store().flush().await?;
     Ok(if failed {
         ExitCode::FAILURE
     } else {

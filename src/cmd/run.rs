@@ -82,8 +82,10 @@ pub(crate) async fn run(args: &ConfigArg, shutdown: Shutdown) -> anyhow::Result<
                 continue;
             }
         }
-        if report_at.is_some_and(|at| crate::time::now_utc() >= at) {
-            reports(&pipeline, &shutdown).await;
+        if report_at.is_some_and(|at| crate::time::now_utc() >= at)
+            && reports(&pipeline, &shutdown).await
+        {
+            retry_at = delivery_pass(&pipeline, &shutdown, &health).await;
         }
         if crate::time::now_utc() < tick {
             if retry.is_some_and(|at| crate::time::now_utc() >= at) {
@@ -121,7 +123,9 @@ pub(crate) async fn run(args: &ConfigArg, shutdown: Shutdown) -> anyhow::Result<
                 None
             }
         };
-        reports(&pipeline, &shutdown).await;
+        if reports(&pipeline, &shutdown).await {
+            retry_at = delivery_pass(&pipeline, &shutdown, &health).await;
+        }
         let missed = schedule
             .upcoming(tick, 1000)
             .into_iter()
@@ -139,16 +143,17 @@ pub(crate) async fn run(args: &ConfigArg, shutdown: Shutdown) -> anyhow::Result<
     Ok(ExitCode::SUCCESS)
 }
 
-/// Runs the reports that are due; after a shutdown signal they get [`WIND_DOWN`] to finish
-/// what is in flight (a report not finished is resumed from the ledger by the next process).
-async fn reports(pipeline: &Pipeline, shutdown: &Shutdown) {
+/// Queues the staff-deletion alerts and reports that are due; whether anything was queued
+/// (then a delivery pass sends it). After a shutdown signal they get [`WIND_DOWN`] to finish
+/// (a period not queued is queued by the next process).
+async fn reports(pipeline: &Pipeline, shutdown: &Shutdown) -> bool {
     let mut signal = shutdown.clone();
     let run = crate::report::after_poll(pipeline, unix_now(), shutdown);
     tokio::pin!(run);
     tokio::select! {
-        () = &mut run => {}
+        queued = &mut run => queued,
         () = signal.recv() => {
-            let _ = tokio::time::timeout(WIND_DOWN, &mut run).await;
+            tokio::time::timeout(WIND_DOWN, &mut run).await.unwrap_or(false)
         }
     }
 }

@@ -21,12 +21,12 @@ use chrono_tz::Tz;
 
 #[cfg(any(test, feature = "demo"))]
 pub use env::env_from;
-pub use report::{PeriodKind, ReportSpec};
 use raw::RawConfig;
 pub use raw::{
     Audience, DirectoryConfig, GroupBy, RouteConfig, SmtpConfig, SmtpSecurity, StoreConfig,
     TemplatesConfig, WecomConfig, WecomMsgType, WeibanConfig,
 };
+pub use report::{PeriodKind, ReportSpec};
 
 use crate::schedule::{QuietHours, Schedule};
 

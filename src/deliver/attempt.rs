@@ -4,8 +4,8 @@
 //! Stops at the first refusal (later messages stay pending, in order) — except that an extra
 //! marked best effort (a storm's full list) refused for good is skipped, when shutdown begins
 //! (an in-flight send is abandoned and stays pending), and when quiet hours begin between two
-//! messages (the rest is held). Successful and failed sends are counted under the sink's own
-//! channel.
+//! messages (the rest is held; prepared messages, reports and staff-deletion alerts, are not
+//! held). Successful and failed sends are counted under the sink's own channel.
 
 use crate::destination::DestinationId;
 use crate::render::compose::Outgoing;
@@ -61,9 +61,12 @@ impl Attempt<'_> {
                 sent.stop = Stop::Shutdown;
                 return Ok(sent);
             }
-            if let Some(until) = (self.quiet_until)() {
-                sent.stop = Stop::Quiet { until };
-                return Ok(sent);
+            // Quiet hours hold alerts on losses, not reports and staff-deletion alerts.
+            if outgoing.prepared.is_none() {
+                if let Some(until) = (self.quiet_until)() {
+                    sent.stop = Stop::Quiet { until };
+                    return Ok(sent);
+                }
             }
             let mut signal = self.shutdown.clone();
             let answer = tokio::select! {
@@ -84,7 +87,11 @@ impl Attempt<'_> {
                 sent.stop = Stop::Failed(err);
                 return Ok(sent);
             }
-            match self.store.complete(self.id, &outgoing.losses).await {
+            let completed = match &outgoing.prepared {
+                Some(key) => self.store.complete_prepared(key).await,
+                None => self.store.complete(self.id, &outgoing.losses).await,
+            };
+            match completed {
                 Ok(()) => {}
                 Err(e @ StoreError::NotCompleted { .. }) => {
                     // Sending again would repeat this message every cycle: stop instead.
@@ -166,6 +173,7 @@ mod tests {
                 message: *c,
                 losses: vec![loss(c).key()],
                 best_effort: false,
+                prepared: None,
             })
             .collect()
     }
@@ -194,6 +202,7 @@ mod tests {
                 message: "list",
                 losses: Vec::new(),
                 best_effort: true,
+                prepared: None,
             }];
             messages.extend(outgoing(&["a"]));
             messages

@@ -1,14 +1,17 @@
 //! Delivery: from the outbox to the sinks, as a chain of small stages.
 //!
-//! For every destination with pending losses: resolve its id against the config (or
+//! For every destination with pending losses or [`prepared`] messages (reports and
+//! staff-deletion alerts, queued by their producers): resolve its id against the config (or
 //! [`reroute`] what waits for a destination that left it) → [`gate`] (quiet hours, retry
-//! time) → compose for the destination's sink, at the sink's byte limit → [`attempt`] (send in
+//! time; prepared messages are not held by quiet hours) → compose for the destination's sink,
+//! at the sink's byte limit → [`attempt`] (send in
 //! order, complete after each accepted message) → on a refusal, the [`policy`] says when to
 //! try again. Destinations are delivered concurrently; each one's trouble is its own.
 
 pub(crate) mod attempt;
 pub(crate) mod gate;
 pub(crate) mod policy;
+pub(crate) mod prepared;
 pub(crate) mod release;
 pub(crate) mod reroute;
 
@@ -133,6 +136,28 @@ impl Delivery {
         Ok(report)
     }
 
+    /// Sends what waits for `ids` only (a report run on demand): the same stages as
+    /// [`Self::deliver`], for those destinations.
+    pub async fn deliver_some(
+        &self,
+        config: &Config,
+        ids: &[DestinationId],
+        now: i64,
+        shutdown: &Shutdown,
+    ) -> Result<DeliveryReport, StoreError> {
+        let directory = self.org.current();
+        let router = Router::with_directory(config, directory.as_deref());
+        let mut report = DeliveryReport::default();
+        for destination in ids.iter().filter_map(|id| router.get(id)) {
+            let outcome = self.deliver_to(&destination, now, shutdown).await?;
+            report.messages_sent += outcome.messages_sent;
+            if let Some(reason) = outcome.waiting {
+                report.waiting.push((destination.describe(), reason));
+            }
+        }
+        Ok(report)
+    }
+
     /// One destination: gate, then compose and attempt a batch at a time.
     async fn deliver_to(
         &self,
@@ -143,25 +168,21 @@ impl Delivery {
         let id = &destination.id;
         let mut outcome = Outcome::default();
         let mut state = self.store.destination_state(id)?;
-        match gate::gate(
+        let held_until = match gate::gate(
             &destination.route.name,
             state.as_ref(),
             destination.fingerprint(),
             self.quiet_until(now),
             now,
         ) {
-            Gate::Open => {}
-            Gate::Held { until } => {
-                outcome.held = self.store.pending_count(id);
-                outcome.retry_at = Some(until);
-                return Ok(outcome);
-            }
+            Gate::Open => None,
+            Gate::Held { until } => Some(until),
             Gate::Wait { reason, retry_at } => {
                 outcome.waiting = Some(reason);
                 outcome.retry_at = retry_at;
                 return Ok(outcome);
             }
-        }
+        };
         let quiet_until = || self.quiet_until(crate::time::unix_now());
         let attempt = Attempt {
             store: &self.store,
@@ -169,6 +190,35 @@ impl Delivery {
             shutdown,
             quiet_until: &quiet_until,
         };
+        // Prepared messages (reports, staff-deletion alerts) first: quiet hours do not hold
+        // them, and they are few.
+        let waiting = self.store.prepared_for(id)?;
+        if !waiting.is_empty() {
+            let sent = match prepared::compose(&self.sinks, destination, waiting) {
+                Ok(Composed::Wecom(sink, messages)) => attempt.run(sink, messages).await?,
+                Ok(Composed::Email(sink, messages)) => attempt.run(sink, messages).await?,
+                Err(err) => return self.failed(destination, outcome, state.as_ref(), err).await,
+            };
+            outcome.messages_sent += sent.messages;
+            if sent.messages > 0 && state.take().is_some() {
+                self.store.clear_destination_state(id).await?;
+            }
+            match sent.stop {
+                Stop::Done | Stop::Quiet { .. } => {}
+                Stop::Shutdown => {
+                    outcome.waiting = Some("shutting down".into());
+                    return Ok(outcome);
+                }
+                Stop::Failed(err) => {
+                    return self.failed(destination, outcome, state.as_ref(), err).await;
+                }
+            }
+        }
+        if let Some(until) = held_until {
+            outcome.held = self.store.pending_count(id);
+            outcome.retry_at = Some(until);
+            return Ok(outcome);
+        }
         // A batch at a time, so that a huge backlog (a backfill, a long outage) never sits in
         // memory whole; delivered losses leave the outbox, so each read starts with what is due.
         loop {
@@ -321,7 +371,9 @@ impl Delivery {
                 from.route
             );
         }
-        let stranded = plan.stranded;
+        // A prepared message (a report, an alert) was made for this destination: it has
+        // nowhere else to go.
+        let stranded = plan.stranded + self.store.prepared_for(from)?.len();
         if stranded > 0 {
             let reason = format!(
                 "{stranded} pending, but this destination left the config and route `{}` has no other destination of its kind for them; restore the destination, or discard them with `churn-alert state drop --destination {from}`",

@@ -300,6 +300,19 @@ impl Pipeline {
         Ok(plan)
     }
 
+    /// Sends what waits for `ids` only.
+    pub async fn deliver_some(
+        &self,
+        ids: &[DestinationId],
+        now: i64,
+        shutdown: &Shutdown,
+    ) -> Result<DeliveryReport, CycleError> {
+        Ok(self
+            .delivery
+            .deliver_some(&self.config, ids, now, shutdown)
+            .await?)
+    }
+
     /// Sends what is pending, every destination concurrently.
     pub async fn deliver(
         &self,

@@ -26,6 +26,9 @@ pub(crate) struct Outgoing<M> {
     /// An extra (a storm's full list) that a permanent refusal skips instead of holding back
     /// the messages that report losses.
     pub best_effort: bool,
+    /// A prepared message (a report's part, an alert): its key in the store's `prepared`
+    /// tree, removed once accepted. Quiet hours do not hold it.
+    pub prepared: Option<Vec<u8>>,
 }
 
 /// A destination's messages, in sending order, with the sink that takes them.
@@ -197,6 +200,7 @@ impl Robot<'_> {
                 },
                 losses: Vec::new(),
                 best_effort: true,
+                prepared: None,
             });
         Ok(full_list
             .into_iter()
@@ -207,6 +211,7 @@ impl Robot<'_> {
                 },
                 losses: m.losses,
                 best_effort: false,
+                prepared: None,
             }))
             .collect())
     }
@@ -316,5 +321,6 @@ fn mail(
         },
         losses: text.losses,
         best_effort: false,
+        prepared: None,
     })
 }

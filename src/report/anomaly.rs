@@ -5,21 +5,20 @@
 //! Each newly seen loss that the staff member ended (`staff`, or `both`) is counted per
 //! staff member and calendar day in the store before it is recorded as seen (a poll stage,
 //! `pipeline::stages::count_deletions`);
-//! after each poll, every count that reached a route's threshold today or yesterday is sent
-//! to the route's managers' destinations through the ledger, once per staff member, day and
-//! destination ([`alert`]). A refused alert is tried again next cycle.
+//! after each poll, every count that reached a route's threshold today or yesterday is queued
+//! for the route's managers' destinations, produced once per staff member and day
+//! ([`alert`]); the delivery stages send it, and a refused alert waits in the outbox, visible
+//! in `state pending`, like any other delivery.
 
 use chrono::Days;
 use serde::Serialize;
 
-use super::send::{ledgered, Delivered};
 use crate::config::WecomMsgType;
 use crate::destination::DestinationKind;
 use crate::pipeline::Pipeline;
-use crate::shutdown::Shutdown;
-use crate::sink::{EmailMessage, WecomBody, WecomMessage};
-use crate::store::ledger::{DeleteCount, LedgerKey};
-use crate::store::StoreError;
+use crate::sink::WecomBody;
+use crate::store::ledger::DeleteCount;
+use crate::store::{Prepared, PreparedBody, Produced, StoreError};
 use crate::transform::route::Target;
 use crate::transform::Router;
 
@@ -37,12 +36,11 @@ struct AlertContext<'a> {
     shown: usize,
 }
 
-/// Sends the alerts due: counts at or over a route's threshold, today or yesterday.
-pub(crate) async fn alert(
-    pipeline: &Pipeline,
-    now: i64,
-    shutdown: &Shutdown,
-) -> Result<usize, StoreError> {
+/// Queues the alerts due: counts at or over a route's threshold, today or yesterday, each
+/// produced once for all the route's managers' destinations; returns how many were queued.
+/// An alert whose template fails is not produced: the error is logged at every cycle until
+/// the template is fixed, and the alert goes out then.
+pub(crate) async fn alert(pipeline: &Pipeline, now: i64) -> Result<usize, StoreError> {
     let config = pipeline.config();
     if config.routes.iter().all(|r| r.staff_delete_alert == 0) {
         return Ok(0);
@@ -65,10 +63,20 @@ pub(crate) async fn alert(
             }
         }
     }
-    let mut sent = 0;
+    let mut queued = 0;
     for (day, staff_id, count, route) in &due {
+        let produced = Produced {
+            producer: format!("alert:{}:{}", route.name, staff_id.escape_default()),
+            period: day.clone(),
+        };
+        if store.report_produced(&produced.producer, &produced.period)? {
+            continue;
+        }
         let context = context(staff_id, count, day, route.staff_delete_alert);
-        let report = format!("alert:{}:{}", route.name, staff_id.escape_default());
+        let what = format!(
+            "staff deletion alert: {} ({staff_id}), {day}",
+            count.staff_name
+        );
         let managers = router
             .route_destinations(route, staff_id)
             .into_iter()
@@ -79,40 +87,32 @@ pub(crate) async fn alert(
                 )
             })
             .filter_map(|id| router.get(&id));
+        let mut messages = Vec::new();
         for destination in managers {
-            let key = LedgerKey {
-                report: report.clone(),
-                period: day.clone(),
-                destination: destination.id.clone(),
-            };
-            let progress = store.progress(&key)?.unwrap_or_default();
-            if progress.done {
-                continue;
-            }
-            let delivered = send(
-                pipeline,
-                &destination.target,
-                &context,
-                &key,
-                progress,
-                shutdown,
-            )
-            .await?;
-            match delivered {
-                Some(Delivered::Sent { .. }) => {
-                    tracing::info!(staff = %staff_id, day = %day, destination = %key.destination, "staff deletion alert sent");
-                    sent += 1;
+            match prepare(pipeline, &destination.target, &context) {
+                Ok(Some(body)) => messages.push((
+                    destination.id.clone(),
+                    vec![Prepared {
+                        what: what.clone(),
+                        label: "alert".into(),
+                        queued_at: now,
+                        body,
+                    }],
+                )),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::error!(staff = %staff_id, day = %day, "staff deletion alert cannot be rendered: {e}; it is produced once the template renders");
+                    messages.clear();
+                    break;
                 }
-                Some(Delivered::Failed(reason)) => tracing::warn!(
-                    staff = %staff_id, destination = %key.destination,
-                    "staff deletion alert not delivered: {}; tried again next cycle",
-                    crate::logging::redact(&reason)
-                ),
-                _ => {}
             }
         }
+        if !messages.is_empty() && store.queue_produced(&produced, &messages, now).await? {
+            tracing::info!(staff = %staff_id, day = %day, destinations = messages.len(), "staff deletion alert queued");
+            queued += 1;
+        }
     }
-    Ok(sent)
+    Ok(queued)
 }
 
 fn context<'a>(
@@ -133,66 +133,35 @@ fn context<'a>(
     }
 }
 
-async fn send(
+/// The alert for `target`; `None` where it cannot go (an email route without `[smtp]` or
+/// without an address, said by `check`).
+fn prepare(
     pipeline: &Pipeline,
     target: &Target,
     context: &AlertContext<'_>,
-    key: &LedgerKey,
-    progress: crate::store::ledger::Progress,
-    shutdown: &Shutdown,
-) -> Result<Option<Delivered>, StoreError> {
+) -> Result<Option<PreparedBody>, crate::render::RenderError> {
     let renderer = pipeline.renderer();
-    let sinks = pipeline.sinks();
-    let rendered = |name: &str| {
-        renderer.render(name, context).map_err(|e| {
-            tracing::error!("staff deletion alert cannot be rendered: {e}");
-        })
-    };
-    let delivered = match target {
-        Target::Wecom { robot, msgtype, .. } => {
+    match target {
+        Target::Wecom { msgtype, .. } => {
             let name = match msgtype {
                 WecomMsgType::Markdown => "alert.md.hbs",
                 WecomMsgType::Text => "alert.txt.hbs",
             };
-            let Ok(content) = rendered(name) else {
-                return Ok(None);
-            };
-            let message = WecomMessage {
-                robot: robot.clone(),
-                body: WecomBody::written(*msgtype, content, Vec::new()),
-            };
-            ledgered(
-                pipeline.store(),
-                key,
-                progress,
-                &sinks.wecom,
-                &[("alert".to_owned(), message)],
-                shutdown,
-            )
-            .await?
+            let content = renderer.render(name, context)?;
+            let body = WecomBody::written(*msgtype, content, Vec::new());
+            Ok(Some(crate::deliver::prepared::wecom_body(body)))
         }
-        Target::Email { to: Some(to), .. } => {
-            let Some(email) = &sinks.email else {
-                return Ok(None);
-            };
-            let (Ok(text), Ok(html)) = (rendered("alert.txt.hbs"), rendered("alert.html.hbs"))
-            else {
-                return Ok(None);
-            };
-            let message = EmailMessage {
-                to: to.clone(),
+        Target::Email { to: Some(_), .. } if pipeline.sinks().email.is_some() => {
+            Ok(Some(PreparedBody::Email {
                 subject: format!(
                     "【异常提醒】{} 在 {} 已删除 {} 位客户",
                     context.staff, context.day, context.count
                 ),
-                text,
-                html,
+                text: renderer.render("alert.txt.hbs", context)?,
+                html: renderer.render("alert.html.hbs", context)?,
                 files: Vec::new(),
-            };
-            let messages = [("alert".to_owned(), message)];
-            ledgered(pipeline.store(), key, progress, email, &messages, shutdown).await?
+            }))
         }
-        Target::Email { to: None, .. } => return Ok(None),
-    };
-    Ok(Some(delivered))
+        Target::Email { .. } => Ok(None),
+    }
 }

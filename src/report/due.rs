@@ -11,30 +11,24 @@
 //! Because what is due is computed from the calendar and the record of produced periods, no
 //! fire is ever "used up": moving the crontab earlier or later, a clock stepping back, a
 //! daylight-saving gap that skips a fire, or downtime never skip a period, and a crontab that
-//! fires more often than the period sends it once. A period counts as produced when its
-//! run planned every destination (Weiban answered) and was not cut short by shutdown; a run
-//! that failed is tried again after the next poll. A report seen for the first time starts
-//! from that moment: installing the daemon does not send last week's report at once
+//! fires more often than the period sends it once. A period is produced when Weiban answered
+//! and its messages were queued in the outbox, in one transaction with the produced mark; a
+//! run that failed is tried again after the next poll. A report seen for the first time
+//! starts from that moment: installing the daemon does not send last week's report at once
 //! (`churn-alert report` does that on demand).
 //!
-//! A destination that refused is tried again after a poll, 15 minutes after the refusal at
-//! first, doubling to 6 hours, for 7 days; one that left the config is not tried.
+//! Delivery is the outbox's: a destination that refuses keeps the report pending, visible in
+//! `state pending`, retried on the destination's own back-off, and `state retry` sends it at
+//! once, as for any alert.
 
 use chrono::DateTime;
 
 use super::period::{date_of, Period};
-use super::send::{Delivered, ReportError};
+use super::send::ReportError;
 use super::ReportSpec;
 use crate::pipeline::Pipeline;
 use crate::shutdown::Shutdown;
-use crate::store::ledger::{LedgerKey, Progress};
-use crate::transform::Router;
 
-/// First wait after a refusal; it doubles with each refusal.
-const RETRY_BASE: i64 = 15 * 60;
-const RETRY_CAP: i64 = 6 * 3600;
-/// A destination that refused a report for this long is left alone.
-const GIVE_UP_AFTER: i64 = 7 * 86_400;
 /// Most missed periods one run catches up on (the latest ones).
 const MAX_CATCH_UP: usize = 31;
 
@@ -50,34 +44,24 @@ pub(crate) fn next_fire(pipeline: &Pipeline, now: i64) -> Option<i64> {
         .min()
 }
 
-/// Runs the reports that are due at `now`; logs what fails.
-pub(crate) async fn run_due(pipeline: &Pipeline, now: i64, shutdown: &Shutdown) {
-    let reports = &pipeline.config().reports;
-    if reports.is_empty() {
-        return;
-    }
-    // One scan of the ledger for every report.
-    let unfinished = match pipeline.store().unfinished() {
-        Ok(unfinished) => unfinished,
-        Err(e) => {
-            tracing::error!(
-                "reports: the ledger cannot be read: {e}; tried again after the next poll"
-            );
-            return;
-        }
-    };
+/// Queues the reports that are due at `now`; returns how many periods were queued. Logs
+/// what fails (tried again after the next poll).
+pub(crate) async fn run_due(pipeline: &Pipeline, now: i64, shutdown: &Shutdown) -> usize {
     let overlap = i64::try_from(pipeline.config().weiban.overlap.as_secs()).unwrap_or(0);
-    for spec in reports {
+    let mut queued = 0;
+    for spec in &pipeline.config().reports {
         if shutdown.is_shutdown() {
-            return;
+            break;
         }
-        if let Err(e) = run_if_due(pipeline, spec, &unfinished, now, overlap, shutdown).await {
-            tracing::error!(
+        match run_if_due(pipeline, spec, now, overlap, shutdown).await {
+            Ok(periods) => queued += periods,
+            Err(e) => tracing::error!(
                 "{}; tried again after the next poll",
                 crate::logging::redact(&e.to_string())
-            );
+            ),
         }
     }
+    queued
 }
 
 /// When `period` may be sent: the first fire at or after its end, once `overlap` seconds have
@@ -120,57 +104,29 @@ pub(crate) fn due_periods(spec: &ReportSpec, since: i64, now: i64, overlap: i64)
     due
 }
 
+/// Queues each due period of `spec` not produced yet; returns how many.
 async fn run_if_due(
     pipeline: &Pipeline,
     spec: &ReportSpec,
-    unfinished: &[(LedgerKey, Progress)],
     now: i64,
     overlap: i64,
     shutdown: &Shutdown,
-) -> Result<(), ReportError> {
+) -> Result<usize, ReportError> {
     let store = pipeline.store();
     let Some(since) = store.report_since(&spec.name)? else {
         store.set_report_since(&spec.name, now).await?;
-        return Ok(());
+        return Ok(0);
     };
-    // Each period to run, and whether it is a fresh one (recorded as produced once run).
-    let mut periods = std::collections::BTreeMap::new();
+    let mut queued = 0;
     for period in due_periods(spec, since, now, overlap) {
-        if !store.report_produced(&spec.name, &period.key())? {
-            periods.insert(period, true);
-        }
-    }
-    let directory = pipeline.org().current();
-    let router = Router::with_directory(pipeline.config(), directory.as_deref());
-    for (key, progress) in unfinished {
-        let wait = RETRY_BASE
-            .saturating_mul(1_i64 << progress.attempts.min(10))
-            .min(RETRY_CAP);
-        let retry = key.report == spec.name
-            && router.get(&key.destination).is_some()
-            && now - progress.since <= GIVE_UP_AFTER
-            && progress.at + wait <= now;
-        if let (true, Ok(period)) = (retry, Period::parse(&key.period)) {
-            periods.entry(period).or_insert(false);
-        }
-    }
-    for (period, fresh) in periods {
-        if shutdown.is_shutdown() {
-            return Ok(());
+        if shutdown.is_shutdown() || store.report_produced(&spec.name, &period.key())? {
+            continue;
         }
         tracing::info!(report = %spec.name, period = %period.key(), "running report");
-        let run = super::send::run(pipeline, spec, period, now, None, false, shutdown).await?;
-        let whole = !run
-            .delivered
-            .iter()
-            .any(|(_, d)| matches!(d, Delivered::Interrupted));
-        if fresh && whole && !shutdown.is_shutdown() {
-            store
-                .set_report_produced(&spec.name, &period.key(), now)
-                .await?;
-        }
+        super::send::run(pipeline, spec, period, now, None, false, shutdown).await?;
+        queued += 1;
     }
-    Ok(())
+    Ok(queued)
 }
 
 #[cfg(test)]

@@ -4,9 +4,10 @@
 //! before it and the trend's span) from the outflow list under the same limits as polling,
 //! so it covers periods from before the daemon was installed and needs nothing from the
 //! outbox. [`stats`] counts, [`chart`] draws the trend, [`xlsx`] writes the full list,
-//! [`compose`] turns them into messages per destination, and [`send`] delivers them exactly
-//! once per period and destination through the store's ledger ([`crate::store::ledger`]).
-//! [`anomaly`] is the immediate alert for a staff member who deletes many customers in a day.
+//! [`compose`] turns them into messages per destination, and [`send`] queues them in the
+//! outbox once per period (the ledger records what was produced); the delivery stages send
+//! them like every other message. [`anomaly`] is the immediate alert for a staff member who
+//! deletes many customers in a day, produced the same way.
 
 pub(crate) mod anomaly;
 pub(crate) mod chart;
@@ -24,16 +25,19 @@ use crate::pipeline::Pipeline;
 use crate::shutdown::Shutdown;
 
 /// What follows a poll: the staff-deletion alerts the counts call for, then the reports that
-/// are due. Failures are logged and tried again after the next poll.
-pub(crate) async fn after_poll(pipeline: &Pipeline, now: i64, shutdown: &Shutdown) {
+/// are due, queued in the outbox. Returns whether anything was queued (then a delivery pass
+/// sends it). Failures are logged and tried again after the next poll.
+pub(crate) async fn after_poll(pipeline: &Pipeline, now: i64, shutdown: &Shutdown) -> bool {
+    let mut queued = 0;
     if !shutdown.is_shutdown() {
-        if let Err(e) = anomaly::alert(pipeline, now, shutdown).await {
-            tracing::error!(
+        match anomaly::alert(pipeline, now).await {
+            Ok(alerts) => queued += alerts,
+            Err(e) => tracing::error!(
                 "staff deletion alerts: {}; tried again after the next poll",
                 crate::logging::redact(&e.to_string())
-            );
+            ),
         }
     }
-    due::run_due(pipeline, now, shutdown).await;
+    queued += due::run_due(pipeline, now, shutdown).await;
+    queued > 0
 }
-

@@ -1,5 +1,6 @@
 //! Running a report: fetch the period from Weiban, plan what each destination of the route
-//! receives, and deliver it exactly once per period and destination through the ledger.
+//! receives, and queue it in the outbox, once per period, for the delivery stages to send
+//! (the same gate, attempt, policy and reroute as alerts on losses).
 //!
 //! The destinations are the route's own robots and `email_to` (always, even for a period
 //! without losses) and its department robots and mailboxes that have losses in the period;
@@ -24,11 +25,9 @@ use crate::pipeline::Pipeline;
 use crate::render::escape::{terminal, terminal_lines};
 use crate::render::Renderer;
 use crate::shutdown::Shutdown;
-use crate::sink::{Sink, Sinks};
+use crate::sink::{Sink as _, Sinks};
 use crate::source::{WeibanError, Window};
-use crate::store::ledger::{LedgerKey, Progress};
-use crate::store::{Store, StoreError};
-use crate::time::unix_now;
+use crate::store::{Prepared, Produced, Store, StoreError};
 use crate::transform::enrich;
 use crate::transform::route::{Destination, Target};
 use crate::transform::Router;
@@ -59,17 +58,15 @@ pub(crate) struct Planned<'a> {
     pub rendered: Rendered,
 }
 
-/// What happened at one destination.
+/// What a run did for one destination.
 #[derive(Debug)]
 pub(crate) enum Delivered {
-    /// Every message was accepted (`messages` of them now).
-    Sent { messages: usize },
-    /// The ledger says this period already reached it.
-    AlreadySent,
-    /// A message was refused; the ledger keeps how far it got, and a later run goes on.
-    Failed(String),
-    /// Shutdown began; a later run goes on.
-    Interrupted,
+    /// Queued in the outbox for the delivery stages to send.
+    Queued,
+    /// The period was produced before: nothing queued again.
+    AlreadyProduced,
+    /// Cannot be made for this destination (an email route without `[smtp]`, no address).
+    Unsendable(String),
 }
 
 /// What a run of one report for one period did.
@@ -81,18 +78,60 @@ pub(crate) struct Run {
     pub delivered: Vec<(DestinationId, Delivered)>,
 }
 
-impl Run {
-    /// Every destination has the report now (sent by this run or an earlier one).
-    pub fn all_delivered(&self) -> bool {
-        self.delivered
-            .iter()
-            .all(|(_, d)| matches!(d, Delivered::Sent { .. } | Delivered::AlreadySent))
+/// Where a report run on demand stands at one destination after [`send_now`].
+#[derive(Debug)]
+pub(crate) enum Sent {
+    /// The destination accepted every message that waited (`messages` of them).
+    Delivered { messages: usize },
+    /// Nothing waited: delivered before.
+    AlreadyDelivered,
+    /// Still waiting, and why (a refusal; the outbox keeps it and retries it).
+    Waiting(String),
+    /// It cannot go to this destination at all.
+    Unsendable(String),
+}
+
+/// Delivers a run's report now (`churn-alert report`, the demo): its destinations are tried
+/// at once even when they wait on a back-off, as `state retry` would, through the same
+/// delivery stages as everything else.
+pub(crate) async fn send_now(
+    pipeline: &Pipeline,
+    run: &Run,
+    now: i64,
+    shutdown: &Shutdown,
+) -> Result<Vec<(DestinationId, Sent)>, crate::pipeline::CycleError> {
+    let store = pipeline.store();
+    let mut waiting_before = Vec::new();
+    for (id, _) in &run.delivered {
+        let waiting = store.prepared_for(id)?.len();
+        if waiting > 0 {
+            store.clear_destination_state(id).await?;
+        }
+        waiting_before.push(waiting);
     }
+    let ids: Vec<DestinationId> = run.delivered.iter().map(|(id, _)| id.clone()).collect();
+    pipeline.deliver_some(&ids, now, shutdown).await?;
+    let mut outcomes = Vec::new();
+    for ((id, delivered), before) in run.delivered.iter().zip(waiting_before) {
+        let sent = match delivered {
+            Delivered::Unsendable(reason) => Sent::Unsendable(reason.clone()),
+            _ if before == 0 => Sent::AlreadyDelivered,
+            _ if store.prepared_for(id)?.is_empty() => Sent::Delivered { messages: before },
+            _ => Sent::Waiting(
+                store
+                    .destination_state(id)?
+                    .map_or_else(|| "not delivered yet".to_owned(), |s| s.reason),
+            ),
+        };
+        outcomes.push((id.clone(), sent));
+    }
+    Ok(outcomes)
 }
 
 /// One report for one period, the way every caller runs it: fetched from Weiban, planned
-/// per destination, its files written into `out` when asked, then delivered through the
-/// ledger — or, `dry_run`, printed instead.
+/// per destination, its files written into `out` when asked, then queued in the outbox for
+/// every destination at once, produced once per period (the delivery stages send it) — or,
+/// `dry_run`, printed instead.
 pub(crate) async fn run(
     pipeline: &Pipeline,
     spec: &ReportSpec,
@@ -119,14 +158,14 @@ pub(crate) async fn run(
     }
     if dry_run {
         print_plan(&planned);
-    } else {
-        run.delivered = deliver(
+    } else if !shutdown.is_shutdown() {
+        run.delivered = queue(
             pipeline.store(),
             pipeline.sinks(),
             spec,
             &period,
             &planned,
-            shutdown,
+            now,
         )
         .await?;
     }
@@ -248,132 +287,91 @@ pub(crate) fn plan<'a>(
     Ok(planned)
 }
 
-/// Sends each planned report that the ledger does not show as sent, from where it stopped.
-pub(crate) async fn deliver(
+/// Queues each planned report's messages for its destination, the period marked produced in
+/// the same transaction; nothing when it was produced before.
+pub(crate) async fn queue(
     store: &Store,
     sinks: &Sinks,
     spec: &ReportSpec,
     period: &Period,
     planned: &[Planned<'_>],
-    shutdown: &Shutdown,
+    now: i64,
 ) -> Result<Vec<(DestinationId, Delivered)>, StoreError> {
-    let mut out = Vec::new();
+    let what = format!("report `{}` {}", spec.name, period.key());
+    let mut outcomes = Vec::new();
+    let mut messages = Vec::new();
     for item in planned {
         let id = item.destination.id.clone();
-        let key = LedgerKey {
-            report: spec.name.clone(),
-            period: period.key(),
-            destination: id.clone(),
-        };
-        let delivered = send_to(store, sinks, &key, item, shutdown).await?;
-        match &delivered {
-            Delivered::Failed(reason) => tracing::warn!(
-                report = %spec.name, period = %period.key(), destination = %id,
-                "report not delivered: {}; it is tried again after a later poll (15 minutes at first, backing off to 6 hours, for 7 days)",
-                crate::logging::redact(reason)
-            ),
-            Delivered::Sent { messages } => tracing::info!(
-                report = %spec.name, period = %period.key(), destination = %id, messages,
-                "report delivered"
-            ),
-            Delivered::AlreadySent | Delivered::Interrupted => {}
+        match prepare(sinks, item, &what, now) {
+            Ok(parts) => {
+                outcomes.push((id.clone(), Delivered::Queued));
+                messages.push((id, parts));
+            }
+            Err(reason) => {
+                tracing::error!(report = %spec.name, period = %period.key(), destination = %id, "report cannot go to this destination: {reason}");
+                outcomes.push((id, Delivered::Unsendable(reason)));
+            }
         }
-        out.push((id, delivered));
     }
-    Ok(out)
+    let produced = Produced {
+        producer: spec.name.clone(),
+        period: period.key(),
+    };
+    if store.queue_produced(&produced, &messages, now).await? {
+        tracing::info!(report = %spec.name, period = %period.key(), destinations = messages.len(), "report queued for delivery");
+    } else {
+        for (_, outcome) in &mut outcomes {
+            if matches!(outcome, Delivered::Queued) {
+                *outcome = Delivered::AlreadyProduced;
+            }
+        }
+    }
+    Ok(outcomes)
 }
 
-async fn send_to(
-    store: &Store,
+/// One destination's report as prepared messages, in sending order.
+fn prepare(
     sinks: &Sinks,
-    key: &LedgerKey,
     item: &Planned<'_>,
-    shutdown: &Shutdown,
-) -> Result<Delivered, StoreError> {
-    let progress = store.progress(key)?.unwrap_or_default();
-    if progress.done {
-        return Ok(Delivered::AlreadySent);
-    }
+    what: &str,
+    now: i64,
+) -> Result<Vec<Prepared>, String> {
+    let prepared = |label: String, body| Prepared {
+        what: what.to_owned(),
+        label,
+        queued_at: now,
+        body,
+    };
     match &item.destination.target {
-        Target::Wecom { robot, msgtype, .. } => {
+        Target::Wecom { msgtype, .. } => {
             let limit = sinks
                 .wecom
                 .limit(crate::render::compose::format_of(*msgtype))
                 .unwrap_or(usize::MAX);
-            let messages: Vec<_> = item
+            Ok(item
                 .rendered
                 .robot_bodies(*msgtype, limit)
                 .into_iter()
-                .map(|(label, body)| {
-                    let robot = robot.clone();
-                    (label, crate::sink::WecomMessage { robot, body })
-                })
-                .collect();
-            ledgered(store, key, progress, &sinks.wecom, &messages, shutdown).await
+                .map(|(label, body)| prepared(label, crate::deliver::prepared::wecom_body(body)))
+                .collect())
         }
         Target::Email { to, .. } => {
-            let Some(email) = &sinks.email else {
-                return Ok(Delivered::Failed(format!(
+            if sinks.email.is_none() {
+                return Err(format!(
                     "route `{}` sends email, but there is no [smtp] section in the config",
                     item.destination.route.name
-                )));
-            };
+                ));
+            }
             let Some(to) = to.clone() else {
-                return Ok(Delivered::Failed("no email address".into()));
+                return Err("no email address".into());
             };
-            let messages = [("email".to_owned(), item.rendered.email(to))];
-            ledgered(store, key, progress, email, &messages, shutdown).await
+            let message = item.rendered.email(to);
+            Ok(vec![prepared(
+                "email".into(),
+                crate::deliver::prepared::email_body(message),
+            )])
         }
     }
-}
-
-/// Sends the labelled `messages` whose labels `progress` does not list yet, recording each in
-/// the ledger before the next goes out.
-pub(crate) async fn ledgered<S: Sink>(
-    store: &Store,
-    key: &LedgerKey,
-    mut progress: Progress,
-    sink: &S,
-    messages: &[(String, S::Message)],
-    shutdown: &Shutdown,
-) -> Result<Delivered, StoreError> {
-    progress.at = unix_now();
-    if progress.since == 0 {
-        progress.since = progress.at;
-    }
-    // Recorded before the first send: the period is claimed for this destination.
-    store.set_progress(key, &progress).await?;
-    let channel = sink.channel().as_str();
-    let mut sent_now = 0;
-    for (label, message) in messages {
-        if progress.sent.contains(label) {
-            continue;
-        }
-        if shutdown.is_shutdown() {
-            return Ok(Delivered::Interrupted);
-        }
-        let mut signal = shutdown.clone();
-        let answer = tokio::select! {
-            answer = sink.send(message) => answer,
-            () = signal.recv() => return Ok(Delivered::Interrupted),
-        };
-        progress.at = unix_now();
-        if let Err(e) = answer {
-            metrics::counter!("churn_alert_messages_failed_total", "sink" => channel).increment(1);
-            progress.error = Some(e.to_string());
-            progress.attempts += 1;
-            store.set_progress(key, &progress).await?;
-            return Ok(Delivered::Failed(e.to_string()));
-        }
-        metrics::counter!("churn_alert_messages_sent_total", "sink" => channel).increment(1);
-        progress.sent.push(label.clone());
-        progress.error = None;
-        sent_now += 1;
-        store.set_progress(key, &progress).await?;
-    }
-    progress.done = true;
-    store.set_progress(key, &progress).await?;
-    Ok(Delivered::Sent { messages: sent_now })
 }
 
 /// Prints each planned report as its destination would get it.

@@ -1,74 +1,19 @@
-//! The report ledger: which report (or anomaly alert) for which period reached which
-//! destination, and how far it got.
+//! The ledger: what was produced once, and the staff-deletion counts.
 //!
-//! A report is several messages (summary parts, chart, spreadsheet), each with a label
-//! (`summary-1`, `chart`, `list`). Before the first is sent, an entry `(report, period,
-//! destination)` is written with nothing sent; after each message the destination accepted,
-//! its label is added; after the last, the entry is marked done. A run for a period whose
-//! entry is done sends nothing; a run after a crash or a refusal sends only the messages whose
-//! labels are missing, so a report re-rendered from fresher data still resumes at the right
-//! message. Every write is flushed before the next send, so a crash repeats at most the
-//! message in flight.
-//!
-//! The same tree counts staff deletions per day for the anomaly alert (`staff_delete_alert`):
-//! key `deletes\0DAY\0STAFF`, counted before the losses are recorded as seen, so a crash in
-//! between can only count a loss twice, never miss it.
+//! - `checked\0NAME`: when a report was first seen in the config (its periods start there).
+//! - `produced\0NAME\0PERIOD`: a report's period, or a staff-deletion alert's day
+//!   (`alert:ROUTE:STAFF`), was queued in the outbox; written in one transaction with the
+//!   queued messages ([`super::prepared`]), so a period or an alert is produced once. How far
+//!   delivery got is the outbox's business, not the ledger's.
+//! - `sent\0NAME\0PERIOD\0DESTINATION`: written by release 0.1, which tracked delivery here;
+//!   read only as "produced", so an upgrade sends nothing twice.
+//! - `deletes\0DAY\0STAFF`: staff deletions per day for `staff_delete_alert`, counted before
+//!   the losses are recorded as seen, so a crash in between can only count a loss twice,
+//!   never miss it.
 
 use serde::{Deserialize, Serialize};
 
 use super::{Store, StoreError};
-use crate::destination::DestinationId;
-
-/// Which delivery an entry is about.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct LedgerKey {
-    /// The report's name, or `alert:ROUTE:STAFF` for an anomaly alert.
-    pub report: String,
-    /// The period's key (`2026-11-16..2026-11-22`).
-    pub period: String,
-    pub destination: DestinationId,
-}
-
-impl LedgerKey {
-    fn encode(&self) -> Vec<u8> {
-        format!(
-            "sent\0{}\0{}\0{}",
-            self.report, self.period, self.destination
-        )
-        .into_bytes()
-    }
-
-    fn decode(bytes: &[u8]) -> Option<Self> {
-        let text = std::str::from_utf8(bytes).ok()?;
-        let mut parts = text.strip_prefix("sent\0")?.splitn(3, '\0');
-        Some(Self {
-            report: parts.next()?.to_owned(),
-            period: parts.next()?.to_owned(),
-            destination: parts.next()?.parse().ok()?,
-        })
-    }
-}
-
-/// How far a delivery got.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Progress {
-    /// Labels of the messages the destination accepted.
-    #[serde(default)]
-    pub sent: Vec<String>,
-    /// Every message was accepted.
-    pub done: bool,
-    /// When the last attempt began or ended (unix seconds).
-    pub at: i64,
-    /// When the first attempt began.
-    #[serde(default)]
-    pub since: i64,
-    /// Attempts that ended in a refusal.
-    #[serde(default)]
-    pub attempts: u32,
-    /// Why the last attempt stopped, when it failed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
 
 /// Staff deletions counted for one staff member on one day.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,42 +48,6 @@ fn corrupt(e: impl std::fmt::Display) -> StoreError {
 }
 
 impl Store {
-    pub fn progress(&self, key: &LedgerKey) -> Result<Option<Progress>, StoreError> {
-        self.ledger
-            .get(key.encode())?
-            .map(|v| serde_json::from_slice(&v).map_err(corrupt))
-            .transpose()
-    }
-
-    /// Records how far a delivery got. Durable when this returns.
-    pub async fn set_progress(
-        &self,
-        key: &LedgerKey,
-        progress: &Progress,
-    ) -> Result<(), StoreError> {
-        self.ledger
-            .insert(key.encode(), serde_json::to_vec(progress).map_err(corrupt)?)?;
-        self.durable().await?;
-        Ok(())
-    }
-
-    /// Every ledger entry not done yet.
-    pub fn unfinished(&self) -> Result<Vec<(LedgerKey, Progress)>, StoreError> {
-        let mut out = Vec::new();
-        for item in self.ledger.scan_prefix(b"sent\0") {
-            let (key, value) = item?;
-            let progress: Progress = serde_json::from_slice(&value).map_err(corrupt)?;
-            if progress.done {
-                continue;
-            }
-            match LedgerKey::decode(&key) {
-                Some(key) => out.push((key, progress)),
-                None => tracing::warn!("skipping an unreadable report ledger key"),
-            }
-        }
-        Ok(out)
-    }
-
     /// When the report `name` was first seen in the config: its periods start after this.
     /// (Release 0.1 kept here the last time the crontab was handled, which reads the same way:
     /// every period that ended before it was handled then.)
@@ -244,37 +153,26 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::destination::DestinationKind;
 
     #[tokio::test]
-    async fn progress_round_trips_and_done_entries_are_not_unfinished() {
+    async fn a_period_is_produced_when_marked_or_sent_by_release_0_1() {
         let store = Store::temporary().unwrap();
-        let key = |period: &str| LedgerKey {
-            report: "weekly".into(),
-            period: period.into(),
-            destination: DestinationId::new("managers", DestinationKind::Wecom, "0"),
-        };
-        let half = Progress {
-            sent: vec!["summary-1".into()],
-            at: 5,
-            error: Some("refused".into()),
-            ..Progress::default()
-        };
-        store.set_progress(&key("a..b"), &half).await.unwrap();
+        assert!(!store.report_produced("weekly", "a..b").unwrap());
         store
-            .set_progress(
-                &key("c..d"),
-                &Progress {
-                    done: true,
-                    ..Progress::default()
-                },
-            )
+            .set_report_produced("weekly", "a..b", 5)
             .await
             .unwrap();
-        assert_eq!(store.progress(&key("a..b")).unwrap(), Some(half));
-        let unfinished = store.unfinished().unwrap();
-        assert_eq!(unfinished.len(), 1);
-        assert_eq!(unfinished[0].0, key("a..b"));
+        assert!(store.report_produced("weekly", "a..b").unwrap());
+        // Release 0.1 kept per-destination delivery entries here.
+        store
+            .ledger
+            .insert("sent\0weekly\0c..d\0managers/wecom/0", b"{}".as_slice())
+            .unwrap();
+        assert!(store.report_produced("weekly", "c..d").unwrap());
+        assert!(
+            !store.report_produced("weekly", "c..").unwrap(),
+            "no prefix match"
+        );
     }
 
     #[tokio::test]

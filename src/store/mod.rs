@@ -23,11 +23,13 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
 mod held;
-pub(crate) use held::Release;
 pub use held::HeldLoss;
+pub(crate) use held::Release;
+pub use prepared::{Bytes, Prepared, PreparedBody, PreparedFile, Produced};
 pub(crate) mod ledger;
 mod migrate;
 mod outbox;
+mod prepared;
 pub(crate) mod seen;
 
 use crate::destination::DestinationId;
@@ -161,6 +163,7 @@ pub struct Store {
     meta: sled::Tree,
     ledger: sled::Tree,
     held: sled::Tree,
+    prepared: sled::Tree,
 }
 
 impl Store {
@@ -212,6 +215,7 @@ impl Store {
             meta: db.open_tree("meta")?,
             ledger: db.open_tree("ledger")?,
             held: db.open_tree("held")?,
+            prepared: db.open_tree("prepared")?,
             db,
             path: None,
         })

@@ -11,7 +11,18 @@ use crate::loss::LossKey;
 
 impl Store {
     /// Destinations with pending deliveries, and how many each.
+    /// What waits, per destination: losses to alert on and prepared messages (reports,
+    /// staff-deletion alerts) together.
     pub fn pending_counts(&self) -> Result<BTreeMap<DestinationId, usize>, StoreError> {
+        let mut counts = self.loss_counts()?;
+        for (id, count) in self.prepared_counts()? {
+            *counts.entry(id).or_insert(0) += count;
+        }
+        Ok(counts)
+    }
+
+    /// Losses waiting, per destination.
+    fn loss_counts(&self) -> Result<BTreeMap<DestinationId, usize>, StoreError> {
         let mut raw: BTreeMap<Vec<u8>, usize> = BTreeMap::new();
         for key in self.outbox.iter().keys() {
             let key = key?;
@@ -150,6 +161,7 @@ impl Store {
             dropped += 1;
         }
         self.outbox.apply_batch(batch)?;
+        dropped += self.drop_prepared(destination)?;
         self.destinations.remove(destination.to_string())?;
         self.durable().await?;
         Ok(dropped)
