@@ -28,6 +28,9 @@ pub(crate) struct PendingReport {
     pub failing_since: Option<i64>,
     pub retry_at: Option<i64>,
     pub customers: Vec<String>,
+    /// Prepared messages waiting (report parts, staff-deletion alerts), as `what (part)`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub messages: Vec<String>,
 }
 
 /// What waits where, and why; plus destinations that skipped losses (no email address).
@@ -40,6 +43,7 @@ pub(crate) fn pending(config: &Config, store: &Store) -> Result<Vec<PendingRepor
     let counts = store.pending_counts()?;
     for (id, count) in &counts {
         let items = store.pending(id)?;
+        let prepared = store.prepared_for(id)?;
         let state = states.get(id);
         let destination = router.get(id);
         reports.push(PendingReport {
@@ -50,12 +54,19 @@ pub(crate) fn pending(config: &Config, store: &Store) -> Result<Vec<PendingRepor
             destination: Some(id.clone()),
             route: None,
             pending: *count,
-            oldest_enqueued_at: items.iter().map(|p| p.enqueued_at).min(),
+            oldest_enqueued_at: items
+                .iter()
+                .map(|p| p.enqueued_at)
+                .chain(prepared.iter().map(|(_, m)| m.queued_at))
+                .min(),
             status: match (&destination, state.map(|s| s.status)) {
                 (None, _) => "stranded",
                 (_, Some(DeliveryStatus::Failed)) => "failed",
                 (_, Some(DeliveryStatus::Retrying)) => "retrying",
-                (_, Some(DeliveryStatus::Skipped) | None) if held => "held for quiet hours",
+                // Quiet hours hold alerts on losses, never reports and staff-deletion alerts.
+                (_, Some(DeliveryStatus::Skipped) | None) if held && !items.is_empty() => {
+                    "held for quiet hours"
+                }
                 (_, Some(DeliveryStatus::Skipped) | None) => "due",
             }
             .to_owned(),
@@ -65,6 +76,10 @@ pub(crate) fn pending(config: &Config, store: &Store) -> Result<Vec<PendingRepor
             customers: items
                 .iter()
                 .map(|p| format!("{} ({})", p.loss.customer_name, p.loss.customer_id))
+                .collect(),
+            messages: prepared
+                .iter()
+                .map(|(_, m)| format!("{} ({})", m.what, m.label))
                 .collect(),
         });
     }
@@ -83,6 +98,7 @@ pub(crate) fn pending(config: &Config, store: &Store) -> Result<Vec<PendingRepor
                 failing_since: Some(state.since),
                 retry_at: None,
                 customers: Vec::new(),
+                messages: Vec::new(),
             });
         }
     }
@@ -124,6 +140,7 @@ fn held_losses(store: &Store) -> Result<Vec<PendingReport>, StoreError> {
                     )
                 })
                 .collect(),
+            messages: Vec::new(),
         })
         .collect())
 }

@@ -474,3 +474,75 @@ async fn preview_and_check_show_a_report_without_sending_it() {
     assert!(env.robot.received().is_empty());
     assert!(!env.store_path().exists(), "neither opens the store");
 }
+
+/// Issue 19: a report goes through the outbox like every alert. Refused, it waits visibly in
+/// `state pending` and on `/healthz`, and `state retry` sends it on the next run.
+#[tokio::test(start_paused = true)]
+async fn a_refused_report_waits_in_the_outbox_visibly_and_state_retry_sends_it() {
+    use std::process::ExitCode;
+
+    let env = Env::new().await;
+    week_of_losses(&env);
+    let port = free_port();
+    report_config(
+        &env,
+        &["k1"],
+        "",
+        &format!("[server]\nlisten = \"127.0.0.1:{port}\"\n"),
+    );
+    env.robot.set_removed("k1", true);
+    let refused = env
+        .in_process(&["report", "--name", "weekly", "--period", WEEK])
+        .await;
+    assert_eq!(refused.code, ExitCode::FAILURE, "{}", refused.stdout);
+    assert!(refused.stdout.contains("93000"), "{}", refused.stdout);
+
+    let pending = env.in_process(&["state", "pending"]).await.stdout;
+    assert!(
+        pending.contains(&format!("report `weekly` {WEEK} (summary-1)"))
+            && pending.contains("(chart)")
+            && pending.contains("failed"),
+        "{pending}"
+    );
+
+    let (stop, daemon) = env.run_in_process();
+    let http = http_client();
+    let probe = async {
+        let mut last = String::new();
+        for _ in 0..100 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let answer = http
+                .get(format!("http://127.0.0.1:{port}/healthz"))
+                .send()
+                .await;
+            if let Ok(answer) = answer {
+                last = answer.text().await.unwrap_or_default();
+                if last.starts_with("degraded") {
+                    break;
+                }
+            }
+        }
+        stop.trigger();
+        last
+    };
+    let (ran, health) = tokio::join!(daemon, probe);
+    assert_eq!(ran.code, ExitCode::SUCCESS, "{}", ran.stderr);
+    assert!(
+        health.starts_with("degraded") && health.contains("did not accept"),
+        "{health}"
+    );
+    assert!(env.robot.received().is_empty());
+
+    env.robot.set_removed("k1", false);
+    let retried = env.in_process(&["state", "retry"]).await;
+    assert_eq!(retried.code, ExitCode::SUCCESS, "{}", retried.stderr);
+    let once = env.once_in_process().await;
+    assert_eq!(once.code, ExitCode::SUCCESS, "{}", once.stderr);
+    let received = env.robot.received();
+    assert_eq!(received.len(), 3, "summary, chart and list, once each");
+    assert!(env
+        .in_process(&["state", "pending"])
+        .await
+        .stdout
+        .contains("nothing is pending"));
+}

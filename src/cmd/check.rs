@@ -36,6 +36,8 @@ pub(crate) async fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     }
     let router = Router::new(&config);
     let sinks = Sinks::new(&config)?;
+    crate::report::anomaly::check_templates(&renderer)
+        .context("the staff deletion alert's templates (alert.*) cannot be rendered")?;
     for (id, losses) in router.route_all(&sample) {
         if let Some(destination) = router.get(&id) {
             compose(&renderer, &sinks, &destination, &Pending::one_poll(losses))

@@ -48,6 +48,7 @@ pub(crate) async fn once(args: &OnceArgs, shutdown: Shutdown) -> anyhow::Result<
         let sent = pipeline.deliver(unix_now(), &shutdown).await?;
         report.delivery.messages_sent += sent.messages_sent;
         report.delivery.waiting = sent.waiting;
+        report.delivery.refusing = sent.refusing;
         report.delivery.held = sent.held;
         report.pending = pipeline.store().pending_counts()?.values().sum();
     }

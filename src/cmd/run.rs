@@ -107,6 +107,7 @@ pub(crate) async fn run(args: &ConfigArg, shutdown: Shutdown) -> anyhow::Result<
                     Some(error) => health.poll_failed(unix_now(), error),
                 }
                 health.set_stranded(report.delivery.stranded);
+                health.set_refusing(report.delivery.refusing.clone());
                 let on_hold = &report.delivery.on_hold;
                 health.set_held(on_hold.losses, on_hold.reasons.clone());
                 report.delivery.next_retry_at
@@ -194,6 +195,7 @@ async fn delivery_pass(pipeline: &Pipeline, shutdown: &Shutdown, health: &Health
     match pipeline.deliver(unix_now(), shutdown).await {
         Ok(report) => {
             health.set_stranded(report.stranded);
+            health.set_refusing(report.refusing.clone());
             health.set_held(report.on_hold.losses, report.on_hold.reasons.clone());
             report.next_retry_at
         }

@@ -224,6 +224,9 @@ async fn pending(opts: &StateOpts) -> anyhow::Result<ExitCode> {
             ),
             _ => {}
         }
+        for message in &r.messages {
+            crate::cmd::console::show!("  - {}", terminal(message));
+        }
         for customer in r.customers.iter().take(10) {
             crate::cmd::console::show!("  - {}", terminal(customer));
         }

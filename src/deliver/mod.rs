@@ -50,6 +50,9 @@ pub(crate) struct DeliveryReport {
     pub held: usize,
     /// Losses held for want of routing data ([`release`]), and why.
     pub on_hold: release::StillHeld,
+    /// Destinations in the config that did not accept what waits for them (a refusal, a
+    /// fault, a template that fails), for `/healthz`.
+    pub refusing: Vec<String>,
 }
 
 impl DeliveryReport {
@@ -113,6 +116,7 @@ impl Delivery {
                 Ok(outcome) => outcome,
                 Err(e) => {
                     tracing::error!(destination = %described, "delivery failed: {e}");
+                    report.refusing.push(described.clone());
                     report.waiting.push((described, e.to_string()));
                     continue;
                 }
@@ -121,6 +125,9 @@ impl Delivery {
             report.losses_delivered += outcome.losses_delivered;
             report.held += outcome.held;
             if let Some(reason) = outcome.waiting {
+                if !shutdown.is_shutdown() {
+                    report.refusing.push(described.clone());
+                }
                 report.waiting.push((described, reason));
             }
             if let Some(at) = outcome.retry_at {

@@ -384,6 +384,7 @@ impl Pipeline {
                 delivery.messages_sent += second.messages_sent;
                 delivery.losses_delivered += second.losses_delivered;
                 delivery.waiting = second.waiting;
+                delivery.refusing = second.refusing;
                 delivery.stranded = second.stranded;
                 delivery.next_retry_at = second.next_retry_at;
                 delivery.held = second.held;

@@ -115,6 +115,24 @@ pub(crate) async fn alert(pipeline: &Pipeline, now: i64) -> Result<usize, StoreE
     Ok(queued)
 }
 
+/// Renders every alert template with a sample, so that `check` finds a broken one before a
+/// staff member's deletions do.
+pub(crate) fn check_templates(
+    renderer: &crate::render::Renderer,
+) -> Result<(), crate::render::RenderError> {
+    let count = DeleteCount {
+        count: 12,
+        staff_name: "王芳".into(),
+        departments: vec!["销售一部 / 华东组".into()],
+        customers: vec!["客户甲".into(), "客户乙".into()],
+    };
+    let context = context("wangfang", &count, "2026-11-25", 10);
+    for name in ["alert.md.hbs", "alert.txt.hbs", "alert.html.hbs"] {
+        renderer.render(name, &context)?;
+    }
+    Ok(())
+}
+
 fn context<'a>(
     staff_id: &'a str,
     count: &'a DeleteCount,

@@ -35,6 +35,8 @@ pub(crate) struct Health {
     stranded: AtomicUsize,
     /// Losses held for want of routing data, and why (one line per reason).
     held: std::sync::Mutex<(usize, Vec<String>)>,
+    /// Destinations whose deliveries (alerts, reports) wait after a refusal or a fault.
+    refusing: std::sync::Mutex<Vec<String>>,
 }
 
 impl Health {
@@ -46,6 +48,7 @@ impl Health {
             max_age: AtomicI64::new(seconds(max_age)),
             stranded: AtomicUsize::new(0),
             held: std::sync::Mutex::new((0, Vec::new())),
+            refusing: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -67,6 +70,11 @@ impl Health {
     }
 
     /// Losses pending for destinations that left the config, with nowhere else to go.
+    /// The destinations the last delivery pass left waiting (a refusal, a fault).
+    pub fn set_refusing(&self, destinations: Vec<String>) {
+        *self.refusing.lock().unwrap_or_else(|p| p.into_inner()) = destinations;
+    }
+
     pub fn set_stranded(&self, losses: usize) {
         self.stranded.store(losses, Ordering::Relaxed);
         metrics::gauge!("churn_alert_stranded_deliveries").set(losses as f64);
@@ -115,6 +123,11 @@ impl Health {
         let age = now - last;
         let stranded = self.stranded.load(Ordering::Relaxed);
         let (held, held_reasons) = self.held.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let refusing = self
+            .refusing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         if age <= max_age && held > 0 {
             // Routing lacks data: nothing is lost, but nobody hears of these losses yet.
             Ok(format!(
@@ -125,6 +138,12 @@ impl Health {
             // Polling works, so the process is alive; a person still has to act.
             Ok(format!(
                 "degraded: {stranded} loss(es) wait for destinations that left the config; see `churn-alert state pending` (last successful poll {age}s ago)\n"
+            ))
+        } else if age <= max_age && !refusing.is_empty() {
+            Ok(format!(
+                "degraded: {} destination(s) did not accept their deliveries (alerts or reports), which wait and are retried: {}; see `churn-alert state pending` (last successful poll {age}s ago)\n",
+                refusing.len(),
+                refusing.join("; ")
             ))
         } else if age <= max_age {
             Ok(format!("ok: last successful poll {age}s ago\n"))
@@ -153,9 +172,18 @@ pub(crate) async fn serve(
     state: StateSource,
     mut shutdown: Shutdown,
 ) -> anyhow::Result<()> {
-    let metrics = PrometheusBuilder::new()
-        .install_recorder()
-        .map_err(|e| anyhow::anyhow!("cannot install the metrics recorder: {e}"))?;
+    // One recorder per process: a daemon run in process a second time (the tests) serves the
+    // metrics the first one installed.
+    static RECORDER: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
+    let metrics = match RECORDER.get() {
+        Some(handle) => handle.clone(),
+        None => {
+            let handle = PrometheusBuilder::new()
+                .install_recorder()
+                .map_err(|e| anyhow::anyhow!("cannot install the metrics recorder: {e}"))?;
+            RECORDER.get_or_init(|| handle).clone()
+        }
+    };
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(render_metrics))
