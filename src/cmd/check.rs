@@ -152,7 +152,8 @@ fn check_reports(
     renderer: &crate::render::Renderer,
     router: &crate::transform::Router<'_>,
 ) -> anyhow::Result<()> {
-    use crate::report::send::{plan, sample_in, today};
+    use crate::report::plan::plan;
+    use crate::report::send::{sample_in, today};
     use crate::report::Period;
     for spec in &config.reports {
         let next = spec.schedule.next_after(crate::time::now_utc());

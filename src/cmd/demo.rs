@@ -21,34 +21,7 @@ use churn_alert_sim::{RobotSim, SimDepartment, SimLoss, SimStaff, WeibanSim, Wei
 
 pub(crate) async fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     let now = unix_now();
-    let weiban = WeibanSim::start(WeibanSimOptions::default()).await?;
-    weiban.add_losses(&SimLoss::generate(
-        "演示",
-        args.losses,
-        args.staff,
-        now - 60,
-        7 * 60,
-    ));
-    // A month of history, for the weekly report: older than the first poll's window (a
-    // day), so the alerts do not repeat it.
-    weiban.add_losses(&SimLoss::generate(
-        "历史",
-        160,
-        args.staff.max(1) + 2,
-        now - 2 * 86_400,
-        4 * 3600 + 1234,
-    ));
-    let mut example: serde_json::Value = serde_json::from_str(churn_alert_sim::OUTFLOW_EXAMPLE)?;
-    example["external_user_list"][0]["outflow_at"] = (now - 300).into();
-    if let Some(items) = example["external_user_list"].as_array() {
-        weiban.add_raw(items.clone());
-    }
-    weiban.set_directory(
-        DEPARTMENTS.iter().map(department).collect(),
-        org_staff(args.staff),
-    );
-    // A colleague still has one of the customers: the digest says so.
-    weiban.set_followers("wm_演示_000001", &[("staff02", "销售02")]);
+    let weiban = simulated_weiban(args, now).await?;
     let robot = RobotSim::start().await?;
     robot.set_print(true);
 
@@ -106,6 +79,40 @@ pub(crate) async fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// The simulated Weiban: the requested losses, a month of history for the weekly report, the
+/// documented example, the org chart, and a colleague who still follows one customer.
+async fn simulated_weiban(args: &DemoArgs, now: i64) -> anyhow::Result<WeibanSim> {
+    let weiban = WeibanSim::start(WeibanSimOptions::default()).await?;
+    weiban.add_losses(&SimLoss::generate(
+        "演示",
+        args.losses,
+        args.staff,
+        now - 60,
+        7 * 60,
+    ));
+    // A month of history, for the weekly report: older than the first poll's window (a
+    // day), so the alerts do not repeat it.
+    weiban.add_losses(&SimLoss::generate(
+        "历史",
+        160,
+        args.staff.max(1) + 2,
+        now - 2 * 86_400,
+        4 * 3600 + 1234,
+    ));
+    let mut example: serde_json::Value = serde_json::from_str(churn_alert_sim::OUTFLOW_EXAMPLE)?;
+    example["external_user_list"][0]["outflow_at"] = (now - 300).into();
+    if let Some(items) = example["external_user_list"].as_array() {
+        weiban.add_raw(items.clone());
+    }
+    weiban.set_directory(
+        DEPARTMENTS.iter().map(department).collect(),
+        org_staff(args.staff),
+    );
+    // A colleague still has one of the customers: the digest says so.
+    weiban.set_followers("wm_演示_000001", &[("staff02", "销售02")]);
+    Ok(weiban)
 }
 
 /// Sends last week's report to the managers' robot; true when it was delivered.

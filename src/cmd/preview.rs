@@ -138,7 +138,9 @@ fn show_email(message: &EmailMessage) -> String {
 /// A report for the last whole period: the sample moved into it, or Weiban's with `--live`.
 /// The store is not opened.
 async fn preview_report(args: &PreviewArgs, name: &str) -> anyhow::Result<ExitCode> {
-    use crate::report::send::{fetch, plan, print_plan, sample_in, today};
+    use crate::report::output::print_plan;
+    use crate::report::plan::plan;
+    use crate::report::send::{fetch, sample_in, today};
     use crate::report::Period;
     let config = super::load_config(&args.config.config)?;
     let pipeline = crate::pipeline::Pipeline::new(config, crate::store::Store::temporary()?)?;

@@ -42,18 +42,7 @@ pub(crate) async fn report(args: &ReportArgs, shutdown: Shutdown) -> anyhow::Res
         );
     };
     let now = unix_now();
-    let today = send::today(config.timezone(), now);
-    let period = match &args.period {
-        Some(text) => Period::parse(text).map_err(|e| anyhow::anyhow!("--period: {e}"))?,
-        None => Period::last_whole(spec.period, today),
-    };
-    if period.last >= today && !args.dry_run {
-        // Sent now, the period would be recorded as sent with part of its losses.
-        anyhow::bail!(
-            "--period {} is not over yet (today is {today}); only whole periods are sent, --dry-run shows it so far",
-            period.key()
-        );
-    }
+    let period = period_of(args, spec, send::today(config.timezone(), now))?;
     if args.dry_run {
         crate::cmd::console::show!(
             "report `{}` for {} (dry run: nothing is sent)\n",
@@ -100,4 +89,24 @@ pub(crate) async fn report(args: &ReportArgs, shutdown: Shutdown) -> anyhow::Res
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// `--period`, or the last whole period; a period not over yet only for `--dry-run`.
+fn period_of(
+    args: &ReportArgs,
+    spec: &crate::report::ReportSpec,
+    today: chrono::NaiveDate,
+) -> anyhow::Result<Period> {
+    let period = match &args.period {
+        Some(text) => Period::parse(text).map_err(|e| anyhow::anyhow!("--period: {e}"))?,
+        None => Period::last_whole(spec.period, today),
+    };
+    if period.last >= today && !args.dry_run {
+        // Sent now, the period would be recorded as sent with part of its losses.
+        anyhow::bail!(
+            "--period {} is not over yet (today is {today}); only whole periods are sent, --dry-run shows it so far",
+            period.key()
+        );
+    }
+    Ok(period)
 }

@@ -16,7 +16,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 use crate::cli::ConfigArg;
 use crate::pipeline::Pipeline;
@@ -31,17 +31,9 @@ pub(crate) async fn run(args: &ConfigArg, shutdown: Shutdown) -> anyhow::Result<
     let mut pipeline = super::open(&args.config)?;
     let mut shutdown = shutdown;
     let mut reload = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
-    let config = pipeline.config();
     let health = Arc::new(Health::new(unix_now(), healthy_poll_age(&pipeline)));
-    let state = StateSource {
-        config_path: args.config.clone(),
-        store: pipeline.store().clone(),
-        token: config.server.as_ref().and_then(|s| s.token.clone()),
-    };
-    crate::server::state::serve_local(&config.store.path, state.clone(), shutdown.clone());
-    if let Some(server) = &config.server {
-        crate::server::serve(server.listen, Arc::clone(&health), state, shutdown.clone()).await?;
-    }
+    serve(&pipeline, &args.config, &health, &shutdown).await?;
+    let config = pipeline.config();
     tracing::info!(cron = %config.schedule.cron, timezone = %config.timezone(), "churn-alert running");
 
     // Resume what a previous process left pending before waiting for the first run.
@@ -49,30 +41,12 @@ pub(crate) async fn run(args: &ConfigArg, shutdown: Shutdown) -> anyhow::Result<
     while !shutdown.is_shutdown() {
         let config = pipeline.config();
         let schedule = config.schedule();
-        let now = crate::time::now_utc();
-        let Some(tick) = schedule.next_after(now) else {
+        let Some(wake) = Wake::next(&pipeline, retry_at) else {
             anyhow::bail!("schedule `{}` has no future run", config.schedule.cron);
         };
-        let tick = tick.with_timezone(&Utc);
-        let retry = retry_at.and_then(|at| chrono::DateTime::<Utc>::from_timestamp(at, 0));
-        let report_at = crate::report::due::next_fire(&pipeline, now.timestamp())
-            .and_then(|at| chrono::DateTime::<Utc>::from_timestamp(at, 0));
-        let wake = [retry, report_at]
-            .into_iter()
-            .flatten()
-            .filter(|at| *at < tick)
-            .min()
-            .unwrap_or(tick);
-        // A retry time already past (a clock step, a long pass) must not make the loop spin;
-        // long sleeps are cut so that a wall-clock jump is noticed within a minute.
-        let mut sleep = (wake - now).to_std().unwrap_or_default();
-        if wake < tick {
-            sleep = sleep.max(Duration::from_secs(1));
-        }
-        let sleep = sleep.min(Duration::from_secs(60));
-        tracing::debug!(next_run = %tick.with_timezone(&schedule.timezone()).to_rfc3339(), "waiting");
+        tracing::debug!(next_run = %wake.tick.with_timezone(&schedule.timezone()).to_rfc3339(), "waiting");
         tokio::select! {
-            () = tokio::time::sleep(sleep) => {}
+            () = tokio::time::sleep(wake.sleep) => {}
             () = shutdown.recv() => break,
             _ = reload.recv() => {
                 pipeline = reloaded(pipeline, &args.config);
@@ -82,53 +56,22 @@ pub(crate) async fn run(args: &ConfigArg, shutdown: Shutdown) -> anyhow::Result<
                 continue;
             }
         }
-        if report_at.is_some_and(|at| crate::time::now_utc() >= at)
-            && reports(&pipeline, &shutdown).await
-        {
+        let now = crate::time::now_utc();
+        if wake.report_at.is_some_and(|at| now >= at) && reports(&pipeline, &shutdown).await {
             retry_at = delivery_pass(&pipeline, &shutdown, &health).await;
         }
-        if crate::time::now_utc() < tick {
-            if retry.is_some_and(|at| crate::time::now_utc() >= at) {
+        if crate::time::now_utc() < wake.tick {
+            if wake.retry.is_some_and(|at| crate::time::now_utc() >= at) {
                 retry_at = delivery_pass(&pipeline, &shutdown, &health).await;
             }
             continue;
         }
-        let listener = shutdown.clone();
-        let cycle = pipeline.cycle(&listener);
-        tokio::pin!(cycle);
-        let result = tokio::select! {
-            result = &mut cycle => Some(result),
-            () = shutdown.recv() => tokio::time::timeout(WIND_DOWN, &mut cycle).await.ok(),
-        };
-        retry_at = match result {
-            Some(Ok(report)) => {
-                match &report.poll_error {
-                    None => health.poll_succeeded(unix_now()),
-                    Some(error) => health.poll_failed(unix_now(), error),
-                }
-                health.set_stranded(report.delivery.stranded);
-                health.set_refusing(report.delivery.refusing.clone());
-                let on_hold = &report.delivery.on_hold;
-                health.set_held(on_hold.losses, on_hold.reasons.clone());
-                report.delivery.next_retry_at
-            }
-            Some(Err(e)) => {
-                tracing::error!("cycle failed: {e}; trying again at the next run");
-                health.poll_failed(unix_now(), &e.to_string());
-                None
-            }
-            None => {
-                tracing::info!(
-                    "abandoned the cycle for shutdown; what it had not sent stays pending"
-                );
-                None
-            }
-        };
+        retry_at = cycle(&pipeline, &mut shutdown, &health).await;
         if reports(&pipeline, &shutdown).await {
             retry_at = delivery_pass(&pipeline, &shutdown, &health).await;
         }
         let missed = schedule
-            .upcoming(tick, 1000)
+            .upcoming(wake.tick, 1000)
             .into_iter()
             .take_while(|t| *t <= crate::time::now_utc())
             .count();
@@ -142,6 +85,100 @@ pub(crate) async fn run(args: &ConfigArg, shutdown: Shutdown) -> anyhow::Result<
     pipeline.store().flush().await?;
     tracing::info!("stopped; the store is flushed");
     Ok(ExitCode::SUCCESS)
+}
+
+/// `/state/*` on the unix socket beside the store, and `[server]` when configured.
+async fn serve(
+    pipeline: &Pipeline,
+    config_path: &std::path::Path,
+    health: &Arc<Health>,
+    shutdown: &Shutdown,
+) -> anyhow::Result<()> {
+    let config = pipeline.config();
+    let state = StateSource {
+        config_path: config_path.to_owned(),
+        store: pipeline.store().clone(),
+        token: config.server.as_ref().and_then(|s| s.token.clone()),
+    };
+    crate::server::state::serve_local(&config.store.path, state.clone(), shutdown.clone());
+    if let Some(server) = &config.server {
+        crate::server::serve(server.listen, Arc::clone(health), state, shutdown.clone()).await?;
+    }
+    Ok(())
+}
+
+/// When the loop wakes next: the schedule's next run, or earlier for a retry or a report.
+struct Wake {
+    tick: DateTime<Utc>,
+    retry: Option<DateTime<Utc>>,
+    report_at: Option<DateTime<Utc>>,
+    sleep: Duration,
+}
+
+impl Wake {
+    fn next(pipeline: &Pipeline, retry_at: Option<i64>) -> Option<Self> {
+        let now = crate::time::now_utc();
+        let tick = pipeline
+            .config()
+            .schedule()
+            .next_after(now)?
+            .with_timezone(&Utc);
+        let retry = retry_at.and_then(|at| DateTime::<Utc>::from_timestamp(at, 0));
+        let report_at = crate::report::due::next_fire(pipeline, now.timestamp())
+            .and_then(|at| DateTime::<Utc>::from_timestamp(at, 0));
+        let wake = [retry, report_at]
+            .into_iter()
+            .flatten()
+            .filter(|at| *at < tick)
+            .min()
+            .unwrap_or(tick);
+        // A retry time already past (a clock step, a long pass) must not make the loop spin;
+        // long sleeps are cut so that a wall-clock jump is noticed within a minute.
+        let mut sleep = (wake - now).to_std().unwrap_or_default();
+        if wake < tick {
+            sleep = sleep.max(Duration::from_secs(1));
+        }
+        Some(Self {
+            tick,
+            retry,
+            report_at,
+            sleep: sleep.min(Duration::from_secs(60)),
+        })
+    }
+}
+
+/// One scheduled cycle, wound down within [`WIND_DOWN`] on shutdown; tells `/healthz` how it
+/// went and returns when a waiting destination may be tried again.
+async fn cycle(pipeline: &Pipeline, shutdown: &mut Shutdown, health: &Health) -> Option<i64> {
+    let listener = shutdown.clone();
+    let cycle = pipeline.cycle(&listener);
+    tokio::pin!(cycle);
+    let result = tokio::select! {
+        result = &mut cycle => Some(result),
+        () = shutdown.recv() => tokio::time::timeout(WIND_DOWN, &mut cycle).await.ok(),
+    };
+    match result {
+        Some(Ok(report)) => {
+            match &report.poll_error {
+                None => health.poll_succeeded(unix_now()),
+                Some(error) => health.poll_failed(unix_now(), error),
+            }
+            health.set_stranded(report.delivery.stranded);
+            health.set_refusing(report.delivery.refusing.clone());
+            let on_hold = &report.delivery.on_hold;
+            health.set_held(on_hold.losses, on_hold.reasons.clone());
+            report.delivery.next_retry_at
+        }
+        Some(Err(e)) => {
+            tracing::error!("cycle failed: {e}; trying again at the next run");
+            health.poll_failed(unix_now(), &e.to_string());
+            None
+        }
+        None => {
+            tracing::info!("abandoned the cycle for shutdown; what it had not sent stays pending");
+            None
+        }
+    }
 }
 
 /// Queues the staff-deletion alerts and reports that are due; whether anything was queued

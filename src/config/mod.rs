@@ -8,9 +8,11 @@
 //! 4. check and parse what has a type of its own ([`validate`]) into a [`Config`]: the
 //!    schedule, time zone, quiet hours and listen address are parsed here once, never again.
 
+mod addresses;
 mod env;
 mod raw;
 mod report;
+mod smtp;
 mod validate;
 
 use std::net::SocketAddr;
@@ -23,10 +25,11 @@ use chrono_tz::Tz;
 pub use env::env_from;
 use raw::RawConfig;
 pub use raw::{
-    Audience, DirectoryConfig, GroupBy, RouteConfig, SmtpConfig, SmtpSecurity, StoreConfig,
-    TemplatesConfig, WecomConfig, WecomMsgType, WeibanConfig,
+    Audience, DirectoryConfig, GroupBy, RouteConfig, StoreConfig, TemplatesConfig, WecomConfig,
+    WecomMsgType, WeibanConfig,
 };
 pub use report::{PeriodKind, ReportSpec};
+pub use smtp::{SmtpConfig, SmtpSecurity};
 
 use crate::schedule::{QuietHours, Schedule};
 

@@ -6,11 +6,11 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
+use super::addresses::{check_http_url, check_mailbox, check_robot_url};
 use super::raw::{RawConfig, RawSchedule, RawServer, RouteConfig, WeibanConfig};
 use super::{Config, ConfigError, ScheduleSettings, ServerSettings};
 use crate::config::Audience;
 use crate::schedule::{QuietHours, Schedule, ScheduleError};
-use crate::secret::redact_url;
 
 /// Checks `raw` and parses what has a type of its own.
 pub(super) fn parse(raw: RawConfig) -> Result<Config, ConfigError> {
@@ -398,51 +398,6 @@ fn check_route(raw: &RawConfig, i: usize, route: &RouteConfig) -> Result<(), Con
         ));
     }
     Ok(())
-}
-
-fn check_mailbox(key: &str, address: &str) -> Result<(), ConfigError> {
-    address
-        .parse::<lettre::message::Mailbox>()
-        .map(|_| ())
-        .map_err(|e| ConfigError::invalid(key, format!("`{address}` is not an email address: {e}")))
-}
-
-/// A robot URL as pasted from WeCom: http(s), with a non-empty `key`.
-fn check_robot_url(key: &str, url: &str) -> Result<(), ConfigError> {
-    let paste = "paste the whole robot URL from the group's robot settings, like https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=…";
-    let parsed = reqwest::Url::parse(url)
-        .ok()
-        .filter(|u| matches!(u.scheme(), "http" | "https") && u.has_host());
-    let Some(parsed) = parsed else {
-        // Not a URL: most likely the bare key, which must not be echoed.
-        return Err(ConfigError::invalid(
-            key,
-            format!("is not a robot URL: {paste}"),
-        ));
-    };
-    let has_key = parsed
-        .query_pairs()
-        .any(|(name, value)| name == "key" && !value.trim().is_empty());
-    if !has_key {
-        return Err(ConfigError::invalid(
-            key,
-            format!(
-                "`{}` has no `key=` or an empty one: {paste}",
-                redact_url(url)
-            ),
-        ));
-    }
-    Ok(())
-}
-
-pub(super) fn check_http_url(key: &str, url: &str) -> Result<(), ConfigError> {
-    match reqwest::Url::parse(url) {
-        Ok(parsed) if matches!(parsed.scheme(), "http" | "https") && parsed.has_host() => Ok(()),
-        _ => Err(ConfigError::invalid(
-            key,
-            format!("`{}` is not an http(s) URL", redact_url(url)),
-        )),
-    }
 }
 
 /// A deserialization error as the user should read it: the key it is about, and never the

@@ -15,6 +15,7 @@ pub(crate) mod prepared;
 pub(crate) mod release;
 pub(crate) mod reroute;
 
+use std::ops::ControlFlow;
 use std::time::Duration;
 
 use chrono_tz::Tz;
@@ -165,7 +166,7 @@ impl Delivery {
         Ok(report)
     }
 
-    /// One destination: gate, then compose and attempt a batch at a time.
+    /// One destination: gate, then its prepared messages, then its losses.
     async fn deliver_to(
         &self,
         destination: &Destination<'_>,
@@ -197,35 +198,73 @@ impl Delivery {
             shutdown,
             quiet_until: &quiet_until,
         };
-        // Prepared messages (reports, staff-deletion alerts) first: quiet hours do not hold
-        // them, and they are few.
-        let waiting = self.store.prepared_for(id)?;
-        if !waiting.is_empty() {
-            let sent = match prepared::compose(&self.sinks, destination, waiting) {
-                Ok(Composed::Wecom(sink, messages)) => attempt.run(sink, messages).await?,
-                Ok(Composed::Email(sink, messages)) => attempt.run(sink, messages).await?,
-                Err(err) => return self.failed(destination, outcome, state.as_ref(), err).await,
-            };
-            outcome.messages_sent += sent.messages;
-            if sent.messages > 0 && state.take().is_some() {
-                self.store.clear_destination_state(id).await?;
-            }
-            match sent.stop {
-                Stop::Done | Stop::Quiet { .. } => {}
-                Stop::Shutdown => {
-                    outcome.waiting = Some("shutting down".into());
-                    return Ok(outcome);
-                }
-                Stop::Failed(err) => {
-                    return self.failed(destination, outcome, state.as_ref(), err).await;
-                }
-            }
-        }
+        outcome = match self
+            .send_prepared(destination, &attempt, &mut state, outcome)
+            .await?
+        {
+            ControlFlow::Continue(outcome) => outcome,
+            ControlFlow::Break(outcome) => return Ok(outcome),
+        };
         if let Some(until) = held_until {
             outcome.held = self.store.pending_count(id);
             outcome.retry_at = Some(until);
             return Ok(outcome);
         }
+        self.send_losses(destination, &attempt, state, outcome)
+            .await
+    }
+
+    /// Prepared messages (reports, staff-deletion alerts) go first: quiet hours do not hold
+    /// them, and they are few. Breaks when the destination's pass ends here.
+    async fn send_prepared(
+        &self,
+        destination: &Destination<'_>,
+        attempt: &Attempt<'_>,
+        state: &mut Option<DestinationState>,
+        mut outcome: Outcome,
+    ) -> Result<ControlFlow<Outcome, Outcome>, StoreError> {
+        let waiting = self.store.prepared_for(&destination.id)?;
+        if waiting.is_empty() {
+            return Ok(ControlFlow::Continue(outcome));
+        }
+        let sent = match prepared::compose(&self.sinks, destination, waiting) {
+            Ok(Composed::Wecom(sink, messages)) => attempt.run(sink, messages).await?,
+            Ok(Composed::Email(sink, messages)) => attempt.run(sink, messages).await?,
+            Err(err) => {
+                let outcome = self
+                    .failed(destination, outcome, state.as_ref(), err)
+                    .await?;
+                return Ok(ControlFlow::Break(outcome));
+            }
+        };
+        outcome.messages_sent += sent.messages;
+        if sent.messages > 0 && state.take().is_some() {
+            self.store.clear_destination_state(&destination.id).await?;
+        }
+        match sent.stop {
+            Stop::Done | Stop::Quiet { .. } => Ok(ControlFlow::Continue(outcome)),
+            Stop::Shutdown => {
+                outcome.waiting = Some("shutting down".into());
+                Ok(ControlFlow::Break(outcome))
+            }
+            Stop::Failed(err) => {
+                let outcome = self
+                    .failed(destination, outcome, state.as_ref(), err)
+                    .await?;
+                Ok(ControlFlow::Break(outcome))
+            }
+        }
+    }
+
+    /// The destination's losses: compose and attempt a batch at a time.
+    async fn send_losses(
+        &self,
+        destination: &Destination<'_>,
+        attempt: &Attempt<'_>,
+        mut state: Option<DestinationState>,
+        mut outcome: Outcome,
+    ) -> Result<Outcome, StoreError> {
+        let id = &destination.id;
         // A batch at a time, so that a huge backlog (a backfill, a long outage) never sits in
         // memory whole; delivered losses leave the outbox, so each read starts with what is due.
         loop {

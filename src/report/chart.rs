@@ -51,22 +51,28 @@ pub fn draw(summary: &Summary) -> Result<Vec<u8>, ChartError> {
     encode(&rgb)
 }
 
-fn plot(summary: &Summary, rgb: &mut [u8]) -> Result<(), ChartError> {
-    let root = BitMapBackend::with_buffer(rgb, (WIDTH, HEIGHT)).into_drawing_area();
-    root.fill(&WHITE).map_err(error)?;
-    let trend = &summary.trend;
-    let n = trend.len();
-    let top = trend
+/// The chart's title and the top of its y axis (room above the highest bar for the legend).
+fn frame(summary: &Summary) -> (&'static str, f64) {
+    let top = summary
+        .trend
         .iter()
         .map(|b| b.counts.total())
         .max()
         .unwrap_or(0)
         .max(4);
-    let y_max = (top as f64 * 1.35).ceil();
     let title = match summary.step {
         Step::Day => "Lost customers per day, last 30 days",
         Step::Week => "Lost customers per week, last 12 weeks",
     };
+    (title, (top as f64 * 1.35).ceil())
+}
+
+fn plot(summary: &Summary, rgb: &mut [u8]) -> Result<(), ChartError> {
+    let root = BitMapBackend::with_buffer(rgb, (WIDTH, HEIGHT)).into_drawing_area();
+    root.fill(&WHITE).map_err(error)?;
+    let trend = &summary.trend;
+    let n = trend.len();
+    let (title, y_max) = frame(summary);
     let mut chart = ChartBuilder::on(&root)
         .margin(14)
         .caption(title, ("sans-serif", 20))

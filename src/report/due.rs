@@ -24,7 +24,7 @@
 use chrono::DateTime;
 
 use super::period::{date_of, Period};
-use super::send::ReportError;
+use super::plan::ReportError;
 use super::ReportSpec;
 use crate::pipeline::Pipeline;
 use crate::shutdown::Shutdown;

@@ -9,54 +9,24 @@
 //! own robots and mailboxes get no reports: reports are for managers. Reports make no
 //! still-followed lookups, so `skip_if_still_followed` does not thin them.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use chrono_tz::Tz;
 
-use super::compose::{self, BuildError, Heading, Rendered};
 use super::period::Period;
-use super::stats::{trend_span, Summary};
+use super::plan::{plan, Planned, ReportError};
+use super::stats::trend_span;
 use super::ReportSpec;
-use crate::config::Config;
-use crate::destination::{DestinationId, DestinationKind};
+use crate::destination::DestinationId;
 use crate::loss::Loss;
 use crate::pipeline::Pipeline;
-use crate::render::escape::{terminal, terminal_lines};
-use crate::render::Renderer;
 use crate::shutdown::Shutdown;
 use crate::sink::{Sink as _, Sinks};
-use crate::source::{WeibanError, Window};
+use crate::source::Window;
 use crate::store::{Prepared, Produced, Store, StoreError};
 use crate::transform::enrich;
-use crate::transform::route::{Destination, Target};
+use crate::transform::route::Target;
 use crate::transform::Router;
-
-/// How many tags a report lists.
-const TOP_TAGS: usize = 5;
-
-/// Why a report could not run.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum ReportError {
-    #[error("report `{report}`: fetching the period from Weiban failed: {source}")]
-    Weiban { report: String, source: WeibanError },
-    #[error("report `{report}`: {source}")]
-    Build { report: String, source: BuildError },
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("report `{report}`: cannot write {path}: {source}")]
-    Write {
-        report: String,
-        path: String,
-        source: std::io::Error,
-    },
-}
-
-/// One destination's report, ready to send.
-pub(crate) struct Planned<'a> {
-    pub destination: Destination<'a>,
-    pub rendered: Rendered,
-}
 
 /// What a run did for one destination.
 #[derive(Debug)]
@@ -154,10 +124,10 @@ pub(crate) async fn run(
     )?;
     let mut run = Run::default();
     if let Some(dir) = out {
-        run.written = write_plan(dir, spec, &planned)?;
+        run.written = super::output::write_plan(dir, spec, &planned)?;
     }
     if dry_run {
-        print_plan(&planned);
+        super::output::print_plan(&planned);
     } else if !shutdown.is_shutdown() {
         run.delivered = queue(
             pipeline.store(),
@@ -218,73 +188,6 @@ pub(crate) async fn fetch(
         })?;
     enrich::departments(&mut losses, pipeline.org().current().as_deref());
     Ok(losses)
-}
-
-/// What each destination of the report's route receives for `period`.
-pub(crate) fn plan<'a>(
-    config: &'a Config,
-    router: &Router<'a>,
-    renderer: &Renderer,
-    spec: &ReportSpec,
-    period: Period,
-    losses: &[Loss],
-) -> Result<Vec<Planned<'a>>, ReportError> {
-    let tz = config.timezone();
-    let mut per_destination: BTreeMap<DestinationId, Vec<Loss>> = BTreeMap::new();
-    if let Some(route) = config.route(&spec.route) {
-        for id in Router::own_destinations(route) {
-            per_destination.insert(id, Vec::new());
-        }
-    }
-    // Department destinations take part when they have losses in the period itself.
-    let in_period: Vec<&Loss> = losses
-        .iter()
-        .filter(|l| period.contains(super::period::date_of(l.outflow_at, tz)))
-        .collect();
-    let reporting: std::collections::BTreeSet<DestinationId> =
-        router.route_all(in_period).into_keys().collect();
-    for (id, routed) in router.route_all(losses) {
-        let for_managers = !matches!(
-            id.kind,
-            DestinationKind::StaffWecom | DestinationKind::StaffEmail
-        );
-        if id.route == spec.route
-            && for_managers
-            && (reporting.contains(&id) || per_destination.contains_key(&id))
-        {
-            per_destination.insert(id, routed);
-        }
-    }
-    let word = if Period::last_whole(spec.period, period.last.succ_opt().unwrap_or(period.last))
-        == period
-    {
-        spec.period.word()
-    } else {
-        "期"
-    };
-    let title = spec.title();
-    let heading = Heading {
-        title: &title,
-        word,
-        top: spec.top,
-    };
-    let build = |source| ReportError::Build {
-        report: spec.name.clone(),
-        source,
-    };
-    let mut planned = Vec::new();
-    for (id, routed) in per_destination {
-        let Some(destination) = router.get(&id) else {
-            continue;
-        };
-        let summary = Summary::of(&routed, period, tz, TOP_TAGS);
-        let rendered = compose::render(renderer, &heading, &summary, tz).map_err(build)?;
-        planned.push(Planned {
-            destination,
-            rendered,
-        });
-    }
-    Ok(planned)
 }
 
 /// Queues each planned report's messages for its destination, the period marked produced in
@@ -372,76 +275,6 @@ fn prepare(
             )])
         }
     }
-}
-
-/// Prints each planned report as its destination would get it.
-pub(crate) fn print_plan(planned: &[Planned<'_>]) {
-    for item in planned {
-        let r = &item.rendered;
-        crate::cmd::console::show!("══ {} ══", terminal(&item.destination.describe()));
-        let summary = match &item.destination.target {
-            Target::Wecom { msgtype, .. } if *msgtype == crate::config::WecomMsgType::Text => {
-                &r.text
-            }
-            Target::Wecom { .. } => &r.markdown,
-            Target::Email { .. } => &r.text,
-        };
-        crate::cmd::console::show!("{}\n", terminal_lines(summary));
-        crate::cmd::console::show!("── image · trend chart, PNG, {} bytes", r.png.len());
-        match &r.xlsx {
-            Some((name, bytes)) => {
-                crate::cmd::console::show!("── file · {name}, XLSX, {} bytes\n", bytes.len())
-            }
-            None => crate::cmd::console::show!("── no spreadsheet: no losses in the period\n"),
-        }
-    }
-}
-
-/// Writes each planned report's markdown, HTML, PNG and XLSX into `dir`, one file name per
-/// destination. Returns the files written.
-pub(crate) fn write_plan(
-    dir: &Path,
-    spec: &ReportSpec,
-    planned: &[Planned<'_>],
-) -> Result<Vec<String>, ReportError> {
-    let write_error = |path: &Path, source| ReportError::Write {
-        report: spec.name.clone(),
-        path: path.display().to_string(),
-        source,
-    };
-    std::fs::create_dir_all(dir).map_err(|e| write_error(dir, e))?;
-    let mut written = Vec::new();
-    for item in planned {
-        let stem: String = item
-            .destination
-            .id
-            .to_string()
-            .chars()
-            .map(|c| {
-                if c.is_alphanumeric() || c == '-' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
-        let r = &item.rendered;
-        let mut files: Vec<(String, &[u8])> = vec![
-            (format!("{stem}.md"), r.markdown.as_bytes()),
-            (format!("{stem}.txt"), r.text.as_bytes()),
-            (format!("{stem}.html"), r.html.as_bytes()),
-            (format!("{stem}.png"), &r.png),
-        ];
-        if let Some((_, bytes)) = &r.xlsx {
-            files.push((format!("{stem}.xlsx"), bytes));
-        }
-        for (name, bytes) in files {
-            let path = dir.join(&name);
-            std::fs::write(&path, bytes).map_err(|e| write_error(&path, e))?;
-            written.push(path.display().to_string());
-        }
-    }
-    Ok(written)
 }
 
 /// The date today in `tz`.

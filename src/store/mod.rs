@@ -22,20 +22,21 @@ use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
+mod destinations;
 mod held;
 pub use held::HeldLoss;
 pub(crate) use held::Release;
 pub use prepared::{Bytes, Prepared, PreparedBody, PreparedFile, Produced};
 pub(crate) mod ledger;
+mod meta;
 mod migrate;
 mod outbox;
 mod prepared;
 pub(crate) mod seen;
 
 use crate::destination::DestinationId;
-use crate::directory::Directory;
 use crate::loss::{time_prefix, Loss, LossKey};
-use outbox::{outbox_key, parse_id};
+use outbox::outbox_key;
 
 const WINDOW_END: &[u8] = b"window_end";
 /// The last good copy of the org chart.
@@ -315,99 +316,6 @@ impl Store {
             .seen
             .get(seen::bucket_key(loss.outflow_at))?
             .is_some_and(|bucket| seen::search(&bucket, &entry).is_ok()))
-    }
-
-    /// Keeps `directory` as the last good copy of the org chart.
-    pub async fn save_directory(&self, directory: &Directory) -> Result<(), StoreError> {
-        let value = serde_json::to_vec(directory).map_err(|e| StoreError::Corrupt {
-            tree: "meta",
-            reason: e.to_string(),
-        })?;
-        self.meta.insert(DIRECTORY, value)?;
-        self.durable().await?;
-        Ok(())
-    }
-
-    /// The last good copy of the org chart, if one was ever read.
-    pub fn directory(&self) -> Result<Option<Directory>, StoreError> {
-        self.meta
-            .get(DIRECTORY)?
-            .map(|v| {
-                serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt {
-                    tree: "meta",
-                    reason: e.to_string(),
-                })
-            })
-            .transpose()
-    }
-
-    pub fn last_window_end(&self) -> Result<Option<i64>, StoreError> {
-        Ok(self
-            .meta
-            .get(WINDOW_END)?
-            .and_then(|v| v.as_ref().try_into().ok().map(i64::from_be_bytes)))
-    }
-
-    /// Records that everything up to `end` was fetched whole. Durable when this returns.
-    pub async fn advance_window(&self, end: i64) -> Result<(), StoreError> {
-        self.meta.insert(WINDOW_END, &end.to_be_bytes())?;
-        self.durable().await?;
-        Ok(())
-    }
-
-    pub fn destination_state(
-        &self,
-        destination: &DestinationId,
-    ) -> Result<Option<DestinationState>, StoreError> {
-        self.destinations
-            .get(destination.to_string())?
-            .map(|v| {
-                serde_json::from_slice(&v).map_err(|e| StoreError::Corrupt {
-                    tree: "destinations",
-                    reason: e.to_string(),
-                })
-            })
-            .transpose()
-    }
-
-    pub fn destination_states(
-        &self,
-    ) -> Result<BTreeMap<DestinationId, DestinationState>, StoreError> {
-        let mut states = BTreeMap::new();
-        for item in self.destinations.iter() {
-            let (key, value) = item?;
-            let state = serde_json::from_slice(&value).map_err(|e| StoreError::Corrupt {
-                tree: "destinations",
-                reason: e.to_string(),
-            })?;
-            states.insert(parse_id("destinations", &key)?, state);
-        }
-        Ok(states)
-    }
-
-    pub async fn set_destination_state(
-        &self,
-        destination: &DestinationId,
-        state: &DestinationState,
-    ) -> Result<(), StoreError> {
-        let value = serde_json::to_vec(state).map_err(|e| StoreError::Corrupt {
-            tree: "destinations",
-            reason: e.to_string(),
-        })?;
-        self.destinations.insert(destination.to_string(), value)?;
-        self.durable().await?;
-        Ok(())
-    }
-
-    pub async fn clear_destination_state(
-        &self,
-        destination: &DestinationId,
-    ) -> Result<bool, StoreError> {
-        let existed = self.destinations.remove(destination.to_string())?.is_some();
-        if existed {
-            self.durable().await?;
-        }
-        Ok(existed)
     }
 
     /// Forgets remembered losses that left before `cutoff` (unix seconds). Returns how many.
