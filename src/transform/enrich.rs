@@ -170,3 +170,95 @@ pub(crate) async fn still_followed(losses: &mut [Loss], weiban: &WeibanClient, b
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::WeibanConfig;
+    use crate::secret::Secret;
+    use churn_alert_sim::{WeibanSim, WeibanSimOptions};
+
+    async fn client() -> (WeibanSim, WeibanClient) {
+        let sim = WeibanSim::start(WeibanSimOptions::default()).await.unwrap();
+        let config = WeibanConfig {
+            base_url: sim.base_url(),
+            corp_id: "sim-corp".into(),
+            secret: Secret::new("sim-secret"),
+            ..WeibanConfig::default()
+        };
+        let client = WeibanClient::new(&config).unwrap();
+        (sim, client)
+    }
+
+    #[test]
+    fn departments_mark_paths_and_who_left_and_leave_strangers_alone() {
+        use crate::directory::{Department, Directory, StaffMember};
+        let department = |id, name: &str, parent| Department {
+            id,
+            name: name.into(),
+            parent,
+            order: id,
+        };
+        let member = |id: &str, status| StaffMember {
+            id: id.into(),
+            name: id.into(),
+            email: Some(format!("{id}@example.com")),
+            status,
+            departments: vec![2],
+        };
+        let directory = Directory::new(
+            vec![department(1, "公司", 0), department(2, "销售一部", 1)],
+            vec![member("zhang", 1), member("li", 4)],
+            100,
+        );
+        let mut losses = vec![
+            Loss::sample("c1", "zhang", 100),
+            Loss::sample("c2", "li", 100),
+            Loss::sample("c3", "stranger", 100),
+        ];
+        departments(&mut losses, Some(&directory));
+        assert_eq!(losses[0].departments, ["销售一部"]);
+        assert_eq!(losses[0].staff_email.as_deref(), Some("zhang@example.com"));
+        assert!(!losses[0].staff_left && losses[1].staff_left, "status 4 left");
+        assert!(losses[2].departments.is_empty() && !losses[2].staff_left);
+        departments(&mut losses[..1], None);
+        assert_eq!(losses[0].departments, ["销售一部"], "no org chart changes nothing");
+    }
+
+    #[tokio::test]
+    async fn still_followed_names_colleagues_never_the_staff_member_who_lost_the_customer() {
+        let (sim, weiban) = client().await;
+        sim.set_followers("c1", &[("zhang", "张三"), ("li", "李四")]);
+        let mut losses = vec![
+            Loss::sample("c1", "zhang", 100),
+            Loss::sample("c2", "zhang", 100),
+        ];
+        let mut budget = 5;
+        still_followed(&mut losses, &weiban, &mut budget).await;
+        assert_eq!(losses[0].still_followed_by, ["李四"]);
+        assert!(losses[1].still_followed_by.is_empty());
+        assert_eq!(budget, 3, "one lookup per loss");
+    }
+
+    #[tokio::test]
+    async fn more_losses_than_the_budget_are_not_looked_up_at_all() {
+        let (sim, weiban) = client().await;
+        sim.set_followers("c1", &[("li", "李四")]);
+        let mut losses = vec![
+            Loss::sample("c1", "zhang", 100),
+            Loss::sample("c2", "zhang", 100),
+        ];
+        let mut budget = 1;
+        still_followed(&mut losses, &weiban, &mut budget).await;
+        assert!(losses.iter().all(|l| l.still_followed_by.is_empty()));
+        assert_eq!(budget, 0);
+        assert_eq!(
+            sim.directory_requests()
+                .get("external_user/get")
+                .copied()
+                .unwrap_or(0),
+            0,
+            "no request made"
+        );
+    }
+}
