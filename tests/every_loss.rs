@@ -320,6 +320,77 @@ async fn state_is_private_over_tcp_and_the_cli_reaches_the_daemon_over_its_socke
     let _ = daemon.wait_with_output().await;
 }
 
+/// §5: ids that differ only around a NUL byte are two losses, and both are delivered.
+#[tokio::test(start_paused = true)]
+async fn ids_that_differ_only_around_a_nul_byte_are_two_losses_both_delivered() {
+    let env = Env::new().await;
+    env.write_config(&route(&env, &["k1"]), FAST);
+    let mut losses = SimLoss::generate("零", 2, 1, now() - 60, 0);
+    losses[0].customer_id = "wm_a\0b".into();
+    losses[0].staff_id = "c".into();
+    losses[1].customer_id = "wm_a".into();
+    losses[1].staff_id = "b\0c".into();
+    env.weiban.add_losses(&losses);
+    let out = env.once_in_process().await;
+    assert_eq!(out.code, std::process::ExitCode::SUCCESS, "{}", out.stderr);
+    let text = got(&env, "k1");
+    for loss in &losses {
+        assert_eq!(
+            text.matches(&loss.customer_name).count(),
+            1,
+            "{}: {text}",
+            loss.customer_name
+        );
+    }
+}
+
+/// §8: a reload that moves `store.path` is refused with an ERROR naming the key; the daemon
+/// goes on with the store it has.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_that_moves_the_store_is_refused_naming_the_key() {
+    let env = Env::new().await;
+    env.write_config(&route(&env, &["k1"]), FAST);
+    let daemon = spawn_run(&env.config, "churn_alert=info");
+    let socket = std::path::PathBuf::from(format!("{}.sock", env.store_path().display()));
+    for _ in 0..200 {
+        if socket.exists() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let moved = std::fs::read_to_string(&env.config)
+        .unwrap()
+        .replace("/store\"", "/elsewhere\"");
+    std::fs::write(&env.config, moved).unwrap();
+    let pid = daemon.id().expect("the daemon runs").to_string();
+    let hup = std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .expect("kill -HUP");
+    assert!(hup.success());
+    // Losses after the reload still reach the robot: the running config and store stay.
+    env.weiban
+        .add_losses(&SimLoss::generate("迁", 1, 1, now() - 5, 1));
+    for _ in 0..200 {
+        if !got(&env, "k1").is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    sigterm(&daemon);
+    let output = daemon.wait_with_output().await.unwrap();
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        log.contains("ERROR") && log.contains("config key `store.path` changed"),
+        "{log}"
+    );
+    assert!(got(&env, "k1").contains("迁"), "still polling: {log}");
+    assert!(
+        !env.dir.path().join("elsewhere").exists(),
+        "no new store was made"
+    );
+}
+
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {

@@ -219,10 +219,17 @@ mod tests {
         departments(&mut losses, Some(&directory));
         assert_eq!(losses[0].departments, ["销售一部"]);
         assert_eq!(losses[0].staff_email.as_deref(), Some("zhang@example.com"));
-        assert!(!losses[0].staff_left && losses[1].staff_left, "status 4 left");
+        assert!(
+            !losses[0].staff_left && losses[1].staff_left,
+            "status 4 left"
+        );
         assert!(losses[2].departments.is_empty() && !losses[2].staff_left);
         departments(&mut losses[..1], None);
-        assert_eq!(losses[0].departments, ["销售一部"], "no org chart changes nothing");
+        assert_eq!(
+            losses[0].departments,
+            ["销售一部"],
+            "no org chart changes nothing"
+        );
     }
 
     #[tokio::test]
