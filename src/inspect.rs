@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::Config;
 use crate::destination::DestinationId;
 use crate::store::{DeliveryStatus, Store, StoreError};
-use crate::transform::Router;
+use crate::transform::Routing;
 
 /// One destination's waiting deliveries.
 #[derive(Debug, Serialize, Deserialize)]
@@ -35,8 +35,8 @@ pub(crate) struct PendingReport {
 
 /// What waits where, and why; plus destinations that skipped losses (no email address).
 pub(crate) fn pending(config: &Config, store: &Store) -> Result<Vec<PendingReport>, StoreError> {
-    let directory = store.directory()?;
-    let router = Router::with_directory(config, directory.as_ref());
+    let routing = Routing::new(config, store.directory()?.map(std::sync::Arc::new));
+    let router = routing.router();
     let states = store.destination_states()?;
     let held = quiet_now(config);
     let mut reports = Vec::new();

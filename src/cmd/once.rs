@@ -15,7 +15,6 @@ use crate::cli::OnceArgs;
 use crate::logging::redact;
 use crate::shutdown::Shutdown;
 use crate::time::unix_now;
-use crate::transform::Router;
 
 /// Exit status when everything went well but deliveries wait for quiet hours to end
 /// (`EX_TEMPFAIL`: try again later).
@@ -33,11 +32,11 @@ pub(crate) async fn once(args: &OnceArgs, shutdown: Shutdown) -> anyhow::Result<
             crate::cmd::console::show!("nothing new to send");
         }
         // Described with the org chart the plan was routed with: department robots included.
-        let directory = pipeline.org().current();
+        let routing = pipeline.routing();
         super::preview::print_plan(
             pipeline.renderer(),
             pipeline.sinks(),
-            &Router::with_directory(pipeline.config(), directory.as_deref()),
+            &routing.router(),
             plan,
         );
         return Ok(ExitCode::SUCCESS);

@@ -21,7 +21,7 @@ use crate::source::model::documented_example;
 use crate::source::{WeibanClient, Window};
 use crate::store::Pending;
 use crate::time::unix_now;
-use crate::transform::Router;
+use crate::transform::{Router, Routing};
 
 pub(crate) async fn preview(args: &PreviewArgs) -> anyhow::Result<ExitCode> {
     if let Some(name) = &args.report {
@@ -39,12 +39,12 @@ pub(crate) async fn preview(args: &PreviewArgs) -> anyhow::Result<ExitCode> {
     } else {
         documented_example()
     };
-    let directory = saved_directory(&config);
+    let routing = Routing::new(&config, saved_directory(&config).map(std::sync::Arc::new));
     if let Some(staff) = &args.staff {
-        as_lost_by(&mut losses, staff, directory.as_ref());
+        as_lost_by(&mut losses, staff, routing.directory());
     }
-    crate::transform::enrich::departments(&mut losses, directory.as_ref());
-    let router = Router::with_directory(&config, directory.as_ref());
+    crate::transform::enrich::departments(&mut losses, routing.directory());
+    let router = routing.router();
     let mut per_destination = router.route_all(&losses);
     per_destination.retain(|id, _| args.route.as_ref().is_none_or(|r| id.route == *r));
     crate::cmd::console::show!(
@@ -164,8 +164,8 @@ async fn preview_report(args: &PreviewArgs, name: &str) -> anyhow::Result<ExitCo
             "the documented example"
         }
     );
-    let directory = pipeline.org().current();
-    let router = Router::with_directory(config, directory.as_deref());
+    let routing = pipeline.routing();
+    let router = routing.router();
     print_plan(&plan(
         config,
         &router,

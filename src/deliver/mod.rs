@@ -97,8 +97,8 @@ impl Delivery {
         shutdown: &Shutdown,
     ) -> Result<DeliveryReport, StoreError> {
         let mut report = DeliveryReport::default();
-        let directory = self.org.current();
-        let router = Router::with_directory(config, directory.as_deref());
+        let routing = self.org.routing(config);
+        let router = routing.router();
         report.on_hold = release::release_all(&self.store, config, &router, now).await?;
         let mut jobs = Vec::new();
         for (id, count) in self.store.pending_counts()? {
@@ -153,8 +153,8 @@ impl Delivery {
         now: i64,
         shutdown: &Shutdown,
     ) -> Result<DeliveryReport, StoreError> {
-        let directory = self.org.current();
-        let router = Router::with_directory(config, directory.as_deref());
+        let routing = self.org.routing(config);
+        let router = routing.router();
         let mut report = DeliveryReport::default();
         for destination in ids.iter().filter_map(|id| router.get(id)) {
             let outcome = self.deliver_to(&destination, now, shutdown).await?;

@@ -32,7 +32,6 @@ use crate::source::{FetchError, WeibanClient, WeibanError, Window};
 use crate::store::{Store, StoreError};
 use crate::time::unix_now;
 use crate::transform::enrich::OrgChart;
-use crate::transform::Router;
 use stages::{Outcome, PageStages};
 
 /// Why a cycle could not finish its poll.
@@ -150,6 +149,11 @@ impl Pipeline {
         &self.weiban
     }
 
+    /// A routing snapshot: the config with the org chart as read now.
+    pub fn routing(&self) -> crate::transform::Routing<'_> {
+        self.org.routing(&self.config)
+    }
+
     /// The org chart, as last read.
     pub fn org(&self) -> &OrgChart {
         &self.org
@@ -213,13 +217,13 @@ impl Pipeline {
         // While losses are held for want of routing data, every poll reads the org chart.
         let holding = !self.store.held_counts()?.is_empty();
         self.org.refresh(&self.weiban, now, holding).await;
-        let directory = self.org.current();
+        let routing = self.routing();
         let outcome = if how == Recording::MarkOnly {
             Outcome::MarkOnly
         } else {
             Outcome::Record
         };
-        let mut stages = self.stages(directory.as_deref(), now, outcome);
+        let mut stages = self.stages(&routing, now, outcome);
         let mut new_losses = 0;
         let fetched = self
             .weiban
@@ -247,15 +251,15 @@ impl Pipeline {
     /// The poll's stages for one window, with the org chart as read now.
     fn stages<'a>(
         &'a self,
-        directory: Option<&'a crate::directory::Directory>,
+        routing: &'a crate::transform::Routing<'a>,
         now: i64,
         outcome: Outcome,
     ) -> PageStages<'a> {
         PageStages::new(
             &self.store,
             &self.weiban,
-            directory,
-            Router::with_directory(&self.config, directory),
+            routing.directory(),
+            routing.router(),
             self.cutoff(now),
             self.tz,
             outcome,
@@ -285,8 +289,8 @@ impl Pipeline {
         }
         // The org chart as the poll would read it (it is Weiban's data, cached; no loss changes).
         self.org.refresh(&self.weiban, now, false).await;
-        let directory = self.org.current();
-        let mut stages = self.stages(directory.as_deref(), now, Outcome::Plan);
+        let routing = self.routing();
+        let mut stages = self.stages(&routing, now, Outcome::Plan);
         self.weiban
             .fetch_window(self.next_window(now)?, async |page: Vec<Loss>| {
                 for (loss, destinations, _) in stages.decide(page).await? {

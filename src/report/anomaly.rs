@@ -20,7 +20,6 @@ use crate::sink::WecomBody;
 use crate::store::ledger::DeleteCount;
 use crate::store::{Prepared, PreparedBody, Produced, StoreError};
 use crate::transform::route::Target;
-use crate::transform::Router;
 
 /// What an alert template receives.
 #[derive(Debug, Serialize)]
@@ -49,8 +48,8 @@ pub(crate) async fn alert(pipeline: &Pipeline, now: i64) -> Result<usize, StoreE
     let today = super::period::date_of(now, config.timezone());
     let yesterday = today - Days::new(1);
     store.prune_deletes(&yesterday.to_string())?;
-    let directory = pipeline.org().current();
-    let router = Router::with_directory(config, directory.as_deref());
+    let routing = pipeline.routing();
+    let router = routing.router();
     // (day, staff id, count, route) of every count at or over a route's threshold.
     let mut due = Vec::new();
     for day in [yesterday.to_string(), today.to_string()] {

@@ -26,7 +26,6 @@ use crate::source::Window;
 use crate::store::{Prepared, Produced, Store, StoreError};
 use crate::transform::enrich;
 use crate::transform::route::Target;
-use crate::transform::Router;
 
 /// What a run did for one destination.
 #[derive(Debug)]
@@ -112,8 +111,8 @@ pub(crate) async fn run(
     shutdown: &Shutdown,
 ) -> Result<Run, ReportError> {
     let losses = fetch(pipeline, spec, &period, now).await?;
-    let directory = pipeline.org().current();
-    let router = Router::with_directory(pipeline.config(), directory.as_deref());
+    let routing = pipeline.routing();
+    let router = routing.router();
     let planned = plan(
         pipeline.config(),
         &router,

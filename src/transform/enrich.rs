@@ -65,6 +65,11 @@ impl OrgChart {
     }
 
     /// The last good org chart, if any.
+    /// A routing snapshot of `config` with the org chart as read now.
+    pub fn routing<'a>(&self, config: &'a crate::config::Config) -> super::Routing<'a> {
+        super::Routing::new(config, self.current())
+    }
+
     pub fn current(&self) -> Option<Arc<Directory>> {
         self.current
             .read()
