@@ -38,7 +38,7 @@ pub(crate) fn pending(config: &Config, store: &Store) -> Result<Vec<PendingRepor
     let routing = Routing::new(config, store.directory()?.map(std::sync::Arc::new));
     let router = routing.router();
     let states = store.destination_states()?;
-    let held = quiet_now(config);
+    let held = config.quiet_until(crate::time::unix_now()).is_some();
     let mut reports = Vec::new();
     let counts = store.pending_counts()?;
     for (id, count) in &counts {
@@ -143,12 +143,4 @@ fn held_losses(store: &Store) -> Result<Vec<PendingReport>, StoreError> {
             messages: Vec::new(),
         })
         .collect())
-}
-
-/// Whether deliveries are held for quiet hours right now.
-fn quiet_now(config: &Config) -> bool {
-    let now = crate::time::now_utc().with_timezone(&config.timezone());
-    config
-        .quiet_hours()
-        .is_some_and(|quiet| quiet.ends_after(now).is_some())
 }

@@ -279,6 +279,13 @@ impl QuietHours {
     }
 }
 
+/// If `now` (unix seconds) falls in `quiet` hours in `tz`, when they end: the one place that
+/// says it, for delivery and for `state pending`.
+pub(crate) fn quiet_until(quiet: Option<QuietHours>, tz: Tz, now: i64) -> Option<i64> {
+    let local = crate::time::local(tz, now)?;
+    quiet?.ends_after(local).map(|end| end.timestamp())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -182,6 +182,11 @@ impl Config {
         self.schedule.quiet_hours
     }
 
+    /// If `now` (unix seconds) falls in quiet hours, when they end (for `state pending`).
+    pub fn quiet_until(&self, now: i64) -> Option<i64> {
+        crate::schedule::quiet_until(self.quiet_hours(), self.timezone(), now)
+    }
+
     /// Whether any route routes or groups by department.
     pub fn uses_departments(&self) -> bool {
         self.routes.iter().any(RouteConfig::uses_departments)

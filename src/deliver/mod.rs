@@ -438,8 +438,6 @@ impl Delivery {
 
     /// If `now` falls in quiet hours, when they end (unix seconds).
     pub fn quiet_until(&self, now: i64) -> Option<i64> {
-        let quiet = self.quiet_hours?;
-        let local = crate::time::local(self.tz, now)?;
-        quiet.ends_after(local).map(|end| end.timestamp())
+        crate::schedule::quiet_until(self.quiet_hours, self.tz, now)
     }
 }

@@ -55,14 +55,7 @@ pub(crate) fn compose<'s>(
             Ok(Composed::Wecom(&sinks.wecom, messages))
         }
         Target::Email { to, .. } => {
-            let Some(email) = &sinks.email else {
-                return Err(SendError::Permanent {
-                    reason: format!(
-                        "route `{}` sends email, but there is no [smtp] section in the config",
-                        destination.route.name
-                    ),
-                });
-            };
+            let email = sinks.email_for(&destination.route.name)?;
             let Some(to) = to.clone() else {
                 return Err(SendError::Permanent {
                     reason: "no email address".into(),

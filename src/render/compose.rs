@@ -55,8 +55,8 @@ pub(crate) enum ComposeError {
         "no email address for staff member {staff}: Weiban has none; add it to `staff_emails` of route `{route}`"
     )]
     NoAddress { staff: String, route: String },
-    #[error("route `{route}` sends email, but there is no [smtp] section in the config")]
-    NoSmtp { route: String },
+    #[error(transparent)]
+    NoSmtp(#[from] crate::sink::NoSmtp),
 }
 
 /// The messages `destination` receives for `pending`, in sending order.
@@ -84,9 +84,7 @@ pub(crate) fn compose<'s>(
             Ok(Composed::Wecom(&sinks.wecom, robot.compose(&losses)?))
         }
         Target::Email { to, staff } => {
-            let email = sinks.email.as_ref().ok_or_else(|| ComposeError::NoSmtp {
-                route: destination.route.name.clone(),
-            })?;
+            let email = sinks.email_for(&destination.route.name)?;
             let limit = email.limit(Format::Email).unwrap_or(usize::MAX);
             let to = address(destination, to.as_deref(), staff.as_deref(), &losses)?;
             let mut message = mail(

@@ -258,12 +258,9 @@ fn prepare(
                 .collect())
         }
         Target::Email { to, .. } => {
-            if sinks.email.is_none() {
-                return Err(format!(
-                    "route `{}` sends email, but there is no [smtp] section in the config",
-                    item.destination.route.name
-                ));
-            }
+            sinks
+                .email_for(&item.destination.route.name)
+                .map_err(|e| e.to_string())?;
             let Some(to) = to.clone() else {
                 return Err("no email address".into());
             };

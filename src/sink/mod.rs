@@ -48,6 +48,30 @@ impl Sinks {
             email: config.smtp.as_ref().map(EmailSink::new).transpose()?,
         })
     }
+
+    /// The email sink for `route`'s mailboxes; the one place that says what a missing
+    /// `[smtp]` section means (`check` refuses such a config, so this is for a store that
+    /// outlived one).
+    pub fn email_for(&self, route: &str) -> Result<&EmailSink, NoSmtp> {
+        self.email.as_ref().ok_or_else(|| NoSmtp {
+            route: route.to_owned(),
+        })
+    }
+}
+
+/// A route sends email, and the config has no `[smtp]` section.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("route `{route}` sends email, but there is no [smtp] section in the config")]
+pub(crate) struct NoSmtp {
+    pub route: String,
+}
+
+impl From<NoSmtp> for SendError {
+    fn from(e: NoSmtp) -> Self {
+        SendError::Permanent {
+            reason: e.to_string(),
+        }
+    }
 }
 
 /// What a message's content is written in.
