@@ -35,6 +35,19 @@ fn got(env: &Env, key: &str) -> String {
         .join("\n")
 }
 
+/// Asserts that `key` received each of `losses` exactly once.
+fn each_delivered_once(env: &Env, key: &str, losses: &[SimLoss]) {
+    let text = got(env, key);
+    for loss in losses {
+        assert_eq!(
+            text.matches(&loss.customer_name).count(),
+            1,
+            "{}: {text}",
+            loss.customer_name
+        );
+    }
+}
+
 fn route(env: &Env, keys: &[&str]) -> String {
     env.managers_route(keys) + "storm_threshold = 0\n"
 }
@@ -226,15 +239,7 @@ async fn a_duplicated_row_is_one_loss_and_the_window_advances() {
     env.weiban.add_losses(&losses[1..2]);
     let out = env.once().await;
     assert!(out.status.success(), "{}", stderr(&out));
-    let text = got(&env, "k1");
-    for loss in &losses {
-        assert_eq!(
-            text.matches(&loss.customer_name).count(),
-            1,
-            "{}: {text}",
-            loss.customer_name
-        );
-    }
+    each_delivered_once(&env, "k1", &losses);
     assert_eq!(
         env.weiban.stats().outflow_requests,
         1,
@@ -333,15 +338,7 @@ async fn ids_that_differ_only_around_a_nul_byte_are_two_losses_both_delivered() 
     env.weiban.add_losses(&losses);
     let out = env.once_in_process().await;
     assert_eq!(out.code, std::process::ExitCode::SUCCESS, "{}", out.stderr);
-    let text = got(&env, "k1");
-    for loss in &losses {
-        assert_eq!(
-            text.matches(&loss.customer_name).count(),
-            1,
-            "{}: {text}",
-            loss.customer_name
-        );
-    }
+    each_delivered_once(&env, "k1", &losses);
 }
 
 /// §8: a reload that moves `store.path` is refused with an ERROR naming the key; the daemon

@@ -154,18 +154,24 @@ impl Store {
 
     /// Discards everything pending for `destination`. Returns how many losses were dropped.
     pub async fn drop_pending(&self, destination: &DestinationId) -> Result<usize, StoreError> {
-        let mut batch = sled::Batch::default();
-        let mut dropped = 0;
-        for key in self.outbox.scan_prefix(outbox_prefix(destination)).keys() {
-            batch.remove(key?);
-            dropped += 1;
-        }
-        self.outbox.apply_batch(batch)?;
+        let mut dropped = remove_prefix(&self.outbox, &outbox_prefix(destination))?;
         dropped += self.drop_prepared(destination)?;
         self.destinations.remove(destination.to_string())?;
         self.durable().await?;
         Ok(dropped)
     }
+}
+
+/// Removes every entry of `tree` under `prefix` in one batch; returns how many.
+pub(super) fn remove_prefix(tree: &sled::Tree, prefix: &[u8]) -> Result<usize, StoreError> {
+    let mut batch = sled::Batch::default();
+    let mut removed = 0;
+    for key in tree.scan_prefix(prefix).keys() {
+        batch.remove(key?);
+        removed += 1;
+    }
+    tree.apply_batch(batch)?;
+    Ok(removed)
 }
 
 /// `<destination id>\0`: the id's text form never holds a NUL ([`DestinationId`] encodes it).

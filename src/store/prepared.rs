@@ -188,14 +188,7 @@ impl Store {
 
     /// Drops every message waiting for `destination`; returns how many.
     pub(super) fn drop_prepared(&self, destination: &DestinationId) -> Result<usize, StoreError> {
-        let mut batch = sled::Batch::default();
-        let mut dropped = 0;
-        for key in self.prepared.scan_prefix(outbox_prefix(destination)).keys() {
-            batch.remove(key?);
-            dropped += 1;
-        }
-        self.prepared.apply_batch(batch)?;
-        Ok(dropped)
+        super::outbox::remove_prefix(&self.prepared, &outbox_prefix(destination))
     }
 }
 
