@@ -1,10 +1,8 @@
 //! Issue 18's reproductions: no loss without a destination or a visible reason, and robots
 //! known by who they are.
 
-mod common;
-
 use churn_alert_sim::{SimDepartment, SimLoss, SimStaff, WeibanSimOptions};
-use common::*;
+use crate::common::*;
 
 fn org(env: &Env) {
     let d = |id, name: &str, parent| SimDepartment {
@@ -172,7 +170,7 @@ async fn a_store_of_release_0_1_delivers_its_pending_to_the_right_robots() {
     let store = env.store_path();
     std::fs::create_dir_all(&store).unwrap();
     copy_dir(&fixture, &store);
-    let smtp = common::smtp::SmtpServer::start();
+    let smtp = crate::common::smtp::SmtpServer::start();
     // Positions mean what the config that opens the store says: upgrade with the config the
     // old release ran with (the README says so)...
     let routes = |first: &str, second: &str| {

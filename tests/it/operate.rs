@@ -1,14 +1,12 @@
 //! Issue 5's acceptance: quiet hours, graceful shutdown, metrics and health, redacted logs,
 //! backfill and dry runs, no overlapping cycles.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
 use chrono::{Timelike, Utc};
 use churn_alert_sim::{RobotFaults, SimLoss, WeibanFaults};
-use common::smtp::SmtpServer;
-use common::*;
+use crate::common::smtp::SmtpServer;
+use crate::common::*;
 
 // Under paused time: the daemon runs in this process, and the minute of quiet passes at once.
 #[tokio::test(start_paused = true)]
@@ -25,10 +23,10 @@ async fn quiet_hours_hold_deliveries_then_send_one_digest() {
     let spec = format!("{}-{}", local.format("%H:%M"), end.format("%H:%M"));
     add_to_schedule(&env.config, &format!("quiet_hours = \"{spec}\""));
 
-    let first = SimLoss::generate("静一", 5, 2, common::now() - 30, 1);
+    let first = SimLoss::generate("静一", 5, 2, crate::common::now() - 30, 1);
     env.weiban.add_losses(&first);
     let (stop, daemon) = env.run_in_process();
-    let second = SimLoss::generate("静二", 5, 2, common::now() + 3, 1);
+    let second = SimLoss::generate("静二", 5, 2, crate::common::now() + 3, 1);
     let steps = async {
         tokio::time::sleep(Duration::from_secs(3)).await;
         env.weiban.add_losses(&second);
@@ -64,7 +62,7 @@ async fn quiet_hours_hold_deliveries_then_send_one_digest() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_a_slow_send_exits_0_quickly_and_nothing_is_lost() {
     let env = Env::new().await;
-    let losses = SimLoss::generate("停", 8, 2, common::now() - 30, 1);
+    let losses = SimLoss::generate("停", 8, 2, crate::common::now() - 30, 1);
     env.weiban.add_losses(&losses);
     env.robot.set_latency(Duration::from_secs(60));
     let child = spawn_run(&env.config, "churn_alert=debug");
@@ -106,7 +104,7 @@ async fn metrics_and_health_answer_and_move() {
         format!("{FAST}\n[server]\nlisten = \"127.0.0.1:{port}\"\nhealthy_poll_age = \"3s\"\n");
     env.write_config(&env.managers_route(&["k1"]), &extra);
     env.weiban
-        .add_losses(&SimLoss::generate("量", 5, 1, common::now() - 30, 1));
+        .add_losses(&SimLoss::generate("量", 5, 1, crate::common::now() - 30, 1));
     let child = spawn_run(&env.config, "churn_alert=info");
     let base = format!("http://127.0.0.1:{port}");
     let http = http_client();
@@ -194,7 +192,7 @@ async fn no_secret_appears_in_trace_level_logs() {
     );
     env.write_config(&routes, &format!("{FAST}\n{smtp_config}"));
     env.weiban
-        .add_losses(&SimLoss::generate("密", 20, 2, common::now() - 30, 1));
+        .add_losses(&SimLoss::generate("密", 20, 2, crate::common::now() - 30, 1));
     // First a cycle where every Weiban request fails (each kind of fault in turn, retried until
     // the client gives up), then cycles that succeed, through a robot that refuses now and then.
     env.weiban
@@ -231,7 +229,7 @@ async fn no_secret_appears_in_trace_level_logs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backfill_mark_only_remembers_without_reporting() {
     let env = Env::new().await;
-    let now = common::now();
+    let now = crate::common::now();
     let history = SimLoss::generate("史", 30, 3, now - 3600, 2 * 3600);
     env.weiban.add_losses(&history);
     let since = (Utc::now() - chrono::Duration::days(4))
@@ -248,7 +246,7 @@ async fn backfill_mark_only_remembers_without_reporting() {
     );
     assert!(env.robot.attempts().is_empty());
 
-    let fresh = SimLoss::generate("新", 3, 1, common::now() - 10, 1);
+    let fresh = SimLoss::generate("新", 3, 1, crate::common::now() - 10, 1);
     env.weiban.add_losses(&fresh);
     let dry = env.cmd(&["once", "--dry-run"]).await;
     assert!(dry.status.success(), "{}", stderr(&dry));
@@ -279,7 +277,7 @@ async fn backfill_mark_only_remembers_without_reporting() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backfill_reports_history_in_windows() {
     let env = Env::new().await;
-    let history = SimLoss::generate("往", 40, 4, common::now() - 600, 3 * 3600);
+    let history = SimLoss::generate("往", 40, 4, crate::common::now() - 600, 3 * 3600);
     env.weiban.add_losses(&history);
     let since = (Utc::now() - chrono::Duration::days(6)).to_rfc3339();
     let out = env
@@ -332,7 +330,7 @@ async fn a_cycle_that_overruns_skips_the_due_runs_with_a_log_line() {
 async fn json_logs_are_one_object_per_line() {
     let env = Env::new().await;
     env.weiban
-        .add_losses(&SimLoss::generate("录", 2, 1, common::now() - 30, 1));
+        .add_losses(&SimLoss::generate("录", 2, 1, crate::common::now() - 30, 1));
     let mut command = tokio::process::Command::new(BIN);
     command
         .args(["--log-format", "json", "once", "--config"])

@@ -1,13 +1,11 @@
 //! Issue 3's acceptance: every loss is reported at least once, across Weiban faults, robot
 //! refusals, crashes and restarts; duplicates are rare and bounded.
 
-mod common;
-
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use churn_alert_sim::{RobotFaults, SimLoss, WeibanFaults, WeibanSimOptions};
-use common::*;
+use crate::common::*;
 
 /// How often each customer name appears in the messages a robot key accepted.
 fn counts(env: &Env, key: &str, losses: &[SimLoss]) -> HashMap<String, usize> {

@@ -1,10 +1,8 @@
 //! Issue 13's acceptance: messages that never misstate who left, truthful numbers, and the
 //! first hour of a new operator.
 
-mod common;
-
 use churn_alert_sim::SimLoss;
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 /// The documented example item, as a loss `customer` that left `ago` seconds ago, with
@@ -202,7 +200,7 @@ async fn check_online_names_wrong_credentials_and_reports_what_it_found() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn send_test_reaches_every_robot_and_names_the_route_of_a_refusal() {
     let env = Env::new().await;
-    let smtp = common::smtp::SmtpServer::start();
+    let smtp = crate::common::smtp::SmtpServer::start();
     let routes = format!(
         "{}email_to = [\"boss@example.com\"]\n",
         env.managers_route(&["good-key", "secret-bad-key"])
@@ -231,7 +229,7 @@ async fn send_test_reaches_every_robot_and_names_the_route_of_a_refusal() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn staff_without_an_email_address_are_skipped_visibly_not_failed_forever() {
     let env = Env::new().await;
-    let smtp = common::smtp::SmtpServer::start();
+    let smtp = crate::common::smtp::SmtpServer::start();
     let route = format!(
         "[[route]]\nname = \"sales\"\naudience = \"staff\"\nemail_staff = true\nwecom_webhooks = [\"{}\"]\n",
         env.robot.url("k1")

@@ -1,13 +1,11 @@
 //! Issue 4's acceptance: both audiences, both channels, splitting, pacing, escaping, storms.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 use churn_alert_sim::SimLoss;
-use common::smtp::SmtpServer;
-use common::*;
+use crate::common::smtp::SmtpServer;
+use crate::common::*;
 use mail_parser::MessageParser;
 
 fn mentions(content: &str) -> Vec<String> {

@@ -2,14 +2,12 @@
 //! against targets here (that is what BENCHMARKS.md is for); the harness must run, print all
 //! five figures, and keep the invariants that are not about speed.
 
-mod common;
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bench_smoke_prints_all_five_figures() {
     use clap::Parser as _;
     let args = churn_alert_bench::BenchArgs::parse_from(["churn-alert-bench", "--smoke"]);
     let mut out = Vec::new();
-    churn_alert_bench::bench(&args, std::path::Path::new(common::BIN), &mut out)
+    churn_alert_bench::bench(&args, std::path::Path::new(crate::common::BIN), &mut out)
         .await
         .expect("the harness runs");
     let text = String::from_utf8_lossy(&out);

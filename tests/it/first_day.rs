@@ -1,11 +1,9 @@
 //! Issue 23's "broken today": what an operator meets on the first day, read as they would.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
 use churn_alert_sim::{SimDepartment, SimLoss, SimStaff, WeibanFaults};
-use common::*;
+use crate::common::*;
 
 const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.toml");
 

@@ -2,15 +2,13 @@
 //! chart and the full list as a spreadsheet, sent once per period and destination; storm full
 //! lists; the staff deletion alert.
 
-mod common;
-
 use std::io::Cursor;
 use std::time::Duration;
 
 use calamine::{Data, Reader, Xlsx};
 use chrono::{NaiveDate, TimeZone};
 use churn_alert_sim::{Received, SimLoss};
-use common::*;
+use crate::common::*;
 use mail_parser::MimeHeaders as _;
 use md5::{Digest as _, Md5};
 
@@ -289,7 +287,7 @@ async fn a_report_firing_every_few_seconds_across_a_restart_sends_one_per_period
 async fn reports_by_email_carry_the_chart_inline_and_the_sheet_attached() {
     let env = Env::new().await;
     week_of_losses(&env);
-    let smtp = common::smtp::SmtpServer::start();
+    let smtp = crate::common::smtp::SmtpServer::start();
     report_config(
         &env,
         &[],

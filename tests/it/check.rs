@@ -1,11 +1,9 @@
 //! `churn-alert check`: validates the example config and names the culprit of a bad one.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
-use common::BIN;
+use crate::common::BIN;
 
 fn check(config: &Path, vars: &[(&str, &str)]) -> std::process::Output {
     let mut command = Command::new(BIN);

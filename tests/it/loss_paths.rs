@@ -1,12 +1,10 @@
 //! Issue 9's acceptance: every loss and repeat path an adversarial review found, closed.
 //! Each test reproduces the reviewer's setup against the real binary over loopback.
 
-mod common;
-
 use std::time::Duration;
 
 use churn_alert_sim::{SimLoss, WeibanSimOptions};
-use common::*;
+use crate::common::*;
 
 /// How often each loss's customer name appears in what `key` accepted.
 fn times_delivered(env: &Env, key: &str, loss: &SimLoss) -> usize {
@@ -255,7 +253,7 @@ async fn item05_removing_a_refusing_robot_resends_nothing_to_the_robots_that_hav
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn item06_a_nul_in_a_staff_id_does_not_resend_the_same_email_every_cycle() {
     let env = Env::new().await;
-    let smtp = common::smtp::SmtpServer::start();
+    let smtp = crate::common::smtp::SmtpServer::start();
     let routes = "[[route]]\nname = \"mail\"\naudience = \"staff\"\nemail_staff = true\n";
     env.write_config(routes, &format!("{FAST}\n{}", smtp.config()));
     let mut losses = SimLoss::generate("零", 2, 1, now() - 60, 5);
