@@ -79,7 +79,10 @@ pub(crate) fn pending(config: &Config, store: &Store) -> Result<Vec<PendingRepor
                 .collect(),
             messages: prepared
                 .iter()
-                .map(|(_, m)| format!("{} ({})", m.what, m.label))
+                .map(|(_, m)| match &m.refused {
+                    Some(reason) => format!("{} ({}), refused: {reason}", m.what, m.label),
+                    None => format!("{} ({})", m.what, m.label),
+                })
                 .collect(),
         });
     }

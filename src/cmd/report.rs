@@ -43,6 +43,17 @@ pub(crate) async fn report(args: &ReportArgs, shutdown: Shutdown) -> anyhow::Res
     };
     let now = unix_now();
     let period = period_of(args, spec, send::today(config.timezone(), now))?;
+    let overlap = i64::try_from(config.weiban.overlap.as_secs()).unwrap_or(0);
+    let settled = period.window(config.timezone()).end + 1 + overlap;
+    if settled > now && !args.dry_run {
+        // Weiban records a loss late: produced now, the period would miss it for good.
+        anyhow::bail!(
+            "--period {} ended less than `weiban.overlap` ({}s) ago; late records would be missed: try again in {}s, or use --dry-run",
+            period.key(),
+            overlap,
+            settled - now
+        );
+    }
     if args.dry_run {
         crate::cmd::console::show!(
             "report `{}` for {} (dry run: nothing is sent)\n",
@@ -57,6 +68,13 @@ pub(crate) async fn report(args: &ReportArgs, shutdown: Shutdown) -> anyhow::Res
     }
     if args.dry_run {
         return Ok(ExitCode::SUCCESS);
+    }
+    if run.delivered.is_empty() {
+        anyhow::bail!(
+            "report `{}` {} is held: its route routes by department and the org chart was never read (`churn-alert staff` reads it; see the log); nothing was queued",
+            spec.name,
+            period.key()
+        );
     }
     let mut failed = false;
     for (id, sent) in send::send_now(&pipeline, &run, now, &shutdown).await? {

@@ -244,6 +244,12 @@ async fn retry(opts: &StateOpts, route: Option<&str>) -> anyhow::Result<ExitCode
             anyhow::bail!("no route named `{route}` in the config");
         }
     }
+    let refused = store.retry_refused(route).await?;
+    if refused > 0 && !opts.json {
+        crate::cmd::console::show!(
+            "{refused} refused report or alert message(s) are tried again on the next cycle"
+        );
+    }
     let mut cleared = Vec::new();
     for id in store.destination_states()?.keys() {
         let in_route = route.is_none_or(|r| id.route == r);
@@ -253,7 +259,7 @@ async fn retry(opts: &StateOpts, route: Option<&str>) -> anyhow::Result<ExitCode
     }
     if opts.json {
         print_json(&serde_json::json!({ "cleared": cleared }))?;
-    } else if cleared.is_empty() {
+    } else if cleared.is_empty() && refused == 0 {
         crate::cmd::console::show!("no failed or waiting destination to clear");
     } else {
         for id in &cleared {

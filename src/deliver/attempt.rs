@@ -80,7 +80,11 @@ impl Attempt<'_> {
             if let Err(err) = answer {
                 metrics::counter!("churn_alert_messages_failed_total", "sink" => channel)
                     .increment(1);
-                if outgoing.best_effort && matches!(err, SendError::Permanent { .. }) {
+                let for_good = matches!(
+                    err,
+                    SendError::Permanent { .. } | SendError::Rejected { .. }
+                );
+                if outgoing.best_effort && for_good {
                     tracing::warn!(destination = %self.id, "an attachment was refused ({err}); the messages that report losses go on without it");
                     continue;
                 }

@@ -1,7 +1,8 @@
 //! Gate stage: whether a destination is tried now.
 //!
-//! Quiet hours hold everything; a destination that failed permanently waits for a person
-//! (`state retry`); one that failed transiently waits for its retry time. Pure, so every
+//! A destination that failed permanently waits for a person (`state retry`); one that failed
+//! transiently waits for its retry time; otherwise quiet hours hold its alerts on losses
+//! (prepared messages, reports and staff-deletion alerts, go out in them). Pure, so every
 //! decision is tested without a clock.
 
 use crate::store::{DeliveryStatus, DestinationState};
@@ -30,9 +31,9 @@ pub(crate) fn gate(
     quiet_until: Option<i64>,
     now: i64,
 ) -> Gate {
-    if let Some(until) = quiet_until {
-        return Gate::Held { until };
-    }
+    // A destination that waits (a refusal, a back-off) waits in quiet hours too: quiet hours
+    // hold alerts on losses only, and reports and staff-deletion alerts go out in them, so
+    // they must not walk past a back-off.
     let state = state.filter(|s| s.target.is_none_or(|t| t == address));
     match state {
         Some(s) if s.status == DeliveryStatus::Failed => Gate::Wait {
@@ -46,7 +47,10 @@ pub(crate) fn gate(
             reason: format!("waiting to retry after: {}", s.reason),
             retry_at: s.retry_at,
         },
-        _ => Gate::Open,
+        _ => match quiet_until {
+            Some(until) => Gate::Held { until },
+            None => Gate::Open,
+        },
     }
 }
 
@@ -66,10 +70,23 @@ mod tests {
     }
 
     #[test]
-    fn quiet_hours_hold_before_anything_else() {
+    fn quiet_hours_hold_a_healthy_destination_and_never_open_a_waiting_one() {
+        // Reports go out in quiet hours: a failed or backing-off destination must still wait.
         let failed = state(DeliveryStatus::Failed, None);
-        assert_eq!(
+        assert!(matches!(
             gate("r", Some(&failed), 7, Some(500), 100),
+            Gate::Wait { retry_at: None, .. }
+        ));
+        let backing_off = state(DeliveryStatus::Retrying, Some(300));
+        assert!(matches!(
+            gate("r", Some(&backing_off), 7, Some(500), 100),
+            Gate::Wait {
+                retry_at: Some(300),
+                ..
+            }
+        ));
+        assert_eq!(
+            gate("r", None, 7, Some(500), 100),
             Gate::Held { until: 500 }
         );
     }

@@ -66,6 +66,21 @@ impl DeliveryReport {
     }
 }
 
+/// Why refused prepared messages wait, for the delivery report.
+fn refused_reason(
+    destination: &Destination<'_>,
+    count: usize,
+    first: &crate::store::Prepared,
+) -> String {
+    format!(
+        "{count} report or alert message(s) refused, e.g. {} ({}): {}; fix it, then `churn-alert state retry --route {}`",
+        first.what,
+        first.label,
+        first.refused.as_deref().unwrap_or_default(),
+        destination.route.name
+    )
+}
+
 /// What happened at one destination.
 #[derive(Debug, Default)]
 struct Outcome {
@@ -215,7 +230,10 @@ impl Delivery {
     }
 
     /// Prepared messages (reports, staff-deletion alerts) go first: quiet hours do not hold
-    /// them, and they are few. Breaks when the destination's pass ends here.
+    /// them, and they are few. A message the destination rejects for good (a file or picture
+    /// it will not take: [`SendError::Rejected`]) is marked refused, visibly, and the
+    /// destination's alerts on losses still go out; any other failure (the robot is gone, it is
+    /// blocked, a fault) ends the destination's pass. Breaks when the pass ends here.
     async fn send_prepared(
         &self,
         destination: &Destination<'_>,
@@ -223,10 +241,18 @@ impl Delivery {
         state: &mut Option<DestinationState>,
         mut outcome: Outcome,
     ) -> Result<ControlFlow<Outcome, Outcome>, StoreError> {
-        let waiting = self.store.prepared_for(&destination.id)?;
+        let (refused, waiting): (Vec<_>, Vec<_>) = self
+            .store
+            .prepared_for(&destination.id)?
+            .into_iter()
+            .partition(|(_, m)| m.refused.is_some());
+        if let Some((_, first)) = refused.first() {
+            outcome.waiting = Some(refused_reason(destination, refused.len(), first));
+        }
         if waiting.is_empty() {
             return Ok(ControlFlow::Continue(outcome));
         }
+        let keys: Vec<Vec<u8>> = waiting.iter().map(|(key, _)| key.clone()).collect();
         let sent = match prepared::compose(&self.sinks, destination, waiting) {
             Ok(Composed::Wecom(sink, messages)) => attempt.run(sink, messages).await?,
             Ok(Composed::Email(sink, messages)) => attempt.run(sink, messages).await?,
@@ -246,6 +272,14 @@ impl Delivery {
             Stop::Shutdown => {
                 outcome.waiting = Some("shutting down".into());
                 Ok(ControlFlow::Break(outcome))
+            }
+            Stop::Failed(SendError::Rejected { reason }) => {
+                if let Some(key) = keys.get(sent.messages) {
+                    self.store.refuse_prepared(key, &reason).await?;
+                }
+                tracing::error!(destination = %destination.describe(), "a report or alert message was refused: {reason}; it stays pending (`churn-alert state pending`) until `churn-alert state retry --route {}`; the destination's other deliveries go on", destination.route.name);
+                outcome.waiting = Some(format!("a report or alert message was refused: {reason}"));
+                Ok(ControlFlow::Continue(outcome))
             }
             Stop::Failed(err) => {
                 let outcome = self
@@ -417,9 +451,7 @@ impl Delivery {
                 from.route
             );
         }
-        // A prepared message (a report, an alert) was made for this destination: it has
-        // nowhere else to go.
-        let stranded = plan.stranded + self.store.prepared_for(from)?.len();
+        let stranded = plan.stranded + self.reroute_prepared(from, router).await?;
         if stranded > 0 {
             let reason = format!(
                 "{stranded} pending, but this destination left the config and route `{}` has no other destination of its kind for them; restore the destination, or discard them with `churn-alert state drop --destination {from}`",
@@ -434,6 +466,42 @@ impl Delivery {
             report.retry_at(now);
         }
         Ok(())
+    }
+
+    /// Moves the prepared messages (reports, alerts) of `from`, a destination that left the
+    /// config, to the route's own destinations of the same kind that their producer did not
+    /// queue them for (a fixed robot key or address is a new destination: it gets them; a
+    /// sibling robot had its own copy). Returns how many have nowhere to go.
+    async fn reroute_prepared(
+        &self,
+        from: &DestinationId,
+        router: &Router<'_>,
+    ) -> Result<usize, StoreError> {
+        let targets: Vec<DestinationId> = router
+            .config()
+            .route(&from.route)
+            .map(Router::own_destinations)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|d| d.kind == from.kind && d != from)
+            .collect();
+        let mut stranded = 0;
+        for (key, message) in self.store.prepared_for(from)? {
+            let fresh: Vec<DestinationId> = targets
+                .iter()
+                .filter(|d| !message.queued_for.contains(&d.to_string()))
+                .cloned()
+                .collect();
+            if fresh.is_empty() {
+                stranded += 1;
+                continue;
+            }
+            self.store
+                .move_prepared(from, &key, &message, &fresh)
+                .await?;
+            tracing::warn!(from = %from, what = %message.what, "destination left the config; its report or alert goes to the route's new destination of its kind");
+        }
+        Ok(stranded)
     }
 
     /// If `now` falls in quiet hours, when they end (unix seconds).

@@ -25,7 +25,7 @@ pub(crate) fn after_failure(
     let attempts = previous.map_or(0, |p| p.attempts) + 1;
     let since = previous.map_or(now, |p| p.since);
     let (status, retry_at) = match err {
-        SendError::Permanent { .. } => (DeliveryStatus::Failed, None),
+        SendError::Permanent { .. } | SendError::Rejected { .. } => (DeliveryStatus::Failed, None),
         SendError::Blocked | SendError::Transient { .. } => {
             let policy = Backoff {
                 base: blocked_wait,

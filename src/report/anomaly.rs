@@ -96,6 +96,8 @@ pub(crate) async fn alert(pipeline: &Pipeline, now: i64) -> Result<usize, StoreE
                         label: "alert".into(),
                         queued_at: now,
                         body,
+                        queued_for: Vec::new(),
+                        refused: None,
                     }],
                 )),
                 Ok(None) => {}

@@ -113,8 +113,8 @@ async fn run_if_due(
     shutdown: &Shutdown,
 ) -> Result<usize, ReportError> {
     let store = pipeline.store();
-    let Some(since) = store.report_since(&spec.name)? else {
-        store.set_report_since(&spec.name, now).await?;
+    let Some(since) = store.report_since(&spec.name, spec.period)? else {
+        store.set_report_since(&spec.name, spec.period, now).await?;
         return Ok(0);
     };
     let mut queued = 0;

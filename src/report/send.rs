@@ -86,11 +86,18 @@ pub(crate) async fn send_now(
             Delivered::Unsendable(reason) => Sent::Unsendable(reason.clone()),
             _ if before == 0 => Sent::AlreadyDelivered,
             _ if store.prepared_for(id)?.is_empty() => Sent::Delivered { messages: before },
-            _ => Sent::Waiting(
-                store
-                    .destination_state(id)?
-                    .map_or_else(|| "not delivered yet".to_owned(), |s| s.reason),
-            ),
+            _ => {
+                let refused = store
+                    .prepared_for(id)?
+                    .into_iter()
+                    .find_map(|(_, m)| m.refused);
+                let state = store.destination_state(id)?.map(|s| s.reason);
+                Sent::Waiting(
+                    refused
+                        .or(state)
+                        .unwrap_or_else(|| "not delivered yet".to_owned()),
+                )
+            }
         };
         outcomes.push((id.clone(), sent));
     }
@@ -110,8 +117,18 @@ pub(crate) async fn run(
     dry_run: bool,
     shutdown: &Shutdown,
 ) -> Result<Run, ReportError> {
-    let losses = fetch(pipeline, spec, &period, now).await?;
     let routing = pipeline.routing();
+    let uses_departments = pipeline
+        .config()
+        .route(&spec.route)
+        .is_some_and(|r| r.uses_departments());
+    if !dry_run && out.is_none() && uses_departments && routing.directory().is_none() {
+        // Like a loss, a report is held while routing lacks the org chart: produced now, its
+        // department destinations would never get it.
+        tracing::warn!(report = %spec.name, period = %period.key(), "report held: route `{}` routes by department and the org chart was never read; it is produced once it is", spec.route);
+        return Ok(Run::default());
+    }
+    let losses = fetch(pipeline, spec, &period, now).await?;
     let router = routing.router();
     let planned = plan(
         pipeline.config(),
@@ -204,6 +221,11 @@ pub(crate) async fn queue(
     let mut messages = Vec::new();
     for item in planned {
         let id = item.destination.id.clone();
+        // Release 0.1 delivered it here whole (its ledger says so): not again.
+        if store.legacy_delivered(&spec.name, &period.key(), &id.to_string())? {
+            outcomes.push((id, Delivered::AlreadyProduced));
+            continue;
+        }
         match prepare(sinks, item, &what, now) {
             Ok(parts) => {
                 outcomes.push((id.clone(), Delivered::Queued));
@@ -219,7 +241,8 @@ pub(crate) async fn queue(
         producer: spec.name.clone(),
         period: period.key(),
     };
-    if store.queue_produced(&produced, &messages, now).await? {
+    let before = store.report_produced(&produced.producer, &produced.period)?;
+    if !before && store.queue_produced(&produced, &messages, now).await? {
         tracing::info!(report = %spec.name, period = %period.key(), destinations = messages.len(), "report queued for delivery");
     } else {
         for (_, outcome) in &mut outcomes {
@@ -243,6 +266,8 @@ fn prepare(
         label,
         queued_at: now,
         body,
+        queued_for: Vec::new(),
+        refused: None,
     };
     match &item.destination.target {
         Target::Wecom { msgtype, .. } => {

@@ -91,9 +91,14 @@ pub enum SendError {
     /// Blocked for sending too fast: leave it alone for a while.
     #[error("robot is blocked for sending too fast (errcode 45009: api freq out of limit)")]
     Blocked,
-    /// Retrying cannot help until a person changes something.
+    /// Retrying cannot help until a person changes something: the destination is wrong (a
+    /// removed robot, a bad address, no `[smtp]`).
     #[error("{reason}")]
     Permanent { reason: String },
+    /// This message, not the destination, is refused for good (too long, a file or picture
+    /// the robot will not take): the destination's other messages can still go.
+    #[error("{reason}")]
+    Rejected { reason: String },
     /// Worth retrying later.
     #[error("{reason}")]
     Transient { reason: String },

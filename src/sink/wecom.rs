@@ -136,7 +136,11 @@ impl WecomSink {
         loop {
             let err = match self.try_deliver(robot, &message.body).await {
                 Ok(()) => return Ok(()),
-                Err(err @ (SendError::Blocked | SendError::Permanent { .. })) => return Err(err),
+                Err(
+                    err @ (SendError::Blocked
+                    | SendError::Permanent { .. }
+                    | SendError::Rejected { .. }),
+                ) => return Err(err),
                 Err(err) => err,
             };
             if attempt >= self.max_retries {
@@ -219,9 +223,15 @@ impl WecomSink {
         match answer.errcode {
             Some(0) => Ok(answer),
             Some(45009) => Err(SendError::Blocked),
-            Some(code @ (93000 | 40058 | 40009 | 301019)) => Err(SendError::Permanent {
+            Some(code @ 93000) => Err(SendError::Permanent {
                 reason: format!(
                     "robot refused the message permanently (errcode {code}: {})",
+                    meaning(code)
+                ),
+            }),
+            Some(code @ (40058 | 40009 | 301019)) => Err(SendError::Rejected {
+                reason: format!(
+                    "robot refused this message permanently (errcode {code}: {})",
                     meaning(code)
                 ),
             }),

@@ -15,6 +15,12 @@ use serde::{Deserialize, Serialize};
 
 use super::{Store, StoreError};
 
+/// Whether a release 0.1 delivery entry (`{"done": true, …}`) is finished.
+fn legacy_done(value: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(value)
+        .is_ok_and(|v| v["done"].as_bool() == Some(true))
+}
+
 /// Staff deletions counted for one staff member on one day.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeleteCount {
@@ -48,20 +54,51 @@ fn corrupt(e: impl std::fmt::Display) -> StoreError {
 }
 
 impl Store {
-    /// When the report `name` was first seen in the config: its periods start after this.
-    /// (Release 0.1 kept here the last time the crontab was handled, which reads the same way:
-    /// every period that ended before it was handled then.)
-    pub fn report_since(&self, name: &str) -> Result<Option<i64>, StoreError> {
-        Ok(self
-            .ledger
-            .get(format!("checked\0{name}"))?
-            .and_then(|v| v.as_ref().try_into().ok().map(i64::from_be_bytes)))
+    /// When the report `name` with periods of `kind` was first seen in the config: its
+    /// periods start after this. A report whose period kind changed starts again (its old
+    /// periods are not the new kind's). Release 0.1 kept `checked\0NAME`, the last time the
+    /// crontab was handled, which reads the same way for the kind it had.
+    pub fn report_since(
+        &self,
+        name: &str,
+        kind: crate::config::PeriodKind,
+    ) -> Result<Option<i64>, StoreError> {
+        let read = |key: String| -> Result<Option<i64>, StoreError> {
+            Ok(self
+                .ledger
+                .get(key)?
+                .and_then(|v| v.as_ref().try_into().ok().map(i64::from_be_bytes)))
+        };
+        match read(format!("since\0{name}\0{kind:?}"))? {
+            Some(since) => Ok(Some(since)),
+            None if self
+                .ledger
+                .scan_prefix(format!("since\0{name}\0"))
+                .next()
+                .is_none() =>
+            {
+                // Release 0.1's anchor, kept from now on under the kind it had.
+                let legacy = read(format!("checked\0{name}"))?;
+                if let Some(since) = legacy {
+                    self.ledger
+                        .insert(format!("since\0{name}\0{kind:?}"), &since.to_be_bytes())?;
+                }
+                Ok(legacy)
+            }
+            None => Ok(None),
+        }
     }
 
-    /// Records when the report `name` was first seen. Durable when this returns.
-    pub async fn set_report_since(&self, name: &str, at: i64) -> Result<(), StoreError> {
+    /// Records when the report `name` with periods of `kind` was first seen. Durable when
+    /// this returns.
+    pub async fn set_report_since(
+        &self,
+        name: &str,
+        kind: crate::config::PeriodKind,
+        at: i64,
+    ) -> Result<(), StoreError> {
         self.ledger
-            .insert(format!("checked\0{name}"), &at.to_be_bytes())?;
+            .insert(format!("since\0{name}\0{kind:?}"), &at.to_be_bytes())?;
         self.durable().await?;
         Ok(())
     }
@@ -75,13 +112,30 @@ impl Store {
         {
             return Ok(true);
         }
-        let earlier = format!("sent\0{name}\0{period}\0");
+        // Release 0.1: produced when every destination it began had it whole; one it had not
+        // finished makes the period due again, and `legacy_delivered` spares the others.
+        let mut began = false;
+        for item in self.ledger.scan_prefix(format!("sent\0{name}\0{period}\0")) {
+            let (_, value) = item?;
+            began = true;
+            if !legacy_done(&value) {
+                return Ok(false);
+            }
+        }
+        Ok(began)
+    }
+
+    /// Whether release 0.1 delivered `name`'s `period` to `destination` whole.
+    pub fn legacy_delivered(
+        &self,
+        name: &str,
+        period: &str,
+        destination: &str,
+    ) -> Result<bool, StoreError> {
         Ok(self
             .ledger
-            .scan_prefix(earlier)
-            .next()
-            .transpose()?
-            .is_some())
+            .get(format!("sent\0{name}\0{period}\0{destination}"))?
+            .is_some_and(|value| legacy_done(&value)))
     }
 
     /// Records that the report `name` was produced for `period` at `at`, so that it is never
@@ -164,11 +218,27 @@ mod tests {
             .unwrap();
         assert!(store.report_produced("weekly", "a..b").unwrap());
         // Release 0.1 kept per-destination delivery entries here.
+        let done = br#"{"sent":["summary-1"],"done":true,"at":5}"#.as_slice();
+        let half = br#"{"sent":["summary-1"],"done":false,"at":5}"#.as_slice();
         store
             .ledger
-            .insert("sent\0weekly\0c..d\0managers/wecom/0", b"{}".as_slice())
+            .insert("sent\0weekly\0c..d\0managers/wecom/0", done)
             .unwrap();
         assert!(store.report_produced("weekly", "c..d").unwrap());
+        store
+            .ledger
+            .insert("sent\0weekly\0c..d\0managers/wecom/1", half)
+            .unwrap();
+        assert!(
+            !store.report_produced("weekly", "c..d").unwrap(),
+            "one destination unfinished: due again"
+        );
+        assert!(store
+            .legacy_delivered("weekly", "c..d", "managers/wecom/0")
+            .unwrap());
+        assert!(!store
+            .legacy_delivered("weekly", "c..d", "managers/wecom/1")
+            .unwrap());
         assert!(
             !store.report_produced("weekly", "c..").unwrap(),
             "no prefix match"

@@ -53,6 +53,16 @@ pub struct Prepared {
     /// Unix seconds when it was queued.
     pub queued_at: i64,
     pub body: PreparedBody,
+    /// Every destination its producer queued it for (ids): a message moved from a destination
+    /// that left the config (a fixed robot key, a fixed address) goes only to destinations
+    /// that never had it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub queued_for: Vec<String>,
+    /// Why the destination refused this message for good (a file it will not take): it stays,
+    /// visible in `state pending`, and is not tried again until `state retry`; the
+    /// destination's other deliveries go on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
 }
 
 /// A message's content, without its address.
@@ -129,10 +139,15 @@ impl Store {
         messages: &[(DestinationId, Vec<Prepared>)],
         now: i64,
     ) -> Result<bool, StoreError> {
+        let queued_for: Vec<String> = messages.iter().map(|(id, _)| id.to_string()).collect();
         let mut entries = Vec::new();
         for (destination, parts) in messages {
             for (part, message) in (0_u32..).zip(parts) {
-                let value = serde_json::to_vec(message).map_err(corrupt)?;
+                let message = Prepared {
+                    queued_for: queued_for.clone(),
+                    ..message.clone()
+                };
+                let value = serde_json::to_vec(&message).map_err(corrupt)?;
                 entries.push((produced.part_key(destination, part), value));
             }
         }
@@ -164,6 +179,70 @@ impl Store {
                 Ok((key.to_vec(), message))
             })
             .collect()
+    }
+
+    /// Moves the message at `key` (waiting for `from`) to each of `to`, in one transaction.
+    /// Durable when this returns.
+    pub async fn move_prepared(
+        &self,
+        from: &DestinationId,
+        key: &[u8],
+        message: &Prepared,
+        to: &[DestinationId],
+    ) -> Result<(), StoreError> {
+        let rest = key
+            .strip_prefix(outbox_prefix(from).as_slice())
+            .ok_or_else(|| corrupt("a prepared key outside its destination"))?;
+        let mut moved = message.clone();
+        moved.queued_for.extend(to.iter().map(ToString::to_string));
+        // The old destination's refusal says nothing about the new one.
+        moved.refused = None;
+        let value = serde_json::to_vec(&moved).map_err(corrupt)?;
+        let mut batch = sled::Batch::default();
+        for destination in to {
+            let mut new_key = outbox_prefix(destination);
+            new_key.extend_from_slice(rest);
+            batch.insert(new_key, value.clone());
+        }
+        batch.remove(key);
+        self.prepared.apply_batch(batch)?;
+        self.durable().await
+    }
+
+    /// Records that `key`'s destination refused it for good. Durable when this returns.
+    pub async fn refuse_prepared(&self, key: &[u8], reason: &str) -> Result<(), StoreError> {
+        let Some(value) = self.prepared.get(key)? else {
+            return Ok(());
+        };
+        let mut message: Prepared = serde_json::from_slice(&value).map_err(corrupt)?;
+        message.refused = Some(reason.to_owned());
+        self.prepared
+            .insert(key, serde_json::to_vec(&message).map_err(corrupt)?)?;
+        self.durable().await
+    }
+
+    /// Makes refused messages of `route` (every route: `None`) due again (`state retry`);
+    /// returns how many.
+    pub async fn retry_refused(&self, route: Option<&str>) -> Result<usize, StoreError> {
+        let mut retried = 0;
+        for item in self.prepared.iter() {
+            let (key, value) = item?;
+            let end = key.iter().position(|b| *b == 0).unwrap_or(key.len());
+            let in_route = match route {
+                None => true,
+                Some(route) => super::outbox::parse_id("prepared", &key[..end])?.route == route,
+            };
+            let mut message: Prepared = serde_json::from_slice(&value).map_err(corrupt)?;
+            if in_route && message.refused.take().is_some() {
+                self.prepared
+                    .insert(key, serde_json::to_vec(&message).map_err(corrupt)?)?;
+                retried += 1;
+            }
+        }
+        if retried > 0 {
+            self.durable().await?;
+        }
+        Ok(retried)
     }
 
     /// How many messages wait, per destination.
@@ -201,6 +280,8 @@ mod tests {
             what: "客户流失周报 2026-11-16..2026-11-22".into(),
             label: label.into(),
             queued_at: 100,
+            queued_for: Vec::new(),
+            refused: None,
             body: PreparedBody::Image {
                 png: Bytes(vec![137, 80, 78, 71].into()),
             },

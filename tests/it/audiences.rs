@@ -3,9 +3,9 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use churn_alert_sim::SimLoss;
 use crate::common::smtp::SmtpServer;
 use crate::common::*;
+use churn_alert_sim::SimLoss;
 use mail_parser::MessageParser;
 
 fn mentions(content: &str) -> Vec<String> {

@@ -1,8 +1,8 @@
 //! Issue 11's acceptance: the org chart from Weiban, routing by department, department
 //! robots with a fallback, ambiguous names, outages, still-followed marks, the `staff` command.
 
-use churn_alert_sim::{SimDepartment, SimLoss, SimStaff};
 use crate::common::*;
+use churn_alert_sim::{SimDepartment, SimLoss, SimStaff};
 
 fn org(env: &Env) {
     let d = |id, name: &str, parent| SimDepartment {

@@ -1,8 +1,8 @@
 //! Issue 18's reproductions: no loss without a destination or a visible reason, and robots
 //! known by who they are.
 
-use churn_alert_sim::{SimDepartment, SimLoss, SimStaff, WeibanSimOptions};
 use crate::common::*;
+use churn_alert_sim::{SimDepartment, SimLoss, SimStaff, WeibanSimOptions};
 
 fn org(env: &Env) {
     let d = |id, name: &str, parent| SimDepartment {

@@ -2,8 +2,8 @@
 
 use std::time::{Duration, Instant};
 
-use churn_alert_sim::{SimDepartment, SimLoss, SimStaff, WeibanFaults};
 use crate::common::*;
+use churn_alert_sim::{SimDepartment, SimLoss, SimStaff, WeibanFaults};
 
 const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.toml");
 

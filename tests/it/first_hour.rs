@@ -1,8 +1,8 @@
 //! Issue 13's acceptance: messages that never misstate who left, truthful numbers, and the
 //! first hour of a new operator.
 
-use churn_alert_sim::SimLoss;
 use crate::common::*;
+use churn_alert_sim::SimLoss;
 use serde_json::{json, Value};
 
 /// The documented example item, as a loss `customer` that left `ago` seconds ago, with

@@ -1,7 +1,7 @@
 //! Issue 2's acceptance: the real binary against the simulators over loopback.
 
-use churn_alert_sim::{RobotFaults, SimLoss};
 use crate::common::*;
+use churn_alert_sim::{RobotFaults, SimLoss};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_loss_is_posted_exactly_once_across_cycles_and_processes() {

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use churn_alert_sim::{SimLoss, WeibanSimOptions};
 use crate::common::*;
+use churn_alert_sim::{SimLoss, WeibanSimOptions};
 
 /// How often each loss's customer name appears in what `key` accepted.
 fn times_delivered(env: &Env, key: &str, loss: &SimLoss) -> usize {

@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use churn_alert_sim::{RobotFaults, SimLoss, WeibanFaults, WeibanSimOptions};
 use crate::common::*;
+use churn_alert_sim::{RobotFaults, SimLoss, WeibanFaults, WeibanSimOptions};
 
 /// How often each customer name appears in the messages a robot key accepted.
 fn counts(env: &Env, key: &str, losses: &[SimLoss]) -> HashMap<String, usize> {

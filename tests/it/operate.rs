@@ -3,10 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use chrono::{Timelike, Utc};
-use churn_alert_sim::{RobotFaults, SimLoss, WeibanFaults};
 use crate::common::smtp::SmtpServer;
 use crate::common::*;
+use chrono::{Timelike, Utc};
+use churn_alert_sim::{RobotFaults, SimLoss, WeibanFaults};
 
 // Under paused time: the daemon runs in this process, and the minute of quiet passes at once.
 #[tokio::test(start_paused = true)]
@@ -191,8 +191,13 @@ async fn no_secret_appears_in_trace_level_logs() {
         "username = \"alerts\"\npassword = \"smtp-pass-5e1d\"\ntimeout",
     );
     env.write_config(&routes, &format!("{FAST}\n{smtp_config}"));
-    env.weiban
-        .add_losses(&SimLoss::generate("密", 20, 2, crate::common::now() - 30, 1));
+    env.weiban.add_losses(&SimLoss::generate(
+        "密",
+        20,
+        2,
+        crate::common::now() - 30,
+        1,
+    ));
     // First a cycle where every Weiban request fails (each kind of fault in turn, retried until
     // the client gives up), then cycles that succeed, through a robot that refuses now and then.
     env.weiban

@@ -5,10 +5,10 @@
 use std::io::Cursor;
 use std::time::Duration;
 
+use crate::common::*;
 use calamine::{Data, Reader, Xlsx};
 use chrono::{NaiveDate, TimeZone};
 use churn_alert_sim::{Received, SimLoss};
-use crate::common::*;
 use mail_parser::MimeHeaders as _;
 use md5::{Digest as _, Md5};
 
@@ -543,4 +543,76 @@ async fn a_refused_report_waits_in_the_outbox_visibly_and_state_retry_sends_it()
         .await
         .stdout
         .contains("nothing is pending"));
+}
+
+/// A report part the robot refuses for good (40058) waits, marked refused, without holding
+/// back the robot's alerts on losses or the report's other parts; `state retry` sends it.
+#[tokio::test(start_paused = true)]
+async fn a_refused_report_part_never_blocks_the_robots_alerts() {
+    use std::process::ExitCode;
+
+    let env = Env::new().await;
+    week_of_losses(&env);
+    report_config(&env, &["k1"], "", "");
+    // The summary is taken, the chart refused for good.
+    env.robot.script(&[Some(0), Some(40058)]);
+    let first = env
+        .in_process(&["report", "--name", "weekly", "--period", WEEK])
+        .await;
+    assert_eq!(first.code, ExitCode::FAILURE, "{}", first.stdout);
+    let pending = env.in_process(&["state", "pending"]).await.stdout;
+    assert!(pending.contains("(chart), refused"), "{pending}");
+
+    env.weiban
+        .add_losses(&SimLoss::generate("新", 1, 1, now() - 30, 1));
+    let once = env.once_in_process().await;
+    let received = env.robot.received();
+    assert!(
+        received.iter().any(|m| m.content.contains("新客户")),
+        "the alert went out past the refused part: {}",
+        once.stderr
+    );
+    assert!(
+        received.iter().any(|m| m.msgtype == "file"),
+        "the report's list went out too"
+    );
+    assert!(!received.iter().any(|m| m.msgtype == "image"));
+
+    let retried = env.in_process(&["state", "retry"]).await;
+    assert_eq!(retried.code, ExitCode::SUCCESS, "{}", retried.stderr);
+    let again = env.once_in_process().await;
+    assert_eq!(again.code, ExitCode::SUCCESS, "{}", again.stderr);
+    let received = env.robot.received();
+    assert_eq!(
+        received.iter().filter(|m| m.msgtype == "image").count(),
+        1,
+        "the chart, once"
+    );
+    assert_eq!(received.iter().filter(|m| m.msgtype == "file").count(), 1);
+}
+
+/// A report waiting for a robot whose key is then fixed in the config goes to the fixed robot
+/// (a new destination), never stranded and never to a sibling that had its own copy.
+#[tokio::test(start_paused = true)]
+async fn a_waiting_report_follows_a_fixed_robot_key() {
+    use std::process::ExitCode;
+
+    let env = Env::new().await;
+    week_of_losses(&env);
+    report_config(&env, &["k2", "typo"], "", "");
+    env.robot.set_removed("typo", true);
+    let first = env
+        .in_process(&["report", "--name", "weekly", "--period", WEEK])
+        .await;
+    assert_eq!(first.code, ExitCode::FAILURE, "{}", first.stdout);
+    let to = |key: &str| env.robot.received().iter().filter(|m| m.key == key).count();
+    assert_eq!(to("k2"), 3);
+
+    report_config(&env, &["k2", "k1"], "", "");
+    let once = env.once_in_process().await;
+    assert_eq!(once.code, ExitCode::SUCCESS, "{}", once.stderr);
+    assert_eq!(to("k1"), 3, "the fixed robot gets the report");
+    assert_eq!(to("k2"), 3, "the sibling had its own copy: not again");
+    let pending = env.in_process(&["state", "pending"]).await.stdout;
+    assert!(pending.contains("nothing is pending"), "{pending}");
 }
