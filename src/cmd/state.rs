@@ -279,7 +279,7 @@ async fn drop_pending(opts: &StateOpts, destination: &str) -> anyhow::Result<Exi
         print_json(&serde_json::json!({ "destination": destination, "dropped": dropped }))?;
     } else {
         crate::cmd::console::show!(
-            "dropped {dropped} pending loss(es) of {destination}; they will not be delivered"
+            "dropped {dropped} pending deliveries (losses, report parts, alerts) of {destination}; they will not be delivered"
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -65,7 +65,13 @@ pub(crate) async fn alert(pipeline: &Pipeline, now: i64) -> Result<usize, StoreE
     let mut queued = 0;
     for (day, staff_id, count, route) in &due {
         let produced = Produced {
-            producer: format!("alert:{}:{}", route.name, staff_id.escape_default()),
+            // The route's `:` escaped, so that the first bare `:` ends it (names without one
+            // keep the key earlier releases wrote).
+            producer: format!(
+                "alert:{}:{}",
+                route.name.replace('\\', "\\\\").replace(':', "\\:"),
+                staff_id.escape_default()
+            ),
             period: day.clone(),
         };
         if store.report_produced(&produced.producer, &produced.period)? {

@@ -9,7 +9,7 @@
 //! - over TCP at `[server] listen` only when `[server] token` is set, with
 //!   `Authorization: Bearer <token>`; without a token, TCP answers 404 and says why.
 
-use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
 use axum::extract::State;
@@ -70,8 +70,8 @@ fn routes(source: StateSource) -> Router {
 /// cannot be made is logged, not fatal: the daemon's work does not depend on it.
 pub(crate) fn serve_local(store_path: &Path, source: StateSource, mut shutdown: Shutdown) {
     let path = socket_path(store_path);
-    let listener = match bind_private(&path) {
-        Ok(listener) => listener,
+    let (listener, inode) = match bind_private(&path) {
+        Ok(bound) => bound,
         Err(e) => {
             tracing::warn!(
                 socket = %path.display(),
@@ -89,25 +89,35 @@ pub(crate) fn serve_local(store_path: &Path, source: StateSource, mut shutdown: 
         if let Err(e) = served {
             tracing::error!("the state socket stopped: {e}");
         }
-        let _ = std::fs::remove_file(&path);
+        // Only our own socket: a daemon started since may have bound a new one here.
+        let ours = std::fs::symlink_metadata(&path).is_ok_and(|m| m.ino() == inode);
+        if ours {
+            let _ = std::fs::remove_file(&path);
+        }
     });
 }
 
 /// Binds a unix socket at `path` that only this user can connect to: bound inside a fresh
-/// 0700 directory, narrowed to 0600, then renamed over `path` (replacing a stale socket that
-/// a killed daemon left; the store's lock says no other daemon runs).
-fn bind_private(path: &Path) -> std::io::Result<tokio::net::UnixListener> {
-    let private = path.with_file_name(format!(".churn-alert-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&private);
+/// 0700 directory of an unpredictable name, narrowed to 0600, then renamed over `path`
+/// (replacing a stale socket that a killed daemon left; the store's lock says no other daemon
+/// runs). Returns the listener and the socket's inode, which says later whether the socket at
+/// `path` is still this one.
+fn bind_private(path: &Path) -> std::io::Result<(tokio::net::UnixListener, u64)> {
+    // std's hasher keys are random per process: an unpredictable name without a new crate.
+    let nonce =
+        std::hash::BuildHasher::hash_one(&std::collections::hash_map::RandomState::new(), path);
+    let private = path.with_file_name(format!(".churn-alert-{nonce:016x}"));
+    // `create` fails if it exists: a directory planted there is never used.
     std::fs::DirBuilder::new().mode(0o700).create(&private)?;
     let bound = (|| {
         let inside = private.join("s");
         let listener = tokio::net::UnixListener::bind(&inside)?;
         std::fs::set_permissions(&inside, std::fs::Permissions::from_mode(0o600))?;
+        let inode = std::fs::symlink_metadata(&inside)?.ino();
         std::fs::rename(&inside, path)?;
-        Ok(listener)
+        Ok((listener, inode))
     })();
-    let _ = std::fs::remove_dir_all(&private);
+    let _ = std::fs::remove_dir(&private);
     bound
 }
 

@@ -41,6 +41,14 @@ pub enum WeibanError {
         endpoint: &'static str,
         reason: String,
     },
+    #[error(
+        "Weiban {endpoint}'s total_count is {total}, more than the {limit} losses one window may hold; the live window does not advance: if that many are real, backfill shorter periods (`churn-alert backfill --from … --to …`)"
+    )]
+    WindowTooLarge {
+        endpoint: &'static str,
+        total: u64,
+        limit: u64,
+    },
     #[error("Weiban {endpoint} answered inconsistently: {reason}")]
     Inconsistent {
         endpoint: &'static str,
@@ -63,7 +71,7 @@ impl WeibanError {
             Self::Http { status, .. } if *status >= 500 || *status == 429 => Recovery::Retry,
             Self::Http { .. } => Recovery::GiveUp,
             Self::Transport { .. } | Self::Malformed { .. } => Recovery::Retry,
-            Self::Inconsistent { .. } => Recovery::GiveUp,
+            Self::Inconsistent { .. } | Self::WindowTooLarge { .. } => Recovery::GiveUp,
         }
     }
 

@@ -5,7 +5,8 @@
 //! for all its destinations and marks itself produced in the ledger in one transaction: a
 //! crash leaves both or neither, and a period or an alert is produced once. Keys are
 //! `<destination id>\0<produced key>\0<part number>` (the produced key holds no NUL), so a
-//! destination's messages come out in the order they were queued. Delivery removes each
+//! destination's messages come out grouped by what produced them (by its name and period),
+//! each one's parts in order. Delivery removes each
 //! message once its destination accepted it; a refusal leaves it, and the destination's state
 //! says when to try again. The robot's URL or the mailbox is not stored: it comes from the
 //! config at send time, so no key reaches the store.

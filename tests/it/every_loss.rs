@@ -225,6 +225,11 @@ async fn an_absurd_total_count_is_a_clear_error_not_an_abort() {
         err.contains("total_count is 9000000000000000000") && err.contains("1000000"),
         "{err}"
     );
+    assert_eq!(
+        env.weiban.stats().outflow_requests,
+        1,
+        "refused at once, not fetched again as a list that moved"
+    );
 }
 
 /// §5: one row listed twice (same customer, staff member and second) does not fail the window.

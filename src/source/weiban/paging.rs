@@ -186,13 +186,11 @@ impl WeibanClient {
             return self.fetch_without_count(window, first, tally, sink).await;
         };
         if total > MAX_WINDOW_ITEMS {
-            return Err(FetchError::Weiban(WeibanError::Inconsistent {
+            // Not "the list moved": fetching again cannot help.
+            return Err(FetchError::Weiban(WeibanError::WindowTooLarge {
                 endpoint: OUTFLOW_ENDPOINT,
-                reason: format!(
-                    "total_count is {total}, more than the {MAX_WINDOW_ITEMS} losses one window may \
-                     hold; if that many losses are real, backfill shorter periods \
-                     (`churn-alert backfill --from … --to …`)"
-                ),
+                total,
+                limit: MAX_WINDOW_ITEMS,
             }));
         }
         let mut boundaries = Boundaries::default();
