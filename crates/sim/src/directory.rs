@@ -3,14 +3,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
-
-use super::weiban::{lock, Shared};
 
 /// A department: id, name, parent id (0 for the root's children too), order.
 #[derive(Debug, Clone)]
@@ -48,100 +45,73 @@ pub(crate) struct Directory {
 
 #[derive(Deserialize)]
 pub(crate) struct ListQuery {
-    access_token: Option<String>,
+    pub access_token: Option<String>,
     limit: Option<String>,
     offset: Option<String>,
-    id: Option<String>,
+    pub id: Option<String>,
 }
 
-/// The token check and outage switch every directory endpoint shares.
-fn gate(state: &Shared, endpoint: &str, token: Option<&str>) -> Option<Response> {
-    let mut s = lock(state);
-    *s.directory.requests.entry(endpoint.to_owned()).or_default() += 1;
-    if s.directory.down.contains(endpoint) {
-        return Some((StatusCode::INTERNAL_SERVER_ERROR, "down").into_response());
+impl Directory {
+    /// The outage switch every directory endpoint shares, and the token check; counts the
+    /// request. `None`: answer it.
+    pub(crate) fn admit(&mut self, endpoint: &str, token_ok: bool) -> Option<Response> {
+        *self.requests.entry(endpoint.to_owned()).or_default() += 1;
+        if self.down.contains(endpoint) {
+            return Some((StatusCode::INTERNAL_SERVER_ERROR, "down").into_response());
+        }
+        if !token_ok {
+            return Some(Json(json!({"errcode": 10001, "errmsg": "认证错误"})).into_response());
+        }
+        None
     }
-    if !token.is_some_and(|t| s.tokens.contains(t)) {
-        return Some(Json(json!({"errcode": 10001, "errmsg": "认证错误"})).into_response());
-    }
-    None
-}
 
-pub(crate) async fn staff_list(
-    State(state): State<Shared>,
-    Query(q): Query<ListQuery>,
-) -> Response {
-    if let Some(refused) = gate(&state, "staff/list", q.access_token.as_deref()) {
-        return refused;
+    /// `staff/list`'s answer for `q`'s page.
+    pub(crate) fn staff_page(&self, q: &ListQuery) -> Value {
+        let parse =
+            |v: &Option<String>, d: usize| v.as_deref().and_then(|v| v.parse().ok()).unwrap_or(d);
+        let limit = parse(&q.limit, 30).clamp(1, 100);
+        let offset = parse(&q.offset, 0);
+        let page: Vec<Value> = self
+            .staff
+            .iter()
+            .skip(offset)
+            .take(limit)
+            .map(|m| {
+                json!({"id": m.id, "name": m.name, "email": m.email, "mobile": "", "status": m.status, "department": m.departments})
+            })
+            .collect();
+        json!({"errcode": 0, "errmsg": "ok", "total": self.staff.len(), "staff_list": page})
     }
-    let s = lock(&state);
-    let parse =
-        |v: &Option<String>, d: usize| v.as_deref().and_then(|v| v.parse().ok()).unwrap_or(d);
-    let limit = parse(&q.limit, 30).clamp(1, 100);
-    let offset = parse(&q.offset, 0);
-    let page: Vec<Value> = s
-        .directory
-        .staff
-        .iter()
-        .skip(offset)
-        .take(limit)
-        .map(|m| {
-            json!({"id": m.id, "name": m.name, "email": m.email, "mobile": "", "status": m.status, "department": m.departments})
-        })
-        .collect();
-    Json(
-        json!({"errcode": 0, "errmsg": "ok", "total": s.directory.staff.len(), "staff_list": page}),
-    )
-    .into_response()
-}
 
-pub(crate) async fn department_list(
-    State(state): State<Shared>,
-    Query(q): Query<ListQuery>,
-) -> Response {
-    if let Some(refused) = gate(&state, "department/list", q.access_token.as_deref()) {
-        return refused;
+    /// `department/list`'s answer.
+    pub(crate) fn department_answer(&self) -> Value {
+        let list: Vec<Value> = self
+            .departments
+            .iter()
+            .enumerate()
+            .map(|(i, d)| json!({"id": d.id, "name": d.name, "parentid": d.parent, "order": i}))
+            .collect();
+        json!({"errcode": 0, "errmsg": "ok", "department": list})
     }
-    let s = lock(&state);
-    let list: Vec<Value> = s
-        .directory
-        .departments
-        .iter()
-        .enumerate()
-        .map(|(i, d)| json!({"id": d.id, "name": d.name, "parentid": d.parent, "order": i}))
-        .collect();
-    Json(json!({"errcode": 0, "errmsg": "ok", "department": list})).into_response()
-}
 
-pub(crate) async fn customer_get(
-    State(state): State<Shared>,
-    Query(q): Query<ListQuery>,
-) -> Response {
-    if let Some(refused) = gate(&state, "external_user/get", q.access_token.as_deref()) {
-        return refused;
+    /// `external_user/get`'s answer for customer `id`, in the nested or the flat shape.
+    pub(crate) fn customer_answer(&self, id: &str) -> Value {
+        let follow: Vec<Value> = self
+            .followers
+            .get(id)
+            .map(|list| {
+                list.iter()
+                    .zip(1_688_850_000_i64..)
+                    .map(|((uid, name), staff_id)| {
+                        if self.flat_followers {
+                            json!({"id": uid, "staff_id": staff_id, "name": name, "remark": "", "createtime": 0})
+                        } else {
+                            json!({"staff": {"id": uid, "name": name}, "remark": "", "createtime": 0})
+                        }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        json!({"errcode": 0, "errmsg": "ok", "external_user": {"id": id, "follow_staffs": follow}})
     }
-    let s = lock(&state);
-    let id = q.id.unwrap_or_default();
-    let flat = s.directory.flat_followers;
-    let follow: Vec<Value> = s
-        .directory
-        .followers
-        .get(&id)
-        .map(|list| {
-            list.iter()
-                .zip(1_688_850_000_i64..)
-                .map(|((uid, name), staff_id)| {
-                    if flat {
-                        json!({"id": uid, "staff_id": staff_id, "name": name, "remark": "", "createtime": 0})
-                    } else {
-                        json!({"staff": {"id": uid, "name": name}, "remark": "", "createtime": 0})
-                    }
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    Json(
-        json!({"errcode": 0, "errmsg": "ok", "external_user": {"id": id, "follow_staffs": follow}}),
-    )
-    .into_response()
 }

@@ -24,7 +24,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::directory::{SimDepartment, SimStaff};
+use super::directory::{Directory, ListQuery, SimDepartment, SimStaff};
 
 /// How the stand-in behaves.
 #[derive(Debug, Clone)]
@@ -215,7 +215,7 @@ struct LateInsert {
 }
 
 pub(crate) struct SimState {
-    pub(crate) directory: super::directory::Directory,
+    pub(crate) directory: Directory,
     options: WeibanSimOptions,
     late_insert: Option<LateInsert>,
     /// Outflow requests for this offset answer HTTP 500, every time.
@@ -269,15 +269,9 @@ impl WeibanSim {
         let app = Router::new()
             .route("/open-api/access_token/get", post(token))
             .route("/open-api/external_user/list/outflow", get(outflow))
-            .route("/open-api/staff/list", get(super::directory::staff_list))
-            .route(
-                "/open-api/department/list",
-                get(super::directory::department_list),
-            )
-            .route(
-                "/open-api/external_user/get",
-                get(super::directory::customer_get),
-            )
+            .route("/open-api/staff/list", get(staff_list))
+            .route("/open-api/department/list", get(department_list))
+            .route("/open-api/external_user/get", get(customer_get))
             .with_state(Arc::clone(&state));
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -582,4 +576,35 @@ async fn fault_response(kind: &'static str, delay: Duration) -> Response {
         "10001" => Json(json!({"errcode": 10001, "errmsg": "认证错误"})).into_response(),
         _ => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
+}
+
+/// A directory endpoint: the outage switch and token check, then `answer`.
+fn directory_answer(
+    state: &Shared,
+    endpoint: &str,
+    q: &ListQuery,
+    answer: impl FnOnce(&Directory) -> Value,
+) -> Response {
+    let mut s = lock(state);
+    let token_ok = q
+        .access_token
+        .as_deref()
+        .is_some_and(|t| s.tokens.contains(t));
+    if let Some(refused) = s.directory.admit(endpoint, token_ok) {
+        return refused;
+    }
+    Json(answer(&s.directory)).into_response()
+}
+
+async fn staff_list(State(state): State<Shared>, Query(q): Query<ListQuery>) -> Response {
+    directory_answer(&state, "staff/list", &q, |d| d.staff_page(&q))
+}
+
+async fn department_list(State(state): State<Shared>, Query(q): Query<ListQuery>) -> Response {
+    directory_answer(&state, "department/list", &q, Directory::department_answer)
+}
+
+async fn customer_get(State(state): State<Shared>, Query(q): Query<ListQuery>) -> Response {
+    let id = q.id.clone().unwrap_or_default();
+    directory_answer(&state, "external_user/get", &q, |d| d.customer_answer(&id))
 }
