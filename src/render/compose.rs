@@ -11,7 +11,6 @@ use crate::loss::{Loss, LossKey};
 use crate::render::escape::is_userid;
 use crate::render::split::{omits_any, pack, render_whole, Batch, Storm};
 use crate::render::{group_by_staff, RenderError, Renderer, WindowContext};
-use crate::secret::Secret;
 use crate::sink::{
     EmailMessage, EmailSink, Format, Sink, Sinks, WecomBody, WecomMessage, WecomSink,
 };
@@ -136,7 +135,7 @@ struct Robot<'a> {
     renderer: &'a Renderer,
     destination: &'a Destination<'a>,
     enqueued: &'a HashMap<LossKey, i64>,
-    robot: &'a Secret,
+    robot: &'a crate::sink::RobotUrl,
     msgtype: WecomMsgType,
     limit: usize,
 }

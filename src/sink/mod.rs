@@ -10,7 +10,7 @@ pub(crate) mod pacer;
 pub(crate) mod wecom;
 
 pub(crate) use email::{EmailFile, EmailMessage, EmailSink};
-pub(crate) use wecom::{WecomBody, WecomMessage, WecomSink};
+pub(crate) use wecom::{RobotUrl, WecomBody, WecomMessage, WecomSink};
 
 use crate::destination::Channel;
 

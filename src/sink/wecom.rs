@@ -34,11 +34,47 @@ const TEXT_LIMIT: usize = 2048;
 /// Largest image a robot takes, before base64.
 pub(crate) const IMAGE_LIMIT: usize = 2 * 1024 * 1024;
 
+/// A robot's webhook URL: as the config wrote it (a credential: its `key`, shown only
+/// redacted) and parsed, once, where the destination is resolved, so that no send parses it
+/// again.
+#[derive(Clone)]
+pub(crate) struct RobotUrl {
+    text: Secret,
+    url: reqwest::Url,
+}
+
+impl RobotUrl {
+    /// `None` for text that is no URL (`check` refuses such a config).
+    pub fn parse(text: &Secret) -> Option<Self> {
+        let url = reqwest::Url::parse(text.expose()).ok()?;
+        Some(Self {
+            text: text.clone(),
+            url,
+        })
+    }
+
+    /// The URL as the config wrote it: for fingerprints, pacing and redacted descriptions.
+    pub fn expose(&self) -> &str {
+        self.text.expose()
+    }
+
+    /// The parsed URL, for the request.
+    pub fn url(&self) -> &reqwest::Url {
+        &self.url
+    }
+}
+
+impl std::fmt::Debug for RobotUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
 /// One robot message.
 #[derive(Debug, Clone)]
 pub(crate) struct WecomMessage {
     /// The robot's full webhook URL.
-    pub robot: Secret,
+    pub robot: RobotUrl,
     pub body: WecomBody,
 }
 
@@ -158,7 +194,7 @@ impl WecomSink {
     }
 
     /// One try: for a file, one upload and one send; each paced.
-    async fn try_deliver(&self, robot: &Secret, body: &WecomBody) -> Result<(), SendError> {
+    async fn try_deliver(&self, robot: &RobotUrl, body: &WecomBody) -> Result<(), SendError> {
         let json = match body {
             WecomBody::Markdown(content) => {
                 serde_json::json!({ "msgtype": "markdown", "markdown": { "content": content } })
@@ -180,7 +216,7 @@ impl WecomSink {
             }
         };
         self.pacer.acquire(robot.expose()).await;
-        self.try_send(self.http.post(robot.expose()).json(&json))
+        self.try_send(self.http.post(robot.url().clone()).json(&json))
             .await
             .map(drop)
     }
@@ -188,7 +224,7 @@ impl WecomSink {
     /// Uploads a file for `robot` to send; answers its media id.
     async fn upload(
         &self,
-        robot: &Secret,
+        robot: &RobotUrl,
         filename: &str,
         bytes: &Arc<[u8]>,
     ) -> Result<String, SendError> {
@@ -265,14 +301,14 @@ impl Sink for WecomSink {
 }
 
 /// The robot's upload address: its webhook URL with `upload_media` for `send`, same key.
-fn upload_url(robot: &Secret) -> Result<reqwest::Url, SendError> {
+fn upload_url(robot: &RobotUrl) -> Result<reqwest::Url, SendError> {
     let bad = || SendError::Permanent {
         reason: format!(
             "robot URL {} does not end in /send, so its upload address is unknown",
             redact_url(robot.expose())
         ),
     };
-    let mut url = reqwest::Url::parse(robot.expose()).map_err(|_| bad())?;
+    let mut url = robot.url().clone();
     let path = url.path().strip_suffix("/send").ok_or_else(bad)?.to_owned();
     url.set_path(&format!("{path}/upload_media"));
     url.query_pairs_mut().append_pair("type", "file");

@@ -10,7 +10,8 @@ use crate::config::{Audience, Config, RouteConfig, WecomMsgType};
 use crate::destination::{normalise_mailbox, robot_fingerprint, DestinationId, DestinationKind};
 use crate::directory::Directory;
 use crate::loss::Loss;
-use crate::secret::{redact_url, Secret};
+use crate::secret::redact_url;
+use crate::sink::RobotUrl;
 
 /// One place messages are delivered to, resolved against the config.
 #[derive(Debug, Clone)]
@@ -25,7 +26,7 @@ pub(crate) struct Destination<'a> {
 pub(crate) enum Target {
     /// A WeCom group robot, by its full webhook URL.
     Wecom {
-        robot: Secret,
+        robot: crate::sink::RobotUrl,
         msgtype: WecomMsgType,
         /// Set for a staff member's own robot: only their losses go there.
         staff: Option<String>,
@@ -221,16 +222,17 @@ impl<'a> Router<'a> {
         let arg = id.arg.as_str();
         let target = match id.kind {
             DestinationKind::Wecom => Target::Wecom {
-                robot: route
-                    .wecom_webhooks
-                    .iter()
-                    .find(|url| robot_fingerprint(url.expose()) == arg)?
-                    .clone(),
+                robot: RobotUrl::parse(
+                    route
+                        .wecom_webhooks
+                        .iter()
+                        .find(|url| robot_fingerprint(url.expose()) == arg)?,
+                )?,
                 msgtype: route.wecom_msgtype,
                 staff: None,
             },
             DestinationKind::StaffWecom => Target::Wecom {
-                robot: route.staff_webhooks.get(arg)?.clone(),
+                robot: RobotUrl::parse(route.staff_webhooks.get(arg)?)?,
                 msgtype: route.wecom_msgtype,
                 staff: Some(arg.to_owned()),
             },
@@ -258,7 +260,7 @@ impl<'a> Router<'a> {
                     department,
                 )?;
                 Target::Wecom {
-                    robot: route.department_webhooks.get(key)?.clone(),
+                    robot: RobotUrl::parse(route.department_webhooks.get(key)?)?,
                     msgtype: route.wecom_msgtype,
                     staff: None,
                 }

@@ -12,7 +12,7 @@ use crate::config::{Config, WecomMsgType};
 use crate::directory::{DepartmentRef, Directory};
 use crate::render::escape::terminal;
 use crate::secret::redact_url;
-use crate::sink::{EmailMessage, SendError, Sink, Sinks, WecomBody, WecomMessage};
+use crate::sink::{EmailMessage, RobotUrl, SendError, Sink, Sinks, WecomBody, WecomMessage};
 use crate::source::{WeibanClient, Window};
 use crate::time::{rfc3339, unix_now};
 use crate::transform::departments;
@@ -227,15 +227,21 @@ pub(super) async fn send_tests(config: &Config, sinks: &Sinks) -> usize {
                 WecomMsgType::Markdown => format!("**{}**", text("群机器人")),
                 WecomMsgType::Text => text("群机器人"),
             };
-            let message = WecomMessage {
-                robot: url.clone(),
-                body: WecomBody::written(route.wecom_msgtype, content, Vec::new()),
-            };
             let shown = format!(
                 "route `{}`, {what} ({})",
                 route.name,
                 redact_url(url.expose())
             );
+            // The offline check has refused a config whose robot URL does not parse.
+            let Some(robot) = RobotUrl::parse(url) else {
+                crate::cmd::console::show!("{shown}: REFUSED: not a URL");
+                refused += 1;
+                continue;
+            };
+            let message = WecomMessage {
+                robot,
+                body: WecomBody::written(route.wecom_msgtype, content, Vec::new()),
+            };
             refused += usize::from(!answered(&shown, sinks.wecom.send(&message).await));
         }
         let Some(email) = &sinks.email else {
