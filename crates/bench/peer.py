@@ -70,7 +70,7 @@ def main():
                 name=item["name"].translate(MARKUP),
                 remark="（备注：%s）" % remark.translate(MARKUP) if remark and remark != item["name"] else "",
                 time=local(item["outflow_at"]),
-                by="客户删除员工" if item["staff_relation"].get("delete_by") == "external_user" else "未知"))
+                by="客户删除了员工" if item["staff_relation"].get("delete_by") == "external_user" else "原因未知"))
     parts, current = [], []
     head = HEAD.format(part=" (99/99)", total=len(new), staff=len(groups))
     size = len(head.encode())
