@@ -33,12 +33,23 @@ pub(crate) async fn once(args: &OnceArgs, shutdown: Shutdown) -> anyhow::Result<
         }
         // Described with the org chart the plan was routed with: department robots included.
         let routing = pipeline.routing();
-        super::preview::print_plan(
-            pipeline.renderer(),
-            pipeline.sinks(),
-            &routing.router(),
-            plan,
-        );
+        let router = routing.router();
+        super::preview::print_plan(pipeline.renderer(), pipeline.sinks(), &router, plan);
+        // Reports and alerts already queued go out in the same pass.
+        for (id, _) in pipeline.store().prepared_counts()? {
+            let described = router.get(&id).map_or_else(
+                || format!("{id} (no longer in the config)"),
+                |d| d.describe(),
+            );
+            for (_, message) in pipeline.store().prepared_for(&id)? {
+                crate::cmd::console::show!(
+                    "══ {} ══ also waiting: {} ({})",
+                    crate::render::escape::terminal(&described),
+                    crate::render::escape::terminal(&message.what),
+                    message.label
+                );
+            }
+        }
         return Ok(ExitCode::SUCCESS);
     }
     let mut report = pipeline.cycle(&shutdown).await?;

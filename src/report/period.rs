@@ -80,6 +80,7 @@ impl Period {
     pub fn previous(&self) -> Self {
         let whole_month = self.first.day() == 1
             && self.last.month() == self.first.month()
+            && self.last.year() == self.first.year()
             && self.last.succ_opt().is_some_and(|next| next.day() == 1);
         if whole_month {
             let first = self.first - Months::new(1);
@@ -169,6 +170,10 @@ mod tests {
         assert_eq!(march.previous().key(), "2026-02-01..2026-02-28");
         let week = Period::parse("2026-11-16..2026-11-22").unwrap();
         assert_eq!(week.previous().key(), "2026-11-09..2026-11-15");
+        // Thirteen months from March to March are no month: as many days before.
+        let span = Period::parse("2025-03-01..2026-03-31").unwrap();
+        assert_eq!(span.previous().last.to_string(), "2025-02-28");
+        assert_eq!(span.previous().days(), span.days());
     }
 
     #[test]

@@ -502,6 +502,13 @@ async fn a_refused_report_waits_in_the_outbox_visibly_and_state_retry_sends_it()
             && pending.contains("failed"),
         "{pending}"
     );
+    let dry = env.in_process(&["once", "--dry-run"]).await;
+    assert!(
+        dry.stdout
+            .contains(&format!("also waiting: report `weekly` {WEEK} (summary-1)")),
+        "a dry run names the report that waits: {}",
+        dry.stdout
+    );
 
     let (stop, daemon) = env.run_in_process();
     let http = http_client();
