@@ -138,20 +138,6 @@ impl Store {
             .is_some_and(|value| legacy_done(&value)))
     }
 
-    /// Records that the report `name` was produced for `period` at `at`, so that it is never
-    /// produced again by the schedule. Durable when this returns.
-    pub async fn set_report_produced(
-        &self,
-        name: &str,
-        period: &str,
-        at: i64,
-    ) -> Result<(), StoreError> {
-        self.ledger
-            .insert(format!("produced\0{name}\0{period}"), &at.to_be_bytes())?;
-        self.durable().await?;
-        Ok(())
-    }
-
     /// Adds staff deletions to `day`'s counts (one entry per loss). Durable when this returns.
     pub async fn count_deletes(
         &self,
@@ -212,10 +198,11 @@ mod tests {
     async fn a_period_is_produced_when_marked_or_sent_by_release_0_1() {
         let store = Store::temporary().unwrap();
         assert!(!store.report_produced("weekly", "a..b").unwrap());
-        store
-            .set_report_produced("weekly", "a..b", 5)
-            .await
-            .unwrap();
+        let produced = super::super::Produced {
+            producer: "weekly".into(),
+            period: "a..b".into(),
+        };
+        store.queue_produced(&produced, &[], 5).await.unwrap();
         assert!(store.report_produced("weekly", "a..b").unwrap());
         // Release 0.1 kept per-destination delivery entries here.
         let done = br#"{"sent":["summary-1"],"done":true,"at":5}"#.as_slice();

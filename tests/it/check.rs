@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::common::BIN;
+use crate::common::{BIN, VARS};
 
 fn check(config: &Path, vars: &[(&str, &str)]) -> std::process::Output {
     let mut command = Command::new(BIN);
@@ -14,16 +14,6 @@ fn check(config: &Path, vars: &[(&str, &str)]) -> std::process::Output {
     }
     command.output().expect("run churn-alert check")
 }
-
-const VARS: &[(&str, &str)] = &[
-    ("WEIBAN_CORP_ID", "corp"),
-    ("WEIBAN_SECRET", "secret"),
-    ("WECOM_MANAGERS_KEY", "key"),
-    ("WECOM_SALES_KEY", "key2"),
-    ("WECOM_TEAM1_KEY", "key3"),
-    ("WECOM_TEAM2_KEY", "key4"),
-    ("SMTP_PASSWORD", "pw"),
-];
 
 fn example() -> String {
     std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.toml")).unwrap()

@@ -46,16 +46,6 @@ fn losses_of(prefix: &str, staff: &[(&str, &str)]) -> Vec<SimLoss> {
     losses
 }
 
-fn got(env: &Env, key: &str) -> String {
-    env.robot
-        .received()
-        .into_iter()
-        .filter(|m| m.key == key)
-        .map(|m| m.content)
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 const STAFF: [(&str, &str); 4] = [
     ("zhang", "张三"),
     ("li", "李四"),

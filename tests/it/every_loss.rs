@@ -23,16 +23,6 @@ fn org(env: &Env) {
     );
 }
 
-fn got(env: &Env, key: &str) -> String {
-    env.robot
-        .received()
-        .into_iter()
-        .filter(|m| m.key == key)
-        .map(|m| m.content)
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
 /// Asserts that `key` received each of `losses` exactly once.
 fn each_delivered_once(env: &Env, key: &str, losses: &[SimLoss]) {
     let text = got(env, key);

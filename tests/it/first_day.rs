@@ -7,16 +7,6 @@ use churn_alert_sim::{SimDepartment, SimLoss, SimStaff, WeibanFaults};
 
 const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.toml");
 
-const VARS: &[(&str, &str)] = &[
-    ("WEIBAN_CORP_ID", "corp"),
-    ("WEIBAN_SECRET", "secret"),
-    ("WECOM_MANAGERS_KEY", "key"),
-    ("WECOM_SALES_KEY", "key2"),
-    ("WECOM_TEAM1_KEY", "key3"),
-    ("WECOM_TEAM2_KEY", "key4"),
-    ("SMTP_PASSWORD", "pw"),
-];
-
 fn example_cmd(args: &[&str], store: &std::path::Path) -> std::process::Output {
     // The example's store path is relative: run where it cannot exist.
     let mut command = std::process::Command::new(BIN);

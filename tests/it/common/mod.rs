@@ -22,6 +22,17 @@ pub struct Env {
     pub config: PathBuf,
 }
 
+/// The variables the example configs (`config.example*.toml`) read, with test values.
+pub const VARS: &[(&str, &str)] = &[
+    ("WEIBAN_CORP_ID", "corp"),
+    ("WEIBAN_SECRET", "secret"),
+    ("WECOM_MANAGERS_KEY", "key"),
+    ("WECOM_SALES_KEY", "key2"),
+    ("WECOM_TEAM1_KEY", "key3"),
+    ("WECOM_TEAM2_KEY", "key4"),
+    ("SMTP_PASSWORD", "pw"),
+];
+
 /// Settings that keep test cycles fast: short timeouts and back-offs.
 pub const FAST: &str = r#"
 [wecom]
@@ -183,6 +194,17 @@ pub fn stdout(output: &Output) -> String {
 }
 
 /// All accepted message contents, concatenated.
+/// What the robot with `key` accepted, one message per line block.
+pub fn got(env: &Env, key: &str) -> String {
+    env.robot
+        .received()
+        .into_iter()
+        .filter(|m| m.key == key)
+        .map(|m| m.content)
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 pub fn all_text(robot: &RobotSim) -> String {
     robot
         .received()
