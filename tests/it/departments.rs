@@ -5,17 +5,10 @@ use crate::common::*;
 use churn_alert_sim::{SimDepartment, SimLoss, SimStaff};
 
 fn org(env: &Env) {
-    let d = |id, name: &str, parent| SimDepartment {
-        id,
-        name: name.into(),
-        parent,
-    };
-    let s = |id: &str, name: &str, departments: Vec<i64>, status| SimStaff {
-        id: id.into(),
-        name: name.into(),
-        email: Some(format!("{id}@example.com")),
+    let d = department;
+    let s = |id, name, departments, status| SimStaff {
         status,
-        departments,
+        ..staff(id, name, departments)
     };
     env.weiban.set_directory(
         vec![

@@ -2,24 +2,16 @@
 //! known by who they are.
 
 use crate::common::*;
-use churn_alert_sim::{SimDepartment, SimLoss, SimStaff, WeibanSimOptions};
+use churn_alert_sim::{SimLoss, SimStaff, WeibanSimOptions};
 
 fn org(env: &Env) {
-    let d = |id, name: &str, parent| SimDepartment {
-        id,
-        name: name.into(),
-        parent,
-    };
-    let s = |id: &str, name: &str, departments: Vec<i64>| SimStaff {
-        id: id.into(),
-        name: name.into(),
+    let without_email = SimStaff {
         email: None,
-        status: 1,
-        departments,
+        ..staff("staff00", "销售00", vec![2])
     };
     env.weiban.set_directory(
-        vec![d(1, "公司", 0), d(2, "销售一部", 1)],
-        vec![s("staff00", "销售00", vec![2])],
+        vec![department(1, "公司", 0), department(2, "销售一部", 1)],
+        vec![without_email],
     );
 }
 

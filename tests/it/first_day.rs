@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use crate::common::*;
-use churn_alert_sim::{SimDepartment, SimLoss, SimStaff, WeibanFaults};
+use churn_alert_sim::{SimLoss, WeibanFaults};
 
 const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.toml");
 
@@ -142,21 +142,13 @@ async fn healthz_is_red_and_says_why_from_the_first_failed_poll() {
 }
 
 fn org(env: &Env) {
-    let d = |id, name: &str, parent| SimDepartment {
-        id,
-        name: name.into(),
-        parent,
-    };
-    let s = |id: &str, name: &str, departments: Vec<i64>| SimStaff {
-        id: id.into(),
-        name: name.into(),
-        email: Some(format!("{id}@example.com")),
-        status: 1,
-        departments,
-    };
+    let d = department;
     env.weiban.set_directory(
         vec![d(1, "公司", 0), d(2, "销售一部", 1), d(4, "销售二部", 1)],
-        vec![s("zhang", "张三", vec![2]), s("li", "李四", vec![4])],
+        vec![
+            staff("zhang", "张三", vec![2]),
+            staff("li", "李四", vec![4]),
+        ],
     );
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 pub use churn_alert::cmd::{in_process, InProcess};
 pub use churn_alert::shutdown::{Shutdown, ShutdownTrigger};
-use churn_alert_sim::{RobotSim, WeibanSim, WeibanSimOptions};
+use churn_alert_sim::{RobotSim, SimDepartment, SimStaff, WeibanSim, WeibanSimOptions};
 use tempfile::TempDir;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_churn-alert");
@@ -194,6 +194,26 @@ pub fn stdout(output: &Output) -> String {
 }
 
 /// All accepted message contents, concatenated.
+/// A department of the simulated org chart.
+pub fn department(id: i64, name: &str, parent: i64) -> SimDepartment {
+    SimDepartment {
+        id,
+        name: name.into(),
+        parent,
+    }
+}
+
+/// An active staff member of the simulated org chart, with an `<id>@example.com` address.
+pub fn staff(id: &str, name: &str, departments: Vec<i64>) -> SimStaff {
+    SimStaff {
+        id: id.into(),
+        name: name.into(),
+        email: Some(format!("{id}@example.com")),
+        status: 1,
+        departments,
+    }
+}
+
 /// What the robot with `key` accepted, one message per line block.
 pub fn got(env: &Env, key: &str) -> String {
     env.robot
