@@ -12,6 +12,8 @@
 //! until one entry fits: the heading and the fields shrink, the entry stays. Nothing is ever
 //! cut off the end of a message, so every loss a message reports is in it.
 
+#[cfg(test)]
+mod golden;
 mod sizes;
 
 use super::{

@@ -1,0 +1,192 @@
+//! Golden outputs of the built-in loss templates: what every channel's messages look like,
+//! byte for byte, for the documented example and a 300-loss batch. Rendering may change how
+//! it works; what it renders may not. `UPDATE_GOLDEN=1 cargo test golden` rewrites the files
+//! (only when a template's text is meant to change).
+
+use std::path::PathBuf;
+
+use super::{pack, render_whole, Batch, Storm};
+use crate::loss::{DeleteBy, Loss};
+use crate::render::{Renderer, WindowContext};
+
+/// A varied batch: shared staff names, departments, left staff, every optional field set on
+/// some entries, and texts that the escapes must handle.
+pub(crate) fn varied(n: usize) -> Vec<Loss> {
+    let directions = [
+        DeleteBy::Customer,
+        DeleteBy::Staff,
+        DeleteBy::Both,
+        DeleteBy::Unknown,
+    ];
+    (0..n)
+        .map(|i| {
+            let staff = i % 13;
+            Loss {
+                customer_id: format!("wm{i:06}"),
+                customer_name: match i % 7 {
+                    0 => format!("客户**{i}**"),
+                    1 => format!("<b>{i}</b> [链接](http://x.example/{i})"),
+                    _ => format!("客户{i:05}号"),
+                },
+                remark: (i % 3 == 0).then(|| format!("备注{i}")),
+                corp_name: (i % 5 == 0).then(|| format!("公司{}", i % 4)),
+                staff_id: format!("s{staff}"),
+                // s3 and s4 share a name: the heading tells them apart.
+                staff_name: if staff == 4 {
+                    "员工3".into()
+                } else {
+                    format!("员工{staff}")
+                },
+                staff_email: None,
+                outflow_at: 1_736_314_633 - (i as i64) * 97,
+                delete_by: directions[i % 4],
+                tags: (0..i % 3).map(|t| format!("标签{t}")).collect(),
+                added_at: (i % 4 != 1).then_some(1_734_951_802 - i as i64 * 3600),
+                channel: (i % 6 == 0).then(|| format!("渠道{}", i % 2)),
+                add_way: (i % 2 == 0).then_some((i % 12) as i64),
+                departments: if staff % 5 == 0 {
+                    Vec::new()
+                } else {
+                    vec![format!("销售{}部", staff % 3)]
+                },
+                staff_left: staff == 7,
+                still_followed_by: if i % 9 == 0 {
+                    vec!["同事甲".into()]
+                } else {
+                    Vec::new()
+                },
+            }
+        })
+        .collect()
+}
+
+fn render_all(losses: &[Loss], storm: Option<Storm>) -> String {
+    let renderer = Renderer::new(chrono_tz::Asia::Shanghai, None).expect("built-in templates");
+    let window = Some(WindowContext {
+        start: 1_736_200_000,
+        end: 1_736_314_633,
+    });
+    let mut out = String::new();
+    for (template, by_department, mention) in [
+        ("digest.md.hbs", false, false),
+        ("digest.md.hbs", true, false),
+        ("digest.txt.hbs", false, false),
+        ("digest.txt.hbs", true, false),
+        ("staff.md.hbs", false, true),
+        ("staff.txt.hbs", false, false),
+    ] {
+        // Staff templates get one staff member's losses at a time, as `compose` gives them.
+        let batches: Vec<Vec<Loss>> = if template.starts_with("staff") {
+            crate::render::group_by_staff(losses)
+                .into_iter()
+                .map(|(_, group)| group.into_iter().cloned().collect())
+                .collect()
+        } else {
+            vec![losses.to_vec()]
+        };
+        for losses in &batches {
+            let batch = Batch {
+                template,
+                losses,
+                window,
+                storm,
+                enqueued: None,
+                mention,
+                by_department,
+                limit: 4096,
+            };
+            let messages = pack(&renderer, &batch).expect("renders");
+            write_parts(&mut out, template, by_department, &messages);
+        }
+    }
+    for (template, by_department) in [("digest.html.hbs", false), ("digest.html.hbs", true)] {
+        html(&mut out, &renderer, template, by_department, losses, window);
+    }
+    for (_, group) in crate::render::group_by_staff(losses) {
+        let group: Vec<Loss> = group.into_iter().cloned().collect();
+        html(&mut out, &renderer, "staff.html.hbs", false, &group, window);
+    }
+    out
+}
+
+fn write_parts(out: &mut String, template: &str, by_department: bool, messages: &[super::Message]) {
+    for (i, m) in messages.iter().enumerate() {
+        out.push_str(&format!(
+            "===== {template} by_department={by_department} part {} of {}, {} losses =====\n{}\n",
+            i + 1,
+            messages.len(),
+            m.losses.len(),
+            m.content
+        ));
+    }
+}
+
+fn html(
+    out: &mut String,
+    renderer: &Renderer,
+    template: &str,
+    by_department: bool,
+    losses: &[Loss],
+    window: Option<WindowContext>,
+) {
+    let batch = Batch {
+        template,
+        losses,
+        window,
+        storm: None,
+        enqueued: None,
+        mention: false,
+        by_department,
+        limit: usize::MAX,
+    };
+    let m = render_whole(renderer, &batch).expect("renders");
+    out.push_str(&format!(
+        "===== {template} by_department={by_department} whole, {} losses =====\n{}\n",
+        m.losses.len(),
+        m.content
+    ));
+}
+
+fn golden(name: &str, rendered: &str) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, rendered).expect("golden file written");
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).expect("golden file present");
+    if expected != rendered {
+        let line = expected
+            .lines()
+            .zip(rendered.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or(0);
+        panic!(
+            "{name} differs from the golden output at line {}:\nexpected: {:?}\nrendered: {:?}",
+            line + 1,
+            expected.lines().nth(line),
+            rendered.lines().nth(line)
+        );
+    }
+}
+
+#[test]
+fn the_documented_example_renders_as_before() {
+    let losses = crate::source::model::documented_example();
+    golden("documented-example.txt", &render_all(&losses, None));
+}
+
+#[test]
+fn a_300_loss_batch_renders_as_before() {
+    golden("batch-300.txt", &render_all(&varied(300), None));
+}
+
+#[test]
+fn a_storm_renders_as_before() {
+    let storm = Some(Storm {
+        threshold: 20,
+        list: 5,
+    });
+    golden("storm-300.txt", &render_all(&varied(300), storm));
+}
