@@ -21,20 +21,104 @@ use crate::loss::{DeleteBy, Loss};
 
 /// The built-in templates, by file name. A file of the same name in `[templates] dir` wins.
 /// The extension picks the escaping: `.md` for WeCom markdown, `.html` for HTML, `.txt` none.
+///
+/// A loss message comes in four pieces (see [`split`]): the frame (`digest.md.hbs`, which
+/// places the groups with `{{{body}}}`), a staff member's heading (`digest.group.md.hbs`),
+/// one customer (`digest.entry.md.hbs`) and the close of a group (`digest.end.md.hbs`).
 pub(crate) const BUILTIN: &[(&str, &str)] = &[
     (
         "digest.md.hbs",
         include_str!("../../templates/digest.md.hbs"),
     ),
     (
+        "digest.group.md.hbs",
+        include_str!("../../templates/digest.group.md.hbs"),
+    ),
+    (
+        "digest.entry.md.hbs",
+        include_str!("../../templates/digest.entry.md.hbs"),
+    ),
+    (
+        "digest.end.md.hbs",
+        include_str!("../../templates/digest.end.md.hbs"),
+    ),
+    (
         "digest.txt.hbs",
         include_str!("../../templates/digest.txt.hbs"),
+    ),
+    (
+        "digest.group.txt.hbs",
+        include_str!("../../templates/digest.group.txt.hbs"),
+    ),
+    (
+        "digest.entry.txt.hbs",
+        include_str!("../../templates/digest.entry.txt.hbs"),
+    ),
+    (
+        "digest.end.txt.hbs",
+        include_str!("../../templates/digest.end.txt.hbs"),
     ),
     (
         "digest.html.hbs",
         include_str!("../../templates/digest.html.hbs"),
     ),
+    (
+        "digest.group.html.hbs",
+        include_str!("../../templates/digest.group.html.hbs"),
+    ),
+    (
+        "digest.entry.html.hbs",
+        include_str!("../../templates/digest.entry.html.hbs"),
+    ),
+    (
+        "digest.end.html.hbs",
+        include_str!("../../templates/digest.end.html.hbs"),
+    ),
     ("staff.md.hbs", include_str!("../../templates/staff.md.hbs")),
+    (
+        "staff.group.md.hbs",
+        include_str!("../../templates/staff.group.md.hbs"),
+    ),
+    (
+        "staff.entry.md.hbs",
+        include_str!("../../templates/staff.entry.md.hbs"),
+    ),
+    (
+        "staff.end.md.hbs",
+        include_str!("../../templates/staff.end.md.hbs"),
+    ),
+    (
+        "staff.txt.hbs",
+        include_str!("../../templates/staff.txt.hbs"),
+    ),
+    (
+        "staff.group.txt.hbs",
+        include_str!("../../templates/staff.group.txt.hbs"),
+    ),
+    (
+        "staff.entry.txt.hbs",
+        include_str!("../../templates/staff.entry.txt.hbs"),
+    ),
+    (
+        "staff.end.txt.hbs",
+        include_str!("../../templates/staff.end.txt.hbs"),
+    ),
+    (
+        "staff.html.hbs",
+        include_str!("../../templates/staff.html.hbs"),
+    ),
+    (
+        "staff.group.html.hbs",
+        include_str!("../../templates/staff.group.html.hbs"),
+    ),
+    (
+        "staff.entry.html.hbs",
+        include_str!("../../templates/staff.entry.html.hbs"),
+    ),
+    (
+        "staff.end.html.hbs",
+        include_str!("../../templates/staff.end.html.hbs"),
+    ),
     (
         "report.md.hbs",
         include_str!("../../templates/report.md.hbs"),
@@ -55,14 +139,6 @@ pub(crate) const BUILTIN: &[(&str, &str)] = &[
     (
         "alert.html.hbs",
         include_str!("../../templates/alert.html.hbs"),
-    ),
-    (
-        "staff.txt.hbs",
-        include_str!("../../templates/staff.txt.hbs"),
-    ),
-    (
-        "staff.html.hbs",
-        include_str!("../../templates/staff.html.hbs"),
     ),
 ];
 
@@ -115,7 +191,15 @@ fn check_template_dir(dir: &Path) -> Result<(), RenderError> {
     )))
 }
 
-/// What a message template receives. Documented for template authors in the README.
+/// Whether `source`, the loss frame `name`, lists the groups itself (`{{#each groups}}`), as
+/// every loss template did before messages came in pieces.
+fn is_whole_message(name: &str, source: &str) -> bool {
+    let frame = name.split('.').count() == 3;
+    let loss = name.starts_with("digest.") || name.starts_with("staff.");
+    frame && loss && source.contains("each groups")
+}
+
+/// What a 0.1 whole-message loss template receives. Documented in the README.
 #[derive(Debug, Serialize)]
 pub(crate) struct MessageContext {
     /// Part number of this message (1-based) and how many parts the batch has.
@@ -135,6 +219,35 @@ pub(crate) struct MessageContext {
     /// The staff member, when the message is about exactly one (staff templates).
     pub staff: Option<StaffContext>,
     pub groups: Vec<StaffGroup>,
+}
+
+/// What a loss message's frame (`digest.md.hbs`…) receives: the message's facts, and its
+/// groups already rendered (`{{{body}}}`). Documented for template authors in the README.
+#[derive(Debug, Serialize)]
+pub(crate) struct FrameContext<'a> {
+    pub part: usize,
+    pub parts: usize,
+    pub total: usize,
+    pub staff_count: usize,
+    pub window: Option<WindowContext>,
+    pub mention: bool,
+    pub directions: Directions,
+    pub by_department: bool,
+    pub staff: Option<&'a StaffContext>,
+    /// The groups of this part: headings, entries and ends, escaped already.
+    pub body: &'a str,
+}
+
+/// What a group's heading (`digest.group.md.hbs`) and its end (`digest.end.md.hbs`) receive.
+#[derive(Debug, Serialize)]
+pub(crate) struct GroupContext<'a> {
+    pub department_heading: Option<&'a str>,
+    pub staff: &'a StaffContext,
+    /// This staff member's losses in the whole batch (a group may span parts).
+    pub count: usize,
+    /// At the group's last end: losses left out by storm protection; 0 elsewhere.
+    pub omitted: usize,
+    pub by_department: bool,
 }
 
 /// Losses by who ended them.
@@ -184,7 +297,7 @@ pub(crate) struct StaffGroup {
     pub omitted: usize,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub(crate) struct StaffContext {
     pub id: String,
     pub name: String,
@@ -212,8 +325,20 @@ impl From<&Loss> for StaffContext {
 }
 
 impl StaffContext {
+    /// A group without a loss to name its staff member (never rendered in practice).
+    pub fn empty() -> Self {
+        Self {
+            id: String::new(),
+            name: String::new(),
+            label: String::new(),
+            email: None,
+            departments: None,
+            left: false,
+        }
+    }
+
     /// Shortens the customer-controlled texts to `max` characters (see [`split`]).
-    fn shorten(&mut self, max: usize) {
+    pub(crate) fn shorten(&mut self, max: usize) {
         shorten(&mut self.name, max);
         shorten(&mut self.label, max);
     }
@@ -234,7 +359,7 @@ fn shorten(text: &mut String, max: usize) {
 }
 
 /// One lost customer. Every key is always present (null when unknown), as strict mode wants.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub(crate) struct CustomerContext {
     pub id: String,
     pub name: String,
@@ -258,7 +383,7 @@ pub(crate) struct CustomerContext {
 
 impl CustomerContext {
     /// Shortens the customer-controlled texts to `max` characters (see [`split`]).
-    fn shorten(&mut self, max: usize) {
+    pub(crate) fn shorten(&mut self, max: usize) {
         shorten(&mut self.name, max);
         for text in [&mut self.remark, &mut self.corp_name, &mut self.channel]
             .into_iter()
@@ -298,6 +423,9 @@ pub(crate) struct Renderer {
     markdown: Handlebars<'static>,
     html: Handlebars<'static>,
     text: Handlebars<'static>,
+    /// Loss frames that are whole-message templates of 0.1 (their own `{{#each groups}}`):
+    /// they are rendered whole, as then, and their pieces are not used.
+    whole: std::collections::HashSet<String>,
 }
 
 impl Renderer {
@@ -315,6 +443,7 @@ impl Renderer {
             markdown: registry(escape::markdown),
             html: registry(escape::html),
             text: registry(escape::text),
+            whole: Default::default(),
         };
         if let Some(dir) = dir {
             check_template_dir(dir)?;
@@ -329,6 +458,9 @@ impl Renderer {
                 }
                 _ => (*builtin).to_owned(),
             };
+            if is_whole_message(name, &source) {
+                renderer.whole.insert((*name).to_owned());
+            }
             renderer
                 .registry_mut(name)
                 .register_template_string(name, source)
@@ -365,14 +497,30 @@ impl Renderer {
         }
     }
 
+    /// A whole message: `name` over `context`, without trailing whitespace.
     pub fn render<C: Serialize>(&self, name: &str, context: &C) -> Result<String, RenderError> {
+        let mut text = self.render_piece(name, context)?;
+        text.truncate(text.trim_end().len());
+        Ok(text)
+    }
+
+    /// A piece of a message, exactly as the template writes it (newlines kept).
+    pub fn render_piece<C: Serialize>(
+        &self,
+        name: &str,
+        context: &C,
+    ) -> Result<String, RenderError> {
         self.registry(name)
             .render(name, context)
-            .map(|text| text.trim_end().to_owned())
             .map_err(|e| RenderError::Template {
                 name: name.to_owned(),
                 reason: e.to_string(),
             })
+    }
+
+    /// Whether the loss frame `name` is a whole-message template of 0.1 (see [`split`]).
+    pub fn is_whole(&self, name: &str) -> bool {
+        self.whole.contains(name)
     }
 }
 

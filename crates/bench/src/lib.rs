@@ -19,6 +19,8 @@ use churn_alert::loss::{DeleteBy, Loss};
 use churn_alert::store::Store;
 use churn_alert_sim::{RobotSim, SimLoss, WeibanSim, WeibanSimOptions};
 
+mod side;
+
 /// What to measure.
 #[derive(Debug, clap::Parser)]
 #[command(name = "churn-alert-bench", about = "The figures of BENCHMARKS.md")]
@@ -41,11 +43,15 @@ pub struct BenchArgs {
     /// The `churn-alert` binary to measure (default: the one beside this executable).
     #[arg(long)]
     pub exe: Option<PathBuf>,
-    /// Internal: run as the bare fetch-and-parse floor against this Weiban base URL.
-    #[arg(long, hide = true)]
-    pub floor: Option<String>,
-    /// The floor program of scenario 6 (default: this executable with `--floor`).
-    #[arg(skip)]
+    /// Losses of the side-by-side scenario 6 (default 10 000; smoke 1 000).
+    #[arg(long)]
+    pub side_losses: Option<usize>,
+    /// Rounds of scenario 6; the median is reported (default 3; smoke 1).
+    #[arg(long)]
+    pub runs: Option<usize>,
+    /// The shared floor's binary (default: `crates/bench-floor`, built when missing; at smoke
+    /// scale only when already built).
+    #[arg(long)]
     pub floor_exe: Option<PathBuf>,
 }
 
@@ -162,129 +168,15 @@ pub async fn bench(args: &BenchArgs, exe: &Path, out: &mut dyn Write) -> anyhow:
     )?;
     }
     if wanted(6) {
-        let side = side_by_side(&exe, args.floor_exe.as_deref(), scale.side_losses).await?;
-        let ratio = |a: Option<f64>, b: f64| {
-            a.map_or("-".to_owned(), |a| format!("{:.1}", b / a.max(1e-6)))
-        };
-        let show = |v: Option<f64>| v.map_or("not run".to_owned(), |v| format!("{v:.2} CPU s"));
-        writeln!(
-            out,
-            "6. side by side, {} losses in {} pages, one cycle each: floor (reqwest + serde_json fetch and parse) {}; Python peer (urllib + sqlite3 + str.format, posts the digests) {}; churn-alert {:.2} CPU s, peak RSS {:.1} MB; churn-alert / floor = {}x (target <= 3), Python / churn-alert = {}x (target >= 10)",
-            scale.side_losses,
-            scale.side_losses.div_ceil(100),
-            show(side.floor),
-            show(side.python),
-            side.churn_cpu,
-            side.churn_peak_mb,
-            ratio(side.floor, side.churn_cpu),
-            side.python.map_or("-".to_owned(), |p| format!("{:.1}", p / side.churn_cpu.max(1e-6))),
-        )?;
+        let losses = args.side_losses.unwrap_or(scale.side_losses);
+        let runs = args.runs.unwrap_or(if args.smoke { 1 } else { 3 });
+        let floor = args
+            .floor_exe
+            .clone()
+            .or_else(|| side::floor_exe(!args.smoke));
+        let side = side::side_by_side(&exe, floor.as_deref(), losses, runs).await?;
+        writeln!(out, "{}", side::line(&side, losses))?;
     }
-    Ok(())
-}
-
-/// Scenario 6's figures; `None` where a peer could not run (no python3, no floor program).
-struct SideBySide {
-    floor: Option<f64>,
-    python: Option<f64>,
-    churn_cpu: f64,
-    churn_peak_mb: f64,
-}
-
-/// The Python peer, kept beside the harness and written out at run time.
-const PEER: &str = include_str!("../peer.py");
-
-/// 6: the floor, the Python peer and churn-alert on the same losses, one after the other
-/// against fresh simulators, each as its own process.
-async fn side_by_side(
-    exe: &Path,
-    floor_exe: Option<&Path>,
-    losses: usize,
-) -> anyhow::Result<SideBySide> {
-    let data = spread("对照", losses, 50, 40 * 3600);
-    // Each program gets fresh simulators holding the same losses.
-    let fresh = || Rig::start(WeibanSimOptions::default(), &data, "*/3 * * * * *", 0);
-    let rig = fresh().await?;
-    let (_, churn) = run_measured(exe, &["once", "--config", &rig.config]).await?;
-    let floor = match floor_exe {
-        Some(floor_exe) => {
-            let rig = fresh().await?;
-            let base = rig.weiban.base_url();
-            Some(run_measured(floor_exe, &["--floor", &base]).await?.1.cpu)
-        }
-        None => None,
-    };
-    let python = {
-        let rig = fresh().await?;
-        let dir = tempfile::tempdir()?;
-        let script = dir.path().join("peer.py");
-        std::fs::write(&script, PEER)?;
-        let db = dir.path().join("peer.db");
-        let args = [
-            script.display().to_string(),
-            rig.weiban.base_url(),
-            rig.robot.url("bench"),
-            db.display().to_string(),
-        ];
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        match run_measured(Path::new("python3"), &args).await {
-            Ok((_, measured)) => Some(measured.cpu),
-            Err(e) => {
-                eprintln!("churn-alert-bench: the Python peer did not run ({e:#}); its figure is left out");
-                None
-            }
-        }
-    };
-    Ok(SideBySide {
-        floor,
-        python,
-        churn_cpu: churn.cpu,
-        churn_peak_mb: churn.peak_kb as f64 / 1024.0,
-    })
-}
-
-/// The floor: fetch a token and every page of the last 48 hours, parse each into JSON values,
-/// and nothing else. What any poller must at least spend.
-pub async fn floor(base_url: &str) -> anyhow::Result<()> {
-    churn_alert::http::use_ring();
-    let http = reqwest::Client::new();
-    let token: serde_json::Value = http
-        .post(format!("{base_url}/open-api/access_token/get"))
-        .json(&serde_json::json!({"corp_id": "sim-corp", "secret": "sim-secret"}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let token = token["access_token"]
-        .as_str()
-        .context("no token")?
-        .to_owned();
-    let now = unix_now();
-    let mut offset = 0u64;
-    let mut items = 0usize;
-    loop {
-        let body = http
-            .get(format!("{base_url}/open-api/external_user/list/outflow"))
-            .query(&[
-                ("start_time", (now - 48 * 3600).to_string()),
-                ("end_time", now.to_string()),
-                ("limit", "100".into()),
-                ("offset", offset.to_string()),
-                ("access_token", token.clone()),
-            ])
-            .send()
-            .await?
-            .bytes()
-            .await?;
-        let page: serde_json::Value = serde_json::from_slice(&body)?;
-        let got = page["external_user_list"].as_array().map_or(0, Vec::len);
-        items += got;
-        offset += got as u64;
-        if got == 0 || offset >= page["total_count"].as_u64().unwrap_or(0) {
-            break;
-        }
-    }
-    anyhow::ensure!(items > 0, "the floor fetched nothing");
     Ok(())
 }
 

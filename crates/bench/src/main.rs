@@ -26,17 +26,6 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    if let Some(base) = &args.floor {
-        return match runtime.block_on(churn_alert_bench::floor(base)) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("churn-alert-bench --floor: {e:#}");
-                ExitCode::FAILURE
-            }
-        };
-    }
-    let mut args = args;
-    args.floor_exe = std::env::current_exe().ok();
     let mut out = std::io::stdout();
     match runtime.block_on(churn_alert_bench::bench(&args, &exe, &mut out)) {
         Ok(()) => ExitCode::SUCCESS,

@@ -14,6 +14,7 @@
 
 #[cfg(test)]
 mod golden;
+mod pieces;
 mod sizes;
 
 use super::{
@@ -71,6 +72,9 @@ struct Group<'a> {
 
 pub(crate) fn pack(renderer: &Renderer, batch: &Batch<'_>) -> Result<Vec<Message>, RenderError> {
     let packer = Packer::new(renderer, batch);
+    if !renderer.is_whole(batch.template) {
+        return pack_pieces(&packer);
+    }
     let sizes = Sizes::measure(&packer)?;
     let entries = packer.entries.len();
     let mut parts = Vec::new();
@@ -98,6 +102,69 @@ pub(crate) fn pack(renderer: &Renderer, batch: &Batch<'_>) -> Result<Vec<Message
             })
         })
         .collect()
+}
+
+/// Packs from pieces rendered once ([`pieces`]): the 4096-byte limit by byte arithmetic.
+fn pack_pieces(packer: &Packer<'_>) -> Result<Vec<Message>, RenderError> {
+    let batch = packer.batch;
+    let pieces = pieces::Pieces::render(packer)?;
+    let parts = plan_parts(&pieces, packer)?;
+    let count = parts.len();
+    parts
+        .into_iter()
+        .enumerate()
+        .map(|(i, (range, shorten))| {
+            let content = pieces.assemble(range.clone(), i + 1, count, shorten)?;
+            if content.len() > batch.limit {
+                return Err(RenderError::Template {
+                    name: batch.template.to_owned(),
+                    reason: format!(
+                        "a part came out at {} bytes, over the limit of {}: the frame must place the groups once, with {{{{{{body}}}}}}",
+                        content.len(),
+                        batch.limit
+                    ),
+                });
+            }
+            Ok(Message {
+                content,
+                losses: packer.keys(range),
+            })
+        })
+        .collect()
+}
+
+/// Each part's entries, and how far its customer texts are shortened (`None`: not at all).
+type Parts = Vec<(std::ops::Range<usize>, Option<usize>)>;
+
+/// Cuts the entries into parts, each the longest run from where the last one ended that fits.
+fn plan_parts(pieces: &pieces::Pieces<'_, '_>, packer: &Packer<'_>) -> Result<Parts, RenderError> {
+    let batch = packer.batch;
+    let entries = packer.entries.len();
+    let mut parts = Vec::new();
+    let mut start = 0;
+    while start < entries {
+        let (len, shorten) = match pieces.fit(start, batch.limit) {
+            0 => match pieces.fit_shortened(start, batch.limit)? {
+                Some((len, max)) => (len, Some(max)),
+                None => return Err(too_long(batch)),
+            },
+            len => (len, None),
+        };
+        parts.push((start..start + len, shorten));
+        start += len;
+    }
+    Ok(parts)
+}
+
+/// Not even one entry fits, with every customer text shortened.
+fn too_long(batch: &Batch<'_>) -> RenderError {
+    RenderError::Template {
+        name: batch.template.to_owned(),
+        reason: format!(
+            "one customer entry does not fit in {} bytes even with every customer text shortened; shorten the template",
+            batch.limit
+        ),
+    }
 }
 
 /// Shrinks a predicted part until a real render fits, dropping as many entries from its end
@@ -153,13 +220,7 @@ fn search_part(
         }
     }
     let Some(shorten) = shorten else {
-        return Err(RenderError::Template {
-            name: batch.template.to_owned(),
-            reason: format!(
-                "one customer entry does not fit in {} bytes even with every customer text shortened; shorten the template",
-                batch.limit
-            ),
-        });
+        return Err(too_long(batch));
     };
     let remaining = packer.entries.len() - start;
     let mut good = 1;
@@ -200,8 +261,13 @@ fn text_bytes(loss: &Loss) -> i64 {
 pub(crate) fn render_whole(renderer: &Renderer, batch: &Batch<'_>) -> Result<Message, RenderError> {
     let packer = Packer::new(renderer, batch);
     let all = 0..packer.entries.len();
+    let content = if renderer.is_whole(batch.template) {
+        packer.render(all.clone(), 1, 1, None)?
+    } else {
+        pieces::Pieces::render(&packer)?.assemble(all.clone(), 1, 1, None)?
+    };
     Ok(Message {
-        content: packer.render(all.clone(), 1, 1, None)?,
+        content,
         losses: packer.keys(all),
     })
 }
@@ -315,17 +381,9 @@ impl<'a> Packer<'a> {
             let group = &self.groups[g];
             if current != Some(g) {
                 current = Some(g);
-                let first = group.listed.first().or(group.omitted.first());
-                let Some(first) = first else { continue };
-                let mut staff = StaffContext::from(*first);
-                if self.shared_names.contains(first.staff_name.as_str()) {
-                    staff.disambiguate();
-                }
-                let department = first
-                    .departments
-                    .first()
-                    .map(String::as_str)
-                    .unwrap_or("未分配部门");
+                let Some((staff, department)) = self.staff_of(g) else {
+                    continue;
+                };
                 let department_heading = (self.batch.by_department
                     && last_department != Some(department))
                 .then(|| department.to_owned());
@@ -371,6 +429,22 @@ impl<'a> Packer<'a> {
             groups,
         };
         self.renderer.render(self.batch.template, &context)
+    }
+
+    /// Group `g`'s staff member (told apart from namesakes) and department.
+    fn staff_of(&self, g: usize) -> Option<(StaffContext, &'a str)> {
+        let group = &self.groups[g];
+        let first = group.listed.first().or(group.omitted.first())?;
+        let mut staff = StaffContext::from(*first);
+        if self.shared_names.contains(first.staff_name.as_str()) {
+            staff.disambiguate();
+        }
+        let department = first
+            .departments
+            .first()
+            .map(String::as_str)
+            .unwrap_or(super::NO_DEPARTMENT);
+        Some((staff, department))
     }
 
     fn is_last_of_group(&self, g: usize, i: usize) -> bool {

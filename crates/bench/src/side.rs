@@ -1,0 +1,217 @@
+//! Scenario 6: churn-alert side by side with the shared floor and the Python peer.
+//!
+//! The two references are kept byte for byte as they were given (`crates/bench-floor`, the
+//! least any poller must spend: fetch and parse into a typed struct; `python_peer.py`, what a
+//! team would write in an afternoon). Each program runs as its own process against fresh
+//! simulators holding the same losses; only its own CPU time counts, as `/usr/bin/time`
+//! reports it (user + system, peak RSS), so the simulators in this process never do. The
+//! median of `runs` rounds is reported, as the goals ask.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use anyhow::Context as _;
+use churn_alert_sim::WeibanSimOptions;
+
+use super::{spread, Rig};
+
+/// The Python peer, kept beside the harness and written out at run time.
+const PEER: &str = include_str!("../python_peer.py");
+
+/// One program's cost in one run.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Cost {
+    pub cpu: f64,
+    pub peak_mb: f64,
+}
+
+/// Scenario 6's medians; `None` where a reference could not run (no floor binary, no
+/// python3 with `requests`).
+pub(crate) struct SideBySide {
+    pub floor: Option<Cost>,
+    pub python: Option<Cost>,
+    pub churn: Cost,
+    pub runs: usize,
+}
+
+/// The shared floor's binary, built from `crates/bench-floor` (its own lock file, outside the
+/// workspace) when it is missing and `build` allows it.
+pub(crate) fn floor_exe(build: bool) -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bench-floor");
+    let exe = dir.join("target/release/floor");
+    if exe.exists() {
+        return Some(exe);
+    }
+    if !build {
+        return None;
+    }
+    eprintln!("churn-alert-bench: building the shared floor (crates/bench-floor) once");
+    let status = std::process::Command::new(env!("CARGO"))
+        .args(["build", "--release", "--quiet", "--manifest-path"])
+        .arg(dir.join("Cargo.toml"))
+        .status()
+        .ok()?;
+    (status.success() && exe.exists()).then_some(exe)
+}
+
+/// Whether python3 with `requests` is here (the peer needs it).
+fn python_ready() -> bool {
+    std::process::Command::new("python3")
+        .args(["-c", "import requests"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Runs `exe args` to completion under `/usr/bin/time`, and returns its own CPU and peak RSS.
+pub(crate) async fn timed(exe: &Path, args: &[String]) -> anyhow::Result<Cost> {
+    let dir = tempfile::tempdir()?;
+    let report = dir.path().join("time");
+    let output = tokio::process::Command::new("/usr/bin/time")
+        .arg("-f")
+        .arg("%U %S %M")
+        .arg("-o")
+        .arg(&report)
+        .arg(exe)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .context("/usr/bin/time could not be started (Debian: apt-get install time)")?;
+    anyhow::ensure!(
+        output.status.success(),
+        "{} {} failed: {}",
+        exe.display(),
+        args.join(" "),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    if std::env::var_os("BENCH_SHOW_OUTPUT").is_some() {
+        eprintln!(
+            "{}: {}",
+            exe.display(),
+            String::from_utf8_lossy(&output.stdout).trim()
+        );
+    }
+    let text = std::fs::read_to_string(&report)?;
+    let fields: Vec<f64> = text
+        .split_whitespace()
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    let [user, system, peak_kb] = fields[..] else {
+        anyhow::bail!("/usr/bin/time wrote {text:?}");
+    };
+    Ok(Cost {
+        cpu: user + system,
+        peak_mb: peak_kb / 1024.0,
+    })
+}
+
+fn median(mut costs: Vec<Cost>) -> Option<Cost> {
+    costs.sort_by(|a, b| a.cpu.total_cmp(&b.cpu));
+    let mid = costs.get(costs.len() / 2).copied()?;
+    let mut peaks: Vec<f64> = costs.iter().map(|c| c.peak_mb).collect();
+    peaks.sort_by(f64::total_cmp);
+    Some(Cost {
+        cpu: mid.cpu,
+        peak_mb: peaks[peaks.len() / 2],
+    })
+}
+
+/// The floor, the Python peer and churn-alert on the same `losses`, `runs` times each, as
+/// separate processes against fresh simulators (the same limits for all: none enforced, since
+/// neither reference paces itself; churn-alert paces itself as configured).
+pub(crate) async fn side_by_side(
+    exe: &Path,
+    floor: Option<&Path>,
+    losses: usize,
+    runs: usize,
+) -> anyhow::Result<SideBySide> {
+    // Inside the references' 24-hour window.
+    let data = spread("对照", losses, 50, 20 * 3600);
+    let options = || WeibanSimOptions {
+        enforce_limits: false,
+        ..WeibanSimOptions::default()
+    };
+    let fresh = || Rig::start(options(), &data, "*/3 * * * * *", 0);
+    let python = python_ready();
+    if !python {
+        eprintln!("churn-alert-bench: python3 with `requests` is missing; the Python peer's figure is left out");
+    }
+    let (mut churn, mut floors, mut pythons) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let rig = fresh().await?;
+        let args = ["once".to_owned(), "--config".to_owned(), rig.config.clone()];
+        churn.push(match std::env::var("BENCH_PROFILE") {
+            // For profiling only: `BENCH_PROFILE="perf record -g -o /tmp/once.perf"` runs
+            // churn-alert under that command (whose own cost then counts too).
+            Ok(wrapper) => {
+                let mut words = wrapper.split_whitespace().map(str::to_owned);
+                let program = words.next().context("BENCH_PROFILE is empty")?;
+                let args: Vec<String> = words
+                    .chain([exe.display().to_string()])
+                    .chain(args)
+                    .collect();
+                timed(Path::new(&program), &args).await?
+            }
+            Err(_) => timed(exe, &args).await?,
+        });
+        anyhow::ensure!(
+            !rig.robot.received().is_empty(),
+            "churn-alert sent nothing to the robot"
+        );
+        if let Some(floor) = floor {
+            let rig = fresh().await?;
+            let args = [
+                rig.weiban.base_url(),
+                "sim-corp".into(),
+                "sim-secret".into(),
+            ];
+            floors.push(timed(floor, &args).await?);
+        }
+        if python {
+            let rig = fresh().await?;
+            let dir = tempfile::tempdir()?;
+            let script = dir.path().join("python_peer.py");
+            std::fs::write(&script, PEER)?;
+            let args = [
+                script.display().to_string(),
+                rig.weiban.base_url(),
+                "sim-corp".into(),
+                "sim-secret".into(),
+                rig.robot.url("bench"),
+                dir.path().join("peer.db").display().to_string(),
+            ];
+            pythons.push(timed(Path::new("python3"), &args).await?);
+        }
+    }
+    Ok(SideBySide {
+        floor: median(floors),
+        python: median(pythons),
+        churn: median(churn).context("no run")?,
+        runs,
+    })
+}
+
+/// Scenario 6's line of output.
+pub(crate) fn line(side: &SideBySide, losses: usize) -> String {
+    let show = |c: Option<Cost>| {
+        c.map_or("not run".to_owned(), |c| {
+            format!("{:.2} CPU s, peak RSS {:.1} MB", c.cpu, c.peak_mb)
+        })
+    };
+    let churn = side.churn.cpu.max(1e-6);
+    format!(
+        "6. side by side, {losses} losses in {} pages, median of {} runs: floor (shared: reqwest + typed serde) {}; Python peer (shared: requests + sqlite3 + f-strings) {}; churn-alert `once` {}; churn-alert / floor = {} (target <= 3), Python / churn-alert = {} (target >= 4)",
+        losses.div_ceil(100),
+        side.runs,
+        show(side.floor),
+        show(side.python),
+        show(Some(side.churn)),
+        side.floor.map_or("-".to_owned(), |f| format!("{:.2}x", churn / f.cpu.max(1e-6))),
+        side.python.map_or("-".to_owned(), |p| format!("{:.2}x", p.cpu / churn)),
+    )
+}

@@ -1,0 +1,279 @@
+//! Packing from pieces: each customer entry and each group heading rendered once, parts
+//! packed by adding up their exact sizes.
+//!
+//! A message is its frame around a body; the body is, for each staff member in the part, the
+//! group heading, the entries and the group's end. The frame is a Handlebars template that
+//! places the body with `{{{body}}}`, so a part's size is the frame's own size (rendered once,
+//! with the widest part number) plus the sizes of its pieces: packing is byte arithmetic over
+//! texts that are rendered once, and a part is rendered once more only to put its frame
+//! around it. The limit stays exact: every assembled part is measured before it is kept.
+//!
+//! In a department digest a group's heading names its department when the group opens a part
+//! or follows another department, so a heading exists in two forms, both rendered once.
+
+use std::borrow::Cow;
+use std::ops::Range;
+
+use super::{Packer, PLACEHOLDER_PARTS, SHORTEN_STEPS};
+use crate::render::{CustomerContext, FrameContext, GroupContext, RenderError, StaffContext};
+
+/// Template names of a loss message's pieces, from its frame's name (`digest.md.hbs`).
+struct Names {
+    frame: String,
+    group: String,
+    entry: String,
+    end: String,
+}
+
+impl Names {
+    fn of(frame: &str) -> Self {
+        let (kind, channel) = frame.split_once('.').unwrap_or((frame, "md.hbs"));
+        Self {
+            frame: frame.to_owned(),
+            group: format!("{kind}.group.{channel}"),
+            entry: format!("{kind}.entry.{channel}"),
+            end: format!("{kind}.end.{channel}"),
+        }
+    }
+}
+
+/// A group's rendered pieces.
+struct GroupPieces {
+    /// The heading without, and (department digests) with, its department line.
+    heading: [String; 2],
+    /// The end of a part that stops inside the group, and the group's last end.
+    end: [String; 2],
+}
+
+/// The pieces of one batch, each rendered once.
+pub(super) struct Pieces<'p, 'a> {
+    packer: &'p Packer<'a>,
+    names: Names,
+    staff: Vec<(StaffContext, &'a str)>,
+    groups: Vec<GroupPieces>,
+    entries: Vec<String>,
+    /// The frame's own bytes at the widest part number.
+    frame: usize,
+}
+
+impl<'p, 'a> Pieces<'p, 'a> {
+    pub(super) fn render(packer: &'p Packer<'a>) -> Result<Self, RenderError> {
+        let names = Names::of(packer.batch.template);
+        let staff: Vec<(StaffContext, &str)> = (0..packer.groups.len())
+            .map(|g| {
+                packer
+                    .staff_of(g)
+                    .unwrap_or_else(|| (StaffContext::empty(), super::super::NO_DEPARTMENT))
+            })
+            .collect();
+        let mut pieces = Self {
+            packer,
+            names,
+            staff,
+            groups: Vec::new(),
+            entries: Vec::with_capacity(packer.entries.len()),
+            frame: 0,
+        };
+        for g in 0..packer.groups.len() {
+            let group = pieces.group_pieces(g, None)?;
+            pieces.groups.push(group);
+        }
+        for &(g, i) in &packer.entries {
+            let entry = pieces.entry(g, i, None)?;
+            pieces.entries.push(entry);
+        }
+        pieces.frame = pieces.frame(1, PLACEHOLDER_PARTS, "", None)?.len();
+        Ok(pieces)
+    }
+
+    fn group_context(&self, g: usize, staff: &'p StaffContext) -> GroupContext<'p> {
+        GroupContext {
+            department_heading: None,
+            staff,
+            count: self.packer.groups[g].listed.len() + self.packer.groups[g].omitted.len(),
+            omitted: 0,
+            by_department: self.packer.batch.by_department,
+        }
+    }
+
+    fn group_pieces(&self, g: usize, shorten: Option<usize>) -> Result<GroupPieces, RenderError> {
+        let mut staff = Cow::Borrowed(&self.staff[g].0);
+        if let Some(max) = shorten {
+            staff.to_mut().shorten(max);
+        }
+        let renderer = self.packer.renderer;
+        let context = self.group_context(g, &staff);
+        let plain = renderer.render_piece(&self.names.group, &context)?;
+        let headed = if self.packer.batch.by_department {
+            let context = GroupContext {
+                department_heading: Some(self.staff[g].1),
+                ..self.group_context(g, &staff)
+            };
+            renderer.render_piece(&self.names.group, &context)?
+        } else {
+            String::new()
+        };
+        let middle = renderer.render_piece(&self.names.end, &context)?;
+        let last = GroupContext {
+            omitted: self.packer.groups[g].omitted.len(),
+            ..self.group_context(g, &staff)
+        };
+        let last = renderer.render_piece(&self.names.end, &last)?;
+        Ok(GroupPieces {
+            heading: [plain, headed],
+            end: [middle, last],
+        })
+    }
+
+    fn entry(&self, g: usize, i: usize, shorten: Option<usize>) -> Result<String, RenderError> {
+        let Some(loss) = self.packer.groups[g].listed.get(i) else {
+            return Ok(String::new());
+        };
+        let mut context = CustomerContext::from(*loss);
+        if let Some(max) = shorten {
+            context.shorten(max);
+        }
+        self.packer
+            .renderer
+            .render_piece(&self.names.entry, &context)
+    }
+
+    fn frame(
+        &self,
+        part: usize,
+        parts: usize,
+        body: &str,
+        shorten: Option<usize>,
+    ) -> Result<String, RenderError> {
+        let packer = self.packer;
+        let mut staff = match packer.groups.as_slice() {
+            [_] => Some(Cow::Borrowed(&self.staff[0].0)),
+            _ => None,
+        };
+        if let (Some(staff), Some(max)) = (staff.as_mut(), shorten) {
+            staff.to_mut().shorten(max);
+        }
+        let context = FrameContext {
+            part,
+            parts,
+            total: packer.batch.losses.len(),
+            staff_count: packer.groups.len(),
+            window: packer.batch.window,
+            mention: packer.batch.mention,
+            directions: packer.directions,
+            by_department: packer.batch.by_department,
+            staff: staff.as_deref(),
+            body,
+        };
+        packer.renderer.render(&self.names.frame, &context)
+    }
+
+    /// Walks the pieces of the entries in `range`, in message order.
+    fn walk(&self, range: Range<usize>, mut piece: impl FnMut(&str)) {
+        let entries = &self.packer.entries;
+        let mut previous: Option<usize> = None;
+        for e in range.clone() {
+            let (g, i) = entries[e];
+            if previous != Some(g) {
+                if let Some(p) = previous {
+                    piece(&self.groups[p].end[1]);
+                }
+                let department = self.staff[g].1;
+                let headed = self.packer.batch.by_department
+                    && previous.is_none_or(|p| self.staff[p].1 != department);
+                piece(&self.groups[g].heading[usize::from(headed)]);
+                previous = Some(g);
+            }
+            piece(&self.entries[e]);
+            if e + 1 == range.end {
+                let last = self.packer.is_last_of_group(g, i);
+                piece(&self.groups[g].end[usize::from(last)]);
+            }
+        }
+    }
+
+    /// The body's bytes for the entries in `range`.
+    fn size(&self, range: Range<usize>) -> usize {
+        let mut size = 0;
+        self.walk(range, |p| size += p.len());
+        size
+    }
+
+    /// The longest run of entries from `start` that fits `limit` as they are; 0 if not one.
+    pub(super) fn fit(&self, start: usize, limit: usize) -> usize {
+        let room = limit.saturating_sub(self.frame);
+        let mut len = 0;
+        while start + len < self.entries.len() && self.size(start..start + len + 1) <= room {
+            len += 1;
+        }
+        len
+    }
+
+    /// The message of the entries in `range`, part `part` of `parts`; `shorten` re-renders
+    /// its pieces with the customer texts cut to that many characters.
+    pub(super) fn assemble(
+        &self,
+        range: Range<usize>,
+        part: usize,
+        parts: usize,
+        shorten: Option<usize>,
+    ) -> Result<String, RenderError> {
+        let mut body = String::new();
+        match shorten {
+            None => self.walk(range, |p| body.push_str(p)),
+            Some(max) => {
+                let mut short = Pieces {
+                    packer: self.packer,
+                    names: Names::of(&self.names.frame),
+                    staff: self.staff.clone(),
+                    groups: Vec::new(),
+                    entries: vec![String::new(); self.entries.len()],
+                    frame: self.frame,
+                };
+                let first_group = self.packer.entries[range.start].0;
+                for g in 0..self.groups.len() {
+                    short.groups.push(if g >= first_group {
+                        self.group_pieces(g, Some(max))?
+                    } else {
+                        GroupPieces {
+                            heading: Default::default(),
+                            end: Default::default(),
+                        }
+                    });
+                }
+                for e in range.clone() {
+                    let (g, i) = self.packer.entries[e];
+                    short.entries[e] = self.entry(g, i, Some(max))?;
+                }
+                short.walk(range, |p| body.push_str(p));
+            }
+        }
+        self.frame(part, parts, &body, shorten)
+    }
+
+    /// The shortening step that lets the entry at `start` fit alone, and how many entries
+    /// fit with it at that step.
+    pub(super) fn fit_shortened(
+        &self,
+        start: usize,
+        limit: usize,
+    ) -> Result<Option<(usize, usize)>, RenderError> {
+        for max in SHORTEN_STEPS.into_iter().flatten() {
+            let fits = |len: usize| -> Result<bool, RenderError> {
+                Ok(self
+                    .assemble(start..start + len, 1, PLACEHOLDER_PARTS, Some(max))?
+                    .len()
+                    <= limit)
+            };
+            if !fits(1)? {
+                continue;
+            }
+            let mut len = 1;
+            while start + len < self.entries.len() && fits(len + 1)? {
+                len += 1;
+            }
+            return Ok(Some((len, max)));
+        }
+        Ok(None)
+    }
+}
