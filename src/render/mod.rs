@@ -518,6 +518,22 @@ impl Renderer {
             })
     }
 
+    /// A piece of a message appended to `out`: many pieces share one buffer, so that
+    /// thousands of entries cost one allocation instead of one each.
+    pub fn render_piece_into<C: Serialize>(
+        &self,
+        name: &str,
+        context: &C,
+        out: &mut Vec<u8>,
+    ) -> Result<(), RenderError> {
+        self.registry(name)
+            .render_to_write(name, context, out)
+            .map_err(|e| RenderError::Template {
+                name: name.to_owned(),
+                reason: e.to_string(),
+            })
+    }
+
     /// Whether the loss frame `name` is a whole-message template of 0.1 (see [`split`]).
     pub fn is_whole(&self, name: &str) -> bool {
         self.whole.contains(name)

@@ -51,7 +51,10 @@ pub(super) struct Pieces<'p, 'a> {
     names: Names,
     staff: Vec<(StaffContext, &'a str)>,
     groups: Vec<GroupPieces>,
-    entries: Vec<String>,
+    /// Every entry, rendered once, one after the other in one buffer.
+    arena: String,
+    /// Where each entry is in `arena`.
+    entries: Vec<Range<usize>>,
     /// The frame's own bytes at the widest part number.
     frame: usize,
 }
@@ -71,6 +74,7 @@ impl<'p, 'a> Pieces<'p, 'a> {
             names,
             staff,
             groups: Vec::new(),
+            arena: String::new(),
             entries: Vec::with_capacity(packer.entries.len()),
             frame: 0,
         };
@@ -78,10 +82,13 @@ impl<'p, 'a> Pieces<'p, 'a> {
             let group = pieces.group_pieces(g, None)?;
             pieces.groups.push(group);
         }
+        let mut arena = Vec::new();
         for &(g, i) in &packer.entries {
-            let entry = pieces.entry(g, i, None)?;
-            pieces.entries.push(entry);
+            let start = arena.len();
+            pieces.entry_into(g, i, None, &mut arena)?;
+            pieces.entries.push(start..arena.len());
         }
+        pieces.arena = pieces.text(arena)?;
         pieces.frame = pieces.frame(1, PLACEHOLDER_PARTS, "", None)?.len();
         Ok(pieces)
     }
@@ -125,9 +132,15 @@ impl<'p, 'a> Pieces<'p, 'a> {
         })
     }
 
-    fn entry(&self, g: usize, i: usize, shorten: Option<usize>) -> Result<String, RenderError> {
+    fn entry_into(
+        &self,
+        g: usize,
+        i: usize,
+        shorten: Option<usize>,
+        out: &mut Vec<u8>,
+    ) -> Result<(), RenderError> {
         let Some(loss) = self.packer.groups[g].listed.get(i) else {
-            return Ok(String::new());
+            return Ok(());
         };
         let mut context = CustomerContext::from(*loss);
         if let Some(max) = shorten {
@@ -135,7 +148,15 @@ impl<'p, 'a> Pieces<'p, 'a> {
         }
         self.packer
             .renderer
-            .render_piece(&self.names.entry, &context)
+            .render_piece_into(&self.names.entry, &context, out)
+    }
+
+    /// The entries' buffer as text (Handlebars writes UTF-8 only).
+    fn text(&self, bytes: Vec<u8>) -> Result<String, RenderError> {
+        String::from_utf8(bytes).map_err(|e| RenderError::Template {
+            name: self.names.entry.clone(),
+            reason: format!("rendered text that is not UTF-8: {e}"),
+        })
     }
 
     fn frame(
@@ -184,7 +205,7 @@ impl<'p, 'a> Pieces<'p, 'a> {
                 piece(&self.groups[g].heading[usize::from(headed)]);
                 previous = Some(g);
             }
-            piece(&self.entries[e]);
+            piece(&self.arena[self.entries[e].clone()]);
             if e + 1 == range.end {
                 let last = self.packer.is_last_of_group(g, i);
                 piece(&self.groups[g].end[usize::from(last)]);
@@ -227,7 +248,8 @@ impl<'p, 'a> Pieces<'p, 'a> {
                     names: Names::of(&self.names.frame),
                     staff: self.staff.clone(),
                     groups: Vec::new(),
-                    entries: vec![String::new(); self.entries.len()],
+                    arena: String::new(),
+                    entries: vec![0..0; self.entries.len()],
                     frame: self.frame,
                 };
                 let first_group = self.packer.entries[range.start].0;
@@ -241,10 +263,14 @@ impl<'p, 'a> Pieces<'p, 'a> {
                         }
                     });
                 }
+                let mut arena = Vec::new();
                 for e in range.clone() {
                     let (g, i) = self.packer.entries[e];
-                    short.entries[e] = self.entry(g, i, Some(max))?;
+                    let start = arena.len();
+                    self.entry_into(g, i, Some(max), &mut arena)?;
+                    short.entries[e] = start..arena.len();
                 }
+                short.arena = self.text(arena)?;
                 short.walk(range, |p| body.push_str(p));
             }
         }
