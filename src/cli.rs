@@ -40,6 +40,15 @@ pub enum Command {
     Staff(StaffArgs),
     /// Inspect and repair the store.
     State(StateArgs),
+    /// Write the man pages and shell completions (bash, zsh, fish) into DIR, for packagers.
+    #[command(hide = true)]
+    GenerateDocs(GenerateDocsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateDocsArgs {
+    /// Where `man/` and `completions/` are written.
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -5,6 +5,7 @@ mod check;
 pub(crate) mod console;
 #[cfg(feature = "demo")]
 mod demo;
+mod generate_docs;
 mod once;
 mod preview;
 mod report;
@@ -109,6 +110,7 @@ async fn dispatch(command: Command, shutdown: Option<Shutdown>) -> anyhow::Resul
         Command::State(args) => state::state(args.command).await,
         Command::Staff(args) => staff::staff(&args).await,
         Command::Report(args) => report::report(&args, stop()).await,
+        Command::GenerateDocs(args) => generate_docs::generate_docs(&args),
     }
 }
 

@@ -107,6 +107,22 @@ impl Attempt<'_> {
                 Err(e) => return Err(e),
             }
             metrics::counter!("churn_alert_messages_sent_total", "sink" => channel).increment(1);
+            metrics::counter!("churn_alert_losses_delivered_total", "sink" => channel)
+                .increment(outgoing.losses.len() as u64);
+            if let Some(producer) = outgoing
+                .prepared
+                .as_deref()
+                .and_then(crate::store::producer_of)
+            {
+                // Staff-deletion alerts are named by staff member: one label for all of them.
+                let report = if producer.starts_with("alert:") {
+                    "staff_delete_alert".to_owned()
+                } else {
+                    producer.to_owned()
+                };
+                metrics::counter!("churn_alert_reports_delivered_total", "report" => report)
+                    .increment(1);
+            }
             tracing::debug!(destination = %self.id, losses = outgoing.losses.len(), "message accepted");
             sent.messages += 1;
             sent.losses += outgoing.losses.len();

@@ -117,13 +117,17 @@ pub(crate) fn dedup(
     cutoff: i64,
     passed: &mut HashSet<LossKey>,
 ) -> Result<Vec<Loss>, StoreError> {
-    let mut fresh = Vec::with_capacity(page.len());
-    for loss in page.into_iter().filter(|l| l.outflow_at >= cutoff) {
-        if !store.is_seen(&loss)? && passed.insert(loss.key()) {
-            fresh.push(loss);
-        }
-    }
-    Ok(fresh)
+    let page: Vec<Loss> = page
+        .into_iter()
+        .filter(|l| l.outflow_at >= cutoff)
+        .collect();
+    let seen = store.seen_of(&page)?;
+    Ok(page
+        .into_iter()
+        .zip(seen)
+        .filter(|(loss, seen)| !seen && passed.insert(loss.key()))
+        .map(|(loss, _)| loss)
+        .collect())
 }
 
 /// Count deletions: staff deletions per day and staff member, for `staff_delete_alert`,

@@ -72,6 +72,7 @@ impl Health {
     /// Losses pending for destinations that left the config, with nowhere else to go.
     /// The destinations the last delivery pass left waiting (a refusal, a fault).
     pub fn set_refusing(&self, destinations: Vec<String>) {
+        metrics::gauge!("churn_alert_refusing_destinations").set(destinations.len() as f64);
         *self.refusing.lock().unwrap_or_else(|p| p.into_inner()) = destinations;
     }
 
@@ -181,6 +182,7 @@ pub(crate) async fn serve(
             let handle = PrometheusBuilder::new()
                 .install_recorder()
                 .map_err(|e| anyhow::anyhow!("cannot install the metrics recorder: {e}"))?;
+            announce_counters();
             RECORDER.get_or_init(|| handle).clone()
         }
     };
@@ -202,6 +204,23 @@ pub(crate) async fn serve(
         }
     });
     Ok(())
+}
+
+/// Counters that the dashboard and the alert rules (`deploy/`) read, at 0 from the start: a
+/// series that appears only with its first event leaves `increase()` blind to that event.
+fn announce_counters() {
+    for name in [
+        "churn_alert_cycles_total",
+        "churn_alert_losses_found_total",
+        "churn_alert_poll_failures_total",
+        "churn_alert_weiban_errors_total",
+        "churn_alert_robot_refusals_total",
+        "churn_alert_reports_delivered_total",
+        "churn_alert_messages_failed_total",
+    ] {
+        metrics::counter!(name).increment(0);
+    }
+    metrics::gauge!("churn_alert_refusing_destinations").set(0.0);
 }
 
 async fn healthz(State(state): State<AppState>) -> (StatusCode, String) {

@@ -256,6 +256,10 @@ impl WecomSink {
         }
         let answer: Answer = serde_json::from_slice(&bytes)
             .map_err(|e| transient(format!("robot answer is not JSON: {e}")))?;
+        if let Some(code) = answer.errcode.filter(|c| *c != 0) {
+            metrics::counter!("churn_alert_robot_refusals_total", "errcode" => code.to_string())
+                .increment(1);
+        }
         match answer.errcode {
             Some(0) => Ok(answer),
             Some(45009) => Err(SendError::Blocked),

@@ -26,6 +26,7 @@ mod destinations;
 mod held;
 pub use held::HeldLoss;
 pub(crate) use held::Release;
+pub(crate) use prepared::producer_of;
 pub use prepared::{Bytes, Prepared, PreparedBody, PreparedFile, Produced};
 pub(crate) mod ledger;
 mod meta;
@@ -307,6 +308,26 @@ impl Store {
         Ok(new)
     }
 
+    /// Whether each of `losses` is remembered, reading each hour bucket they fall in once (a
+    /// page's hundred losses share a few buckets).
+    pub fn seen_of(&self, losses: &[Loss]) -> Result<Vec<bool>, StoreError> {
+        let mut buckets: HashMap<[u8; 8], Option<sled::IVec>> = HashMap::new();
+        losses
+            .iter()
+            .map(|loss| {
+                let key = seen::bucket_key(loss.outflow_at);
+                let bucket = match buckets.entry(key) {
+                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(e) => e.insert(self.seen.get(key)?),
+                };
+                let entry = seen::entry(loss.outflow_at, &loss.customer_id, &loss.staff_id);
+                Ok(bucket
+                    .as_ref()
+                    .is_some_and(|b| seen::search(b, &entry).is_ok()))
+            })
+            .collect()
+    }
+
     /// Whether a loss is remembered.
     pub fn is_seen(&self, loss: &Loss) -> Result<bool, StoreError> {
         let entry = seen::entry(loss.outflow_at, &loss.customer_id, &loss.staff_id);
@@ -466,6 +487,12 @@ mod tests {
         assert!(store.is_seen(&loss("new", 1000)).unwrap());
         assert_eq!(store.forget_customer("new").await.unwrap(), 1);
         assert!(!store.is_seen(&loss("new", 1000)).unwrap());
+        assert_eq!(
+            store
+                .seen_of(&[loss("new", 1000), loss("old", 10)])
+                .unwrap(),
+            [false, false]
+        );
     }
 
     #[test]

@@ -272,9 +272,29 @@ impl Store {
     }
 }
 
+/// The name of what produced a prepared message (a report's name, the alert's), read from
+/// its key: `<destination>\0<producer>\u{1}<period>\0<part>`.
+pub(crate) fn producer_of(key: &[u8]) -> Option<&str> {
+    let start = key.iter().position(|b| *b == 0)? + 1;
+    let rest = key.get(start..)?;
+    let end = rest.iter().position(|b| *b == 1)?;
+    std::str::from_utf8(&rest[..end]).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_names_its_producer() {
+        let produced = Produced {
+            producer: "周报".into(),
+            period: "2026-W48".into(),
+        };
+        let id = DestinationId::new("r", crate::destination::DestinationKind::Wecom, "k");
+        assert_eq!(producer_of(&produced.part_key(&id, 3)), Some("周报"));
+        assert_eq!(producer_of(b"no separators"), None);
+    }
 
     fn message(label: &str) -> Prepared {
         Prepared {

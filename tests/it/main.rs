@@ -15,4 +15,5 @@ mod foundation;
 mod loss_paths;
 mod nothing_lost;
 mod operate;
+mod package;
 mod reports;

@@ -173,6 +173,20 @@ async fn metrics_and_health_answer_and_move() {
         broken.contains("churn_alert_weiban_errors_total"),
         "{broken}"
     );
+    // Every metric the shipped dashboard and alert rules read exists after a cycle.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut named = std::collections::BTreeSet::new();
+    for file in [
+        "deploy/grafana/churn-alert.json",
+        "deploy/prometheus/churn-alert.rules.yml",
+    ] {
+        let text = std::fs::read_to_string(root.join(file)).expect("shipped file");
+        named.extend(metric_names(&text));
+    }
+    assert!(named.len() >= 10, "{named:?}");
+    let exported = metric_names(&broken);
+    let missing: Vec<&String> = named.difference(&exported).collect();
+    assert!(missing.is_empty(), "not exported: {missing:?}\n{broken}");
     sigterm(&child);
     let _ = child.wait_with_output().await;
 }
@@ -352,4 +366,12 @@ async fn json_logs_are_one_object_per_line() {
         .expect("a cycle line");
     assert_eq!(cycle["new_losses"], 2);
     assert_eq!(cycle["messages_sent"], 1);
+}
+
+/// The `churn_alert_*` names in a text.
+fn metric_names(text: &str) -> std::collections::BTreeSet<String> {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .filter(|word| word.starts_with("churn_alert_"))
+        .map(str::to_owned)
+        .collect()
 }
