@@ -7,7 +7,8 @@
 //! for the next scheduled cycle.
 //!
 //! Reports (`[[report]]`) run when their own crontab fires, and after each cycle when one is
-//! due again ([`crate::report::due`]).
+//! due again ([`crate::report::due`]). `churn-alert report` run beside the daemon is handed
+//! to this loop over the state socket and done between two cycles.
 //!
 //! On SIGINT/SIGTERM the current cycle gets a few seconds to abandon its in-flight send (it
 //! stays pending), then the store is flushed and the process exits 0.
@@ -20,6 +21,7 @@ use chrono::{DateTime, Utc};
 
 use crate::cli::ConfigArg;
 use crate::pipeline::Pipeline;
+use crate::server::state::ReportRequest;
 use crate::server::{Health, StateSource};
 use crate::shutdown::Shutdown;
 use crate::time::unix_now;
@@ -32,7 +34,9 @@ pub(crate) async fn run(args: &ConfigArg, shutdown: Shutdown) -> anyhow::Result<
     let mut shutdown = shutdown;
     let mut reload = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
     let health = Arc::new(Health::new(unix_now(), healthy_poll_age(&pipeline)));
-    serve(&pipeline, &args.config, &health, &shutdown).await?;
+    // `churn-alert report` while we run: handled here, between cycles, never beside one.
+    let (report_inbox, mut report_requests) = tokio::sync::mpsc::channel(4);
+    serve(&pipeline, &args.config, &health, &shutdown, report_inbox).await?;
     let config = pipeline.config();
     tracing::info!(cron = %config.schedule.cron, timezone = %config.timezone(), "churn-alert running");
 
@@ -53,6 +57,10 @@ pub(crate) async fn run(args: &ConfigArg, shutdown: Shutdown) -> anyhow::Result<
                 health.set_max_age(healthy_poll_age(&pipeline));
                 // A destination whose address changed since it failed is tried at once.
                 retry_at = delivery_pass(&pipeline, &shutdown, &health).await;
+                continue;
+            }
+            Some(request) = report_requests.recv() => {
+                asked_report(&pipeline, request, &shutdown).await;
                 continue;
             }
         }
@@ -87,18 +95,35 @@ pub(crate) async fn run(args: &ConfigArg, shutdown: Shutdown) -> anyhow::Result<
     Ok(ExitCode::SUCCESS)
 }
 
+/// `churn-alert report`, asked over the socket: produced and sent as the command would,
+/// on this loop's pipeline (a report's parts then wait in the outbox like any delivery).
+async fn asked_report(pipeline: &Pipeline, request: ReportRequest, shutdown: &Shutdown) {
+    let ReportRequest { ask, reply } = request;
+    tracing::info!(report = %ask.name, "`churn-alert report` asked the daemon for a report");
+    let answer = super::report::produce(pipeline, &ask, None, shutdown)
+        .await
+        .map_err(|e| format!("{e:#}"));
+    if let Err(reason) = &answer {
+        tracing::warn!(report = %ask.name, "the asked report was not produced: {}", crate::logging::redact(reason));
+    }
+    // The asker may have given up waiting; the report is queued either way.
+    let _ = reply.send(answer);
+}
+
 /// `/state/*` on the unix socket beside the store, and `[server]` when configured.
 async fn serve(
     pipeline: &Pipeline,
     config_path: &std::path::Path,
     health: &Arc<Health>,
     shutdown: &Shutdown,
+    reports: tokio::sync::mpsc::Sender<ReportRequest>,
 ) -> anyhow::Result<()> {
     let config = pipeline.config();
     let state = StateSource {
         config_path: config_path.to_owned(),
         store: pipeline.store().clone(),
         token: config.server.as_ref().and_then(|s| s.token.clone()),
+        reports: Some(reports),
     };
     crate::server::state::serve_local(&config.store.path, state.clone(), shutdown.clone());
     if let Some(server) = &config.server {

@@ -1,5 +1,7 @@
 //! `/state/stats` and `/state/pending`: the store's contents while the daemon holds it, for
-//! `churn-alert state stats|pending` (sled lets one process open a store).
+//! `churn-alert state stats|pending` (sled lets one process open a store); and `POST /report`,
+//! which hands `churn-alert report` to the daemon's own loop, so that the report is queued and
+//! delivered by the one delivery core that owns the store, between two cycles.
 //!
 //! They carry customer names and staff mailboxes, so they are served two ways only:
 //! - on a unix socket beside the store (`<store.path>.sock`), always, mode 0600: whoever may
@@ -14,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 
 use crate::config::Config;
@@ -31,6 +33,30 @@ pub(crate) struct StateSource {
     pub store: Store,
     /// `[server] token`: TCP serves `/state/*` only with it.
     pub token: Option<Secret>,
+    /// The daemon loop's inbox for `churn-alert report` (`None`: not a daemon).
+    pub reports: Option<tokio::sync::mpsc::Sender<ReportRequest>>,
+}
+
+/// What `churn-alert report` asks the daemon for: a report's name and, optionally, a period.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub(crate) struct ReportAsk {
+    pub name: String,
+    pub period: Option<String>,
+}
+
+/// What the daemon did: the lines `churn-alert report` prints, and whether a destination did
+/// not take the report (the command then exits 1).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub(crate) struct ReportAnswer {
+    pub lines: Vec<String>,
+    pub failed: bool,
+}
+
+/// A report request on its way to the daemon's loop, with where the answer goes. An `Err` is
+/// the reason the report was not produced (no such report, a period not over…).
+pub(crate) struct ReportRequest {
+    pub ask: ReportAsk,
+    pub reply: tokio::sync::oneshot::Sender<Result<ReportAnswer, String>>,
 }
 
 /// The unix socket the daemon serves `/state/*` on: the store's path with `.sock` added.
@@ -63,6 +89,7 @@ fn routes(source: StateSource) -> Router {
     Router::new()
         .route("/state/stats", get(state_stats))
         .route("/state/pending", get(state_pending))
+        .route("/report", post(report))
         .with_state(source)
 }
 
@@ -162,6 +189,32 @@ async fn state_pending(
     crate::inspect::pending(&config, &source.store)
         .map(Json)
         .map_err(internal)
+}
+
+/// `churn-alert report` while this process holds the store: done by the daemon's loop.
+async fn report(
+    State(source): State<StateSource>,
+    Json(ask): Json<ReportAsk>,
+) -> Result<Json<ReportAnswer>, (StatusCode, String)> {
+    let unavailable = || {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the daemon is stopping; run `churn-alert report` again once it is up\n".to_owned(),
+        )
+    };
+    let inbox = source.reports.as_ref().ok_or_else(unavailable)?;
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    inbox
+        .send(ReportRequest { ask, reply })
+        .await
+        .map_err(|_| unavailable())?;
+    match answer.await.map_err(|_| unavailable())? {
+        Ok(answer) => Ok(Json(answer)),
+        Err(reason) => Err((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            crate::logging::redact(&reason),
+        )),
+    }
 }
 
 fn internal(e: impl std::fmt::Display) -> (StatusCode, String) {

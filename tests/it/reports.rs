@@ -623,3 +623,65 @@ async fn a_waiting_report_follows_a_fixed_robot_key() {
     let pending = env.in_process(&["state", "pending"]).await.stdout;
     assert!(pending.contains("nothing is pending"), "{pending}");
 }
+
+/// `churn-alert report` while the daemon runs (the daemon holds the store): the daemon sends
+/// it from its own loop, asked over the socket beside the store; asked again, it is not sent
+/// twice; a wrong name comes back with the daemon's reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_while_the_daemon_runs_is_sent_by_the_daemon() {
+    let env = Env::new().await;
+    week_of_losses(&env);
+    report_config(&env, &["k1"], "", "");
+    let daemon = spawn_quiet_run(&env.config);
+    let socket = std::path::PathBuf::from(format!("{}.sock", env.store_path().display()));
+    for _ in 0..200 {
+        if socket.exists() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(socket.exists(), "the daemon made no socket");
+    let this_week = |env: &Env| {
+        env.robot
+            .received()
+            .iter()
+            .filter(|m| m.msgtype == "markdown" && m.content.contains("客户流失周报"))
+            .filter(|m| m.content.contains("2026-11-16"))
+            .count()
+    };
+
+    let out = report_week(&env).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let printed = stdout(&out);
+    assert!(
+        printed.contains("(sent by the running daemon)"),
+        "{printed}"
+    );
+    assert!(printed.contains("sent ("), "{printed}");
+    assert_eq!(this_week(&env), 1, "the report arrived once");
+    assert!(
+        !by_type(&env.robot.received(), "image").is_empty(),
+        "with its chart"
+    );
+
+    let again = report_week(&env).await;
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(
+        stdout(&again).contains("already sent for this period"),
+        "{}",
+        stdout(&again)
+    );
+    assert_eq!(this_week(&env), 1, "not sent twice");
+
+    let wrong = env
+        .cmd(&["report", "--name", "nope", "--period", WEEK])
+        .await;
+    assert!(!wrong.status.success());
+    assert!(
+        stderr(&wrong).contains("no report named `nope`"),
+        "{}",
+        stderr(&wrong)
+    );
+    sigterm(&daemon);
+    let _ = daemon.wait_with_output().await;
+}
