@@ -199,9 +199,10 @@ fn is_whole_message(name: &str, source: &str) -> bool {
     frame && loss && source.contains("each groups")
 }
 
-/// What a 0.1 whole-message loss template receives. Documented in the README.
+/// A loss message's own facts, as every loss template sees them at its top level.
+/// Documented for template authors in docs/templates.md.
 #[derive(Debug, Serialize)]
-pub(crate) struct MessageContext {
+pub(crate) struct MessageFacts<'a> {
     /// Part number of this message (1-based) and how many parts the batch has.
     pub part: usize,
     pub parts: usize,
@@ -217,23 +218,23 @@ pub(crate) struct MessageContext {
     /// Groups come by department (`group_by = "department"`), with department headings.
     pub by_department: bool,
     /// The staff member, when the message is about exactly one (staff templates).
-    pub staff: Option<StaffContext>,
+    pub staff: Option<&'a StaffContext>,
+}
+
+/// What a 0.1 whole-message loss template receives: the facts and every group.
+#[derive(Debug, Serialize)]
+pub(crate) struct MessageContext<'a> {
+    #[serde(flatten)]
+    pub facts: MessageFacts<'a>,
     pub groups: Vec<StaffGroup>,
 }
 
-/// What a loss message's frame (`digest.md.hbs`…) receives: the message's facts, and its
-/// groups already rendered (`{{{body}}}`). Documented for template authors in the README.
+/// What a loss message's frame (`digest.md.hbs`…) receives: the facts, and its groups
+/// already rendered (`{{{body}}}`).
 #[derive(Debug, Serialize)]
 pub(crate) struct FrameContext<'a> {
-    pub part: usize,
-    pub parts: usize,
-    pub total: usize,
-    pub staff_count: usize,
-    pub window: Option<WindowContext>,
-    pub mention: bool,
-    pub directions: Directions,
-    pub by_department: bool,
-    pub staff: Option<&'a StaffContext>,
+    #[serde(flatten)]
+    pub facts: MessageFacts<'a>,
     /// The groups of this part: headings, entries and ends, escaped already.
     pub body: &'a str,
 }

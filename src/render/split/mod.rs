@@ -18,8 +18,8 @@ mod pieces;
 mod sizes;
 
 use super::{
-    grouped, CustomerContext, Directions, MessageContext, RenderError, Renderer, StaffContext,
-    StaffGroup, WindowContext,
+    grouped, CustomerContext, Directions, MessageContext, MessageFacts, RenderError, Renderer,
+    StaffContext, StaffGroup, WindowContext,
 };
 use sizes::Sizes;
 use std::collections::{HashMap, HashSet};
@@ -417,6 +417,20 @@ impl<'a> Packer<'a> {
             }
         }
         let context = MessageContext {
+            facts: self.facts(part, parts, staff.as_ref()),
+            groups,
+        };
+        self.renderer.render(self.batch.template, &context)
+    }
+
+    /// The facts of part `part` of `parts` that every loss template sees.
+    fn facts<'s>(
+        &self,
+        part: usize,
+        parts: usize,
+        staff: Option<&'s StaffContext>,
+    ) -> MessageFacts<'s> {
+        MessageFacts {
             part,
             parts,
             total: self.batch.losses.len(),
@@ -426,9 +440,7 @@ impl<'a> Packer<'a> {
             directions: self.directions,
             by_department: self.batch.by_department,
             staff,
-            groups,
-        };
-        self.renderer.render(self.batch.template, &context)
+        }
     }
 
     /// Group `g`'s staff member (told apart from namesakes) and department.

@@ -175,15 +175,7 @@ impl<'p, 'a> Pieces<'p, 'a> {
             staff.to_mut().shorten(max);
         }
         let context = FrameContext {
-            part,
-            parts,
-            total: packer.batch.losses.len(),
-            staff_count: packer.groups.len(),
-            window: packer.batch.window,
-            mention: packer.batch.mention,
-            directions: packer.directions,
-            by_department: packer.batch.by_department,
-            staff: staff.as_deref(),
+            facts: packer.facts(part, parts, staff.as_deref()),
             body,
         };
         packer.renderer.render(&self.names.frame, &context)
