@@ -197,7 +197,7 @@ stage() {
 SH_DIRS="# The state directory: the service user's home, private to it.
 if [ ! -L $STATE_DIR ]; then
     mkdir -p $STATE_DIR
-    chown $USER_NAME:$USER_NAME $STATE_DIR
+    chown $USER_NAME: $STATE_DIR
     chmod 0700 $STATE_DIR
 fi"
 SH_RELOAD="if [ -d /run/systemd/system ]; then
@@ -367,7 +367,7 @@ ensure_tool() { # CRATE SUBCOMMAND MIN_VERSION
         return
     fi
     # The version from cargo install's records, else from the tool (older ones lack --version).
-    have=$(cargo install --list | sed -n "s/^$crate v\\([0-9][0-9.]*\\).*:\$/\\1/p" | head -n1)
+    have=$(cargo install --list | sed -n "s/^$crate v\\([0-9][0-9.]*\\).*:\$/\\1/p" | sed -n 1p)
     if [ -z "$have" ]; then
         have=$(cargo "$sub" --version 2>/dev/null | sed -n 's/^[^ ]* v\{0,1\}\([0-9][0-9.]*\).*/\1/p' | head -n1) || true
     fi

@@ -61,7 +61,9 @@ pub(crate) async fn run(args: &ConfigArg, shutdown: Shutdown) -> anyhow::Result<
             }
             Some(request) = report_requests.recv() => {
                 asked_report(&pipeline, request, &shutdown).await;
-                continue;
+                // A refused part is retried at its time; a cycle that came due meanwhile
+                // runs now (below), never skipped.
+                retry_at = delivery_pass(&pipeline, &shutdown, &health).await;
             }
         }
         let now = crate::time::now_utc();
@@ -100,9 +102,18 @@ pub(crate) async fn run(args: &ConfigArg, shutdown: Shutdown) -> anyhow::Result<
 async fn asked_report(pipeline: &Pipeline, request: ReportRequest, shutdown: &Shutdown) {
     let ReportRequest { ask, reply } = request;
     tracing::info!(report = %ask.name, "`churn-alert report` asked the daemon for a report");
-    let answer = super::report::produce(pipeline, &ask, None, shutdown)
-        .await
-        .map_err(|e| format!("{e:#}"));
+    let mut signal = shutdown.clone();
+    let run = super::report::produce(pipeline, &ask, None, shutdown);
+    tokio::pin!(run);
+    let stopped =
+        || Err("the daemon is stopping; what was queued is sent after it restarts".to_owned());
+    let answer = tokio::select! {
+        answer = &mut run => answer.map_err(|e| format!("{e:#}")),
+        () = signal.recv() => match tokio::time::timeout(WIND_DOWN, &mut run).await {
+            Ok(answer) => answer.map_err(|e| format!("{e:#}")),
+            Err(_) => stopped(),
+        },
+    };
     if let Err(reason) = &answer {
         tracing::warn!(report = %ask.name, "the asked report was not produced: {}", crate::logging::redact(reason));
     }

@@ -470,7 +470,51 @@ impl Renderer {
                     reason: e.to_string(),
                 })?;
         }
+        renderer.check_frames()?;
         Ok(renderer)
+    }
+
+    /// Every loss frame places the message's groups exactly once, unescaped: a frame without
+    /// `{{{body}}}` would send headings while its losses count as delivered.
+    fn check_frames(&self) -> Result<(), RenderError> {
+        const MARKER: &str = "<churn-alert body/>";
+        let staff = StaffContext {
+            id: "zhangsan".into(),
+            name: "张三".into(),
+            label: "张三".into(),
+            email: None,
+            departments: None,
+            left: false,
+        };
+        for (name, _) in BUILTIN {
+            let frame = name.split('.').count() == 3
+                && (name.starts_with("digest.") || name.starts_with("staff."));
+            if !frame || self.is_whole(name) {
+                continue;
+            }
+            let context = FrameContext {
+                facts: MessageFacts {
+                    part: 1,
+                    parts: 2,
+                    total: 1,
+                    staff_count: 1,
+                    window: Some(WindowContext { start: 0, end: 0 }),
+                    mention: true,
+                    directions: Directions::default(),
+                    by_department: false,
+                    staff: Some(&staff),
+                },
+                body: MARKER,
+            };
+            let rendered = self.render_piece(name, &context)?;
+            if rendered.matches(MARKER).count() != 1 {
+                return Err(RenderError::Template {
+                    name: (*name).to_owned(),
+                    reason: "the frame must place the message's groups exactly once, with three braces: {{{body}}}".into(),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The zone times are shown in.

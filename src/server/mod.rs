@@ -55,6 +55,15 @@ impl Health {
     /// How old the last successful poll may be (a reload that changes the schedule moves it).
     pub fn set_max_age(&self, max_age: Duration) {
         self.max_age.store(seconds(max_age), Ordering::Relaxed);
+        metrics::gauge!("churn_alert_healthy_poll_age_seconds").set(seconds(max_age) as f64);
+    }
+
+    /// The gauges the stale-poll rule compares (`deploy/prometheus`): when this process
+    /// started, and how old a poll may be before `/healthz` turns red.
+    fn export_gauges(&self) {
+        metrics::gauge!("churn_alert_started_timestamp_seconds").set(self.started_at as f64);
+        metrics::gauge!("churn_alert_healthy_poll_age_seconds")
+            .set(self.max_age.load(Ordering::Relaxed) as f64);
     }
 
     /// A poll failed: `/healthz` says so, and why, until a poll succeeds.
@@ -186,6 +195,7 @@ pub(crate) async fn serve(
             RECORDER.get_or_init(|| handle).clone()
         }
     };
+    health.export_gauges();
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(render_metrics))

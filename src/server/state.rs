@@ -1,7 +1,8 @@
 //! `/state/stats` and `/state/pending`: the store's contents while the daemon holds it, for
-//! `churn-alert state stats|pending` (sled lets one process open a store); and `POST /report`,
-//! which hands `churn-alert report` to the daemon's own loop, so that the report is queued and
-//! delivered by the one delivery core that owns the store, between two cycles.
+//! `churn-alert state stats|pending` (sled lets one process open a store); and, on the unix
+//! socket only, `POST /report`, which hands `churn-alert report` to the daemon's own loop, so
+//! that the report is queued and delivered by the one delivery core that owns the store,
+//! between two cycles.
 //!
 //! They carry customer names and staff mailboxes, so they are served two ways only:
 //! - on a unix socket beside the store (`<store.path>.sock`), always, mode 0600: whoever may
@@ -89,7 +90,6 @@ fn routes(source: StateSource) -> Router {
     Router::new()
         .route("/state/stats", get(state_stats))
         .route("/state/pending", get(state_pending))
-        .route("/report", post(report))
         .with_state(source)
 }
 
@@ -109,8 +109,13 @@ pub(crate) fn serve_local(store_path: &Path, source: StateSource, mut shutdown: 
         }
     };
     tracing::info!(socket = %path.display(), "serving /state/* for `churn-alert state` (mode 0600)");
+    // `POST /report` sends: only on this socket, never over TCP, whose token reads.
+    let app = Router::new()
+        .route("/report", post(report))
+        .with_state(source.clone())
+        .merge(routes(source));
     tokio::spawn(async move {
-        let served = axum::serve(listener, routes(source))
+        let served = axum::serve(listener, app)
             .with_graceful_shutdown(async move { shutdown.recv().await })
             .await;
         if let Err(e) = served {

@@ -140,9 +140,11 @@ fn meaning(code: i64) -> &'static str {
         40009 => "invalid media size",
         301019 => "media md5 does not match",
         -1 => "system busy",
-        _ => "undocumented error code",
+        _ => UNDOCUMENTED,
     }
 }
+
+const UNDOCUMENTED: &str = "undocumented error code";
 
 /// Posts messages to robots, paced per robot URL.
 pub(crate) struct WecomSink {
@@ -257,8 +259,14 @@ impl WecomSink {
         let answer: Answer = serde_json::from_slice(&bytes)
             .map_err(|e| transient(format!("robot answer is not JSON: {e}")))?;
         if let Some(code) = answer.errcode.filter(|c| *c != 0) {
-            metrics::counter!("churn_alert_robot_refusals_total", "errcode" => code.to_string())
-                .increment(1);
+            // The documented codes by name; any other under one label, so that a robot
+            // answering nonsense cannot grow the metric without bound.
+            let label = if meaning(code) == UNDOCUMENTED {
+                "other".to_owned()
+            } else {
+                code.to_string()
+            };
+            metrics::counter!("churn_alert_robot_refusals_total", "errcode" => label).increment(1);
         }
         match answer.errcode {
             Some(0) => Ok(answer),

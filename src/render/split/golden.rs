@@ -297,3 +297,24 @@ fn a_storm_renders_as_before() {
         &render_all(&builtin(), &varied(300), storm),
     );
 }
+
+#[test]
+fn a_frame_without_its_body_is_refused_at_load() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for (frame, fault) in [
+        ("## 客户流失提醒\n", "no body"),
+        ("## 客户流失提醒\n{{body}}\n", "escaped body"),
+        ("{{{body}}}\n{{{body}}}\n", "twice"),
+    ] {
+        std::fs::write(dir.path().join("digest.md.hbs"), frame).expect("written");
+        let refused = Renderer::new(chrono_tz::Asia::Shanghai, Some(dir.path()));
+        let Err(error) = refused else {
+            panic!("{fault}: accepted");
+        };
+        let text = error.to_string();
+        assert!(
+            text.contains("digest.md.hbs") && text.contains("{{{body}}}"),
+            "{fault}: {text}"
+        );
+    }
+}

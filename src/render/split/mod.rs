@@ -119,7 +119,7 @@ fn pack_pieces(packer: &Packer<'_>) -> Result<Vec<Message>, RenderError> {
                 return Err(RenderError::Template {
                     name: batch.template.to_owned(),
                     reason: format!(
-                        "a part came out at {} bytes, over the limit of {}: the frame must place the groups once, with {{{{{{body}}}}}}",
+                        "a part came out at {} bytes, over the limit of {}: the frame grows with the number of parts more than a wide part number allows; keep `parts` to a number in the frame",
                         content.len(),
                         batch.limit
                     ),
@@ -143,13 +143,24 @@ fn plan_parts(pieces: &pieces::Pieces<'_, '_>, packer: &Packer<'_>) -> Result<Pa
     let mut parts = Vec::new();
     let mut start = 0;
     while start < entries {
-        let (len, shorten) = match pieces.fit(start, batch.limit) {
-            0 => match pieces.fit_shortened(start, batch.limit)? {
+        let part = parts.len() + 1;
+        let (mut len, shorten) = match pieces.fit(start, part, batch.limit)? {
+            0 => match pieces.fit_shortened(start, part, batch.limit)? {
                 Some((len, max)) => (len, Some(max)),
                 None => return Err(too_long(batch)),
             },
             len => (len, None),
         };
+        // The sizes add up exactly for the built-in frames; an operator's frame may add
+        // whitespace around the body or words on some parts: one real render says.
+        while len > 1
+            && pieces
+                .assemble(start..start + len, part, PLACEHOLDER_PARTS, shorten)?
+                .len()
+                > batch.limit
+        {
+            len -= 1;
+        }
         parts.push((start..start + len, shorten));
         start += len;
     }

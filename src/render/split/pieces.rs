@@ -3,8 +3,8 @@
 //!
 //! A message is its frame around a body; the body is, for each staff member in the part, the
 //! group heading, the entries and the group's end. The frame is a Handlebars template that
-//! places the body with `{{{body}}}`, so a part's size is the frame's own size (rendered once,
-//! with the widest part number) plus the sizes of its pieces: packing is byte arithmetic over
+//! places the body with `{{{body}}}`, so a part's size is the frame's own size (rendered once
+//! per part, with the widest part count) plus the sizes of its pieces: packing is byte arithmetic over
 //! texts that are rendered once, and a part is rendered once more only to put its frame
 //! around it. The limit stays exact: every assembled part is measured before it is kept.
 //!
@@ -55,8 +55,6 @@ pub(super) struct Pieces<'p, 'a> {
     arena: String,
     /// Where each entry is in `arena`.
     entries: Vec<Range<usize>>,
-    /// The frame's own bytes at the widest part number.
-    frame: usize,
 }
 
 impl<'p, 'a> Pieces<'p, 'a> {
@@ -76,7 +74,6 @@ impl<'p, 'a> Pieces<'p, 'a> {
             groups: Vec::new(),
             arena: String::new(),
             entries: Vec::with_capacity(packer.entries.len()),
-            frame: 0,
         };
         for g in 0..packer.groups.len() {
             let group = pieces.group_pieces(g, None)?;
@@ -89,7 +86,6 @@ impl<'p, 'a> Pieces<'p, 'a> {
             pieces.entries.push(start..arena.len());
         }
         pieces.arena = pieces.text(arena)?;
-        pieces.frame = pieces.frame(1, PLACEHOLDER_PARTS, "", None)?.len();
         Ok(pieces)
     }
 
@@ -212,14 +208,22 @@ impl<'p, 'a> Pieces<'p, 'a> {
         size
     }
 
-    /// The longest run of entries from `start` that fits `limit` as they are; 0 if not one.
-    pub(super) fn fit(&self, start: usize, limit: usize) -> usize {
-        let room = limit.saturating_sub(self.frame);
+    /// The longest run of entries from `start` that fits `limit` as they are, as part
+    /// `part`; 0 if not one. The frame is measured at that part and the widest part count,
+    /// which the real count never exceeds.
+    pub(super) fn fit(
+        &self,
+        start: usize,
+        part: usize,
+        limit: usize,
+    ) -> Result<usize, RenderError> {
+        let frame = self.frame(part, PLACEHOLDER_PARTS, "", None)?.len();
+        let room = limit.saturating_sub(frame);
         let mut len = 0;
         while start + len < self.entries.len() && self.size(start..start + len + 1) <= room {
             len += 1;
         }
-        len
+        Ok(len)
     }
 
     /// The message of the entries in `range`, part `part` of `parts`; `shorten` re-renders
@@ -242,18 +246,20 @@ impl<'p, 'a> Pieces<'p, 'a> {
                     groups: Vec::new(),
                     arena: String::new(),
                     entries: vec![0..0; self.entries.len()],
-                    frame: self.frame,
                 };
                 let first_group = self.packer.entries[range.start].0;
+                let last_group = self.packer.entries[range.end - 1].0;
                 for g in 0..self.groups.len() {
-                    short.groups.push(if g >= first_group {
-                        self.group_pieces(g, Some(max))?
-                    } else {
-                        GroupPieces {
-                            heading: Default::default(),
-                            end: Default::default(),
-                        }
-                    });
+                    short
+                        .groups
+                        .push(if (first_group..=last_group).contains(&g) {
+                            self.group_pieces(g, Some(max))?
+                        } else {
+                            GroupPieces {
+                                heading: Default::default(),
+                                end: Default::default(),
+                            }
+                        });
                 }
                 let mut arena = Vec::new();
                 for e in range.clone() {
@@ -274,12 +280,13 @@ impl<'p, 'a> Pieces<'p, 'a> {
     pub(super) fn fit_shortened(
         &self,
         start: usize,
+        part: usize,
         limit: usize,
     ) -> Result<Option<(usize, usize)>, RenderError> {
         for max in SHORTEN_STEPS.into_iter().flatten() {
             let fits = |len: usize| -> Result<bool, RenderError> {
                 Ok(self
-                    .assemble(start..start + len, 1, PLACEHOLDER_PARTS, Some(max))?
+                    .assemble(start..start + len, part, PLACEHOLDER_PARTS, Some(max))?
                     .len()
                     <= limit)
             };
