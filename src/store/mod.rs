@@ -1,8 +1,9 @@
 //! Store stage: what has been seen, what still has to be delivered, and where polling stands.
 //!
 //! One sled database with six trees:
-//! - `seen_hourly`: every remembered loss, 20 bytes each in one record per hour of outflow
-//!   time ([`seen`] explains the encoding); pruning by age drops whole hours.
+//! - `seen_minutely`: every remembered loss, 20 bytes each in one record per minute of outflow
+//!   time ([`seen`] explains the encoding); pruning by age drops whole minutes. Stores from
+//!   before it keep their hour records in `seen_hourly`, read and pruned, never written.
 //! - `outbox`: one entry per (destination, loss) still to be delivered, holding the loss itself
 //!   so that a restart can render and send it without asking Weiban again.
 //! - `destinations`: why a destination is waiting ([`DestinationState`]), when it has failed.
@@ -158,6 +159,8 @@ pub struct Store {
     /// The folder, for the size on disk; `None` for a temporary store.
     path: Option<std::path::PathBuf>,
     seen: sled::Tree,
+    /// Hour buckets of stores written before minute buckets: read, pruned, never written.
+    seen_hourly: sled::Tree,
     outbox: sled::Tree,
     destinations: sled::Tree,
     meta: sled::Tree,
@@ -209,7 +212,8 @@ impl Store {
                 },
             })?;
         Ok(Self {
-            seen: db.open_tree("seen_hourly")?,
+            seen: db.open_tree("seen_minutely")?,
+            seen_hourly: db.open_tree("seen_hourly")?,
             outbox: db.open_tree("outbox")?,
             destinations: db.open_tree("destinations")?,
             meta: db.open_tree("meta")?,
@@ -266,14 +270,24 @@ impl Store {
             })
             .collect::<Result<_, StoreError>>()?;
         let held = held::encode_all(batch, now, &poll)?;
+        // Remembered in an older store's hour buckets (read only): not new either.
+        let older = if self.seen_hourly.is_empty() {
+            vec![false; batch.len()]
+        } else {
+            let losses: Vec<Loss> = batch.iter().map(|(loss, _, _)| loss.clone()).collect();
+            Self::in_buckets(&self.seen_hourly, &losses, seen::legacy_bucket_key)?
+        };
         let new = (&self.seen, &self.outbox, &self.held).transaction(
             |(seen_tree, outbox, held_tree)| {
                 // Buckets touched by this batch, read once and written back once.
                 let mut buckets: HashMap<[u8; 8], Vec<u8>> = HashMap::new();
                 let mut new = 0;
-                for (((loss, destinations, _), (key, value)), holds) in
-                    batch.iter().zip(&entries).zip(&held)
+                for ((((loss, destinations, _), (key, value)), holds), older) in
+                    batch.iter().zip(&entries).zip(&held).zip(&older)
                 {
+                    if *older {
+                        continue;
+                    }
                     let bucket_key = seen::bucket_key(loss.outflow_at);
                     let bucket = match buckets.entry(bucket_key) {
                         std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
@@ -311,14 +325,28 @@ impl Store {
     /// Whether each of `losses` is remembered, reading each hour bucket they fall in once (a
     /// page's hundred losses share a few buckets).
     pub fn seen_of(&self, losses: &[Loss]) -> Result<Vec<bool>, StoreError> {
+        let mut seen = Self::in_buckets(&self.seen, losses, seen::bucket_key)?;
+        if !self.seen_hourly.is_empty() {
+            let older = Self::in_buckets(&self.seen_hourly, losses, seen::legacy_bucket_key)?;
+            seen.iter_mut().zip(older).for_each(|(s, o)| *s |= o);
+        }
+        Ok(seen)
+    }
+
+    /// Whether each loss is in `tree`, whose buckets `key` names; each bucket read once.
+    fn in_buckets(
+        tree: &sled::Tree,
+        losses: &[Loss],
+        key: fn(i64) -> [u8; 8],
+    ) -> Result<Vec<bool>, StoreError> {
         let mut buckets: HashMap<[u8; 8], Option<sled::IVec>> = HashMap::new();
         losses
             .iter()
             .map(|loss| {
-                let key = seen::bucket_key(loss.outflow_at);
+                let key = key(loss.outflow_at);
                 let bucket = match buckets.entry(key) {
                     std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                    std::collections::hash_map::Entry::Vacant(e) => e.insert(self.seen.get(key)?),
+                    std::collections::hash_map::Entry::Vacant(e) => e.insert(tree.get(key)?),
                 };
                 let entry = seen::entry(loss.outflow_at, &loss.customer_id, &loss.staff_id);
                 Ok(bucket
@@ -330,25 +358,30 @@ impl Store {
 
     /// Whether a loss is remembered.
     pub fn is_seen(&self, loss: &Loss) -> Result<bool, StoreError> {
-        let entry = seen::entry(loss.outflow_at, &loss.customer_id, &loss.staff_id);
-        Ok(self
-            .seen
-            .get(seen::bucket_key(loss.outflow_at))?
-            .is_some_and(|bucket| seen::search(&bucket, &entry).is_ok()))
+        Ok(self.seen_of(std::slice::from_ref(loss))?[0])
     }
 
     /// Forgets remembered losses that left before `cutoff` (unix seconds). Returns how many.
     pub async fn prune(&self, cutoff: i64) -> Result<usize, StoreError> {
-        let boundary = seen::bucket_key(cutoff);
+        let pruned = Self::prune_tree(&self.seen, seen::bucket_key(cutoff), cutoff)?
+            + Self::prune_tree(&self.seen_hourly, seen::legacy_bucket_key(cutoff), cutoff)?;
+        if pruned > 0 {
+            self.durable().await?;
+        }
+        Ok(pruned)
+    }
+
+    /// Drops the buckets of `tree` before `boundary`, the bucket holding the cutoff keeping
+    /// its entries from `cutoff` on. Returns how many entries went.
+    fn prune_tree(tree: &sled::Tree, boundary: [u8; 8], cutoff: i64) -> Result<usize, StoreError> {
         let mut batch = sled::Batch::default();
         let mut pruned = 0;
-        for item in self.seen.range(..boundary.to_vec()) {
+        for item in tree.range(..boundary.to_vec()) {
             let (key, bucket) = item?;
             pruned += bucket.len() / seen::ENTRY;
             batch.remove(key);
         }
-        // The hour holding the cutoff keeps its entries from the cutoff on.
-        if let Some(bucket) = self.seen.get(boundary)? {
+        if let Some(bucket) = tree.get(boundary)? {
             let mut bucket = bucket.to_vec();
             let limit = time_prefix(cutoff);
             let removed = seen::retain(&mut bucket, |e| e[..8] >= limit[..]);
@@ -358,8 +391,7 @@ impl Store {
             }
         }
         if pruned > 0 {
-            self.seen.apply_batch(batch)?;
-            self.durable().await?;
+            tree.apply_batch(batch)?;
         }
         Ok(pruned)
     }
@@ -367,19 +399,25 @@ impl Store {
     /// Forgets every remembered loss of `customer_id`, so it is reported again when seen again.
     pub async fn forget_customer(&self, customer_id: &str) -> Result<usize, StoreError> {
         let hash = seen::customer_hash(customer_id);
-        let mut batch = sled::Batch::default();
         let mut forgotten = 0;
-        for item in self.seen.iter() {
-            let (key, bucket) = item?;
-            let mut bucket = bucket.to_vec();
-            let removed = seen::retain(&mut bucket, |e| e[8..16] != hash[..]);
-            if removed > 0 {
-                forgotten += removed;
-                batch.insert(key, bucket);
+        for tree in [&self.seen, &self.seen_hourly] {
+            let mut batch = sled::Batch::default();
+            let mut removed_here = 0;
+            for item in tree.iter() {
+                let (key, bucket) = item?;
+                let mut bucket = bucket.to_vec();
+                let removed = seen::retain(&mut bucket, |e| e[8..16] != hash[..]);
+                if removed > 0 {
+                    removed_here += removed;
+                    batch.insert(key, bucket);
+                }
+            }
+            if removed_here > 0 {
+                tree.apply_batch(batch)?;
+                forgotten += removed_here;
             }
         }
         if forgotten > 0 {
-            self.seen.apply_batch(batch)?;
             self.durable().await?;
         }
         Ok(forgotten)
@@ -388,7 +426,12 @@ impl Store {
     /// How many losses are remembered.
     fn remembered(&self) -> Result<usize, StoreError> {
         let mut total = 0;
-        for bucket in self.seen.iter().values() {
+        for bucket in self
+            .seen
+            .iter()
+            .values()
+            .chain(self.seen_hourly.iter().values())
+        {
             total += bucket?.len() / seen::ENTRY;
         }
         Ok(total)
@@ -493,6 +536,54 @@ mod tests {
                 .unwrap(),
             [false, false]
         );
+    }
+
+    /// A store written with hour buckets (before minute buckets): its losses stay
+    /// remembered, are not queued again, are counted, pruned and forgotten; new ones go to
+    /// minute buckets and the hour records are never written.
+    #[tokio::test]
+    async fn hour_buckets_of_older_stores_are_still_remembered() {
+        let dir = tempfile::tempdir().unwrap();
+        let (old, also_old) = (loss("old", 7_200 + 30), loss("kept", 7_200 + 3_000));
+        {
+            let db = sled::open(dir.path()).unwrap();
+            let hours = db.open_tree("seen_hourly").unwrap();
+            let mut bucket = Vec::new();
+            for l in [&old, &also_old] {
+                seen::insert(
+                    &mut bucket,
+                    &seen::entry(l.outflow_at, &l.customer_id, &l.staff_id),
+                );
+            }
+            hours
+                .insert(seen::legacy_bucket_key(7_200), bucket)
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert!(store.is_seen(&old).unwrap() && store.is_seen(&also_old).unwrap());
+        let id = DestinationId::new("r", crate::destination::DestinationKind::Wecom, "k");
+        let fresh = loss("fresh", 7_200 + 60);
+        let batch = vec![
+            (old.clone(), vec![id.clone()]),
+            (fresh.clone(), vec![id.clone()]),
+        ];
+        assert_eq!(
+            store.record(&batch, |_| 0).await.unwrap(),
+            1,
+            "only the new one"
+        );
+        assert_eq!(store.pending(&id).unwrap().len(), 1);
+        assert_eq!(store.stats().unwrap().remembered_losses, 3);
+        assert_eq!(store.seen_hourly.len(), 1, "hour records are never written");
+        assert_eq!(store.forget_customer("old").await.unwrap(), 1);
+        assert!(!store.is_seen(&old).unwrap());
+        assert_eq!(
+            store.prune(7_200 + 2_000).await.unwrap(),
+            1,
+            "`fresh` left before it"
+        );
+        assert!(store.is_seen(&also_old).unwrap() && !store.is_seen(&fresh).unwrap());
     }
 
     #[test]

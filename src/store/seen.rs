@@ -1,11 +1,16 @@
-//! The compact form of remembered losses: hour buckets of fixed-size entries.
+//! The compact form of remembered losses: minute buckets of fixed-size entries.
 //!
 //! A sled record per loss costs hundreds of bytes on disk and in memory; a retention of 90
-//! days can hold millions of losses. So losses are remembered in one record per hour of
+//! days can hold millions of losses. So losses are remembered in one record per minute of
 //! outflow time, whose value is a sorted array of 20-byte entries: the outflow time (8 bytes,
 //! order-preserving), a 64-bit hash of the customer id and a 32-bit hash of the staff id
 //! (xxh3, a stable algorithm, so stores survive upgrades). Looking a loss up is a binary
 //! search; pruning by age drops whole buckets.
+//!
+//! Why minutes: a page is recorded by rewriting the buckets it touches, and a page of 100
+//! losses spans minutes. Hour buckets (stores before 2026-12-02, tree `seen_hourly`, still read
+//! and pruned, never written) made a backfill of 100 000 losses rewrite a 100 KB hour for
+//! every page: a cost that grew with the window, not with the page.
 //!
 //! Two different losses are confused only if they left in the same second and their 96 bits
 //! of hashes collide — about 1 in 10^28 per pair.
@@ -16,11 +21,18 @@ use crate::loss::time_prefix;
 
 /// Bytes per remembered loss inside a bucket.
 pub(crate) const ENTRY: usize = 20;
-const BUCKET_SECS: i64 = 3600;
+const BUCKET_SECS: i64 = 60;
+/// The buckets of stores written before minute buckets (`seen_hourly`).
+const LEGACY_BUCKET_SECS: i64 = 3600;
 
 /// The key of the bucket holding losses that left at `outflow_at`.
 pub(crate) fn bucket_key(outflow_at: i64) -> [u8; 8] {
     time_prefix(outflow_at.div_euclid(BUCKET_SECS) * BUCKET_SECS)
+}
+
+/// The key of the hour bucket of an older store holding losses that left at `outflow_at`.
+pub(crate) fn legacy_bucket_key(outflow_at: i64) -> [u8; 8] {
+    time_prefix(outflow_at.div_euclid(LEGACY_BUCKET_SECS) * LEGACY_BUCKET_SECS)
 }
 
 /// The entry of one loss.
@@ -98,9 +110,13 @@ mod tests {
     }
 
     #[test]
-    fn buckets_are_hours_and_sort_by_time() {
-        assert_eq!(bucket_key(3600), bucket_key(7199));
+    fn buckets_are_minutes_older_ones_hours_and_both_sort_by_time() {
+        assert_eq!(bucket_key(3600), bucket_key(3659));
         assert_ne!(bucket_key(3599), bucket_key(3600));
+        assert_ne!(bucket_key(3600), bucket_key(3660));
         assert!(bucket_key(-1) < bucket_key(0));
+        assert_eq!(legacy_bucket_key(3600), legacy_bucket_key(7199));
+        assert_ne!(legacy_bucket_key(3599), legacy_bucket_key(3600));
+        assert!(legacy_bucket_key(-1) < legacy_bucket_key(0));
     }
 }
