@@ -82,7 +82,15 @@ pub(crate) struct PollReport {
     pub window: Option<Window>,
     pub fetched: u64,
     pub new_losses: usize,
+    /// The poll took a slice of a long window ([`SLICE_LOSSES`]): poll again after delivering.
+    pub more: bool,
 }
+
+/// Losses one poll records before they are delivered. A long window (a first run's look-back,
+/// an outage, a backfill-sized burst) is polled in time slices of about this many, each
+/// delivered before the next is fetched, so the outbox, and the memory that holds it, stay
+/// bounded whatever the window. A regular window is polled whole, with no extra request.
+pub(crate) const SLICE_LOSSES: u64 = 5_000;
 
 /// Everything a cycle needs, built once from the config: the poll half here, the delivery
 /// half in [`Delivery`].
@@ -165,11 +173,16 @@ impl Pipeline {
         if pruned > 0 {
             tracing::info!(pruned, "forgot losses older than the retention");
         }
-        let window = self.next_window(now)?;
+        let whole = self.next_window(now)?;
         // After an outage the window reaches back over missed polls: count them as such.
         let regular = self.interval.saturating_mul(2).saturating_add(self.overlap);
-        let catching_up =
-            self.store.last_window_end()?.is_some() && window.end - window.start > regular;
+        let long = whole.end - whole.start > regular;
+        let catching_up = self.store.last_window_end()?.is_some() && long;
+        let window = if long {
+            self.slice(whole).await?
+        } else {
+            whole
+        };
         let (fetched, new_losses) = self
             .record_window(window, now, Recording::queue(catching_up))
             .await?;
@@ -178,6 +191,34 @@ impl Pipeline {
             window: Some(window),
             fetched,
             new_losses,
+            more: window.end < whole.end,
+        })
+    }
+
+    /// The first slice of a long `window` that holds about [`SLICE_LOSSES`] losses, by the
+    /// count Weiban reports (one request of one item); the whole window when it holds fewer
+    /// or says no count. A slice always reaches past the overlap, so that the next poll,
+    /// which starts an overlap before this slice's end, moves on.
+    async fn slice(&self, window: Window) -> Result<Window, CycleError> {
+        let (count, _) = self.weiban.probe(window).await?;
+        let Some(total) = count.filter(|n| *n > SLICE_LOSSES) else {
+            return Ok(window);
+        };
+        let span = i128::from(window.end - window.start);
+        let share = span * i128::from(SLICE_LOSSES) / i128::from(total);
+        let least = self.overlap.saturating_add(60);
+        let end = window
+            .start
+            .saturating_add(i64::try_from(share).unwrap_or(i64::MAX).max(least))
+            .min(window.end);
+        tracing::info!(
+            losses = total,
+            slice_secs = end - window.start,
+            "a long window: polled in slices of about {SLICE_LOSSES} losses, each delivered before the next is fetched"
+        );
+        Ok(Window {
+            start: window.start,
+            end,
         })
     }
 
@@ -353,6 +394,36 @@ impl Pipeline {
     /// Delivers what was left pending, polls, delivers what is new; logs one line.
     ///
     /// A failed poll does not stop deliveries; a store failure does (it is returned).
+    /// Polls up to `now`; a long window slice by slice ([`SLICE_LOSSES`]), each slice's
+    /// losses delivered before the next slice is fetched. The report covers every slice.
+    async fn poll_in_slices(
+        &self,
+        now: i64,
+        shutdown: &Shutdown,
+    ) -> Result<PollReport, CycleError> {
+        let mut total = self.poll(now).await?;
+        while total.more && !shutdown.is_shutdown() {
+            // What a destination refuses stays pending and is retried: never stop polling.
+            if let Err(e) = self.deliver(unix_now(), shutdown).await {
+                tracing::error!("delivering a slice of the window failed: {e}");
+            }
+            let next = self.poll(now).await?;
+            total = PollReport {
+                window: match (total.window, next.window) {
+                    (Some(a), Some(b)) => Some(Window {
+                        start: a.start.min(b.start),
+                        end: a.end.max(b.end),
+                    }),
+                    (a, b) => a.or(b),
+                },
+                fetched: total.fetched + next.fetched,
+                new_losses: total.new_losses + next.new_losses,
+                more: next.more,
+            };
+        }
+        Ok(total)
+    }
+
     pub async fn cycle(&self, shutdown: &Shutdown) -> Result<CycleReport, CycleError> {
         let started = Instant::now();
         let now = unix_now();
@@ -370,7 +441,7 @@ impl Pipeline {
         let mut poll = PollReport::default();
         let mut poll_error = None;
         if !shutdown.is_shutdown() {
-            match self.poll(now).await {
+            match self.poll_in_slices(now, shutdown).await {
                 Ok(report) => poll = report,
                 Err(CycleError::Store(e)) => return Err(e.into()),
                 Err(e) => {

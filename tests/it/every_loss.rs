@@ -207,9 +207,12 @@ async fn an_absurd_total_count_is_a_clear_error_not_an_abort() {
         err.contains("total_count is 9000000000000000000") && err.contains("1000000"),
         "{err}"
     );
+    // The first run's window is long: one request counts it (`SLICE_LOSSES`), one fetches
+    // its first page, and that is all: refused at once, not fetched again as a list that
+    // moved.
     assert_eq!(
         env.weiban.stats().outflow_requests,
-        1,
+        2,
         "refused at once, not fetched again as a list that moved"
     );
 }
@@ -225,9 +228,10 @@ async fn a_duplicated_row_is_one_loss_and_the_window_advances() {
     let out = env.once().await;
     assert!(out.status.success(), "{}", stderr(&out));
     each_delivered_once(&env, "k1", &losses);
+    // The count of the long first window, then its one page.
     assert_eq!(
         env.weiban.stats().outflow_requests,
-        1,
+        2,
         "fetched once, not refetched as a moving list"
     );
 }
@@ -383,4 +387,43 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
             std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
         }
     }
+}
+
+/// A long first window (6 000 losses over 10 hours) is polled in slices of about 5 000
+/// (`SLICE_LOSSES`), each delivered before the next is fetched, so the outbox never holds the
+/// whole window: every loss still arrives exactly once.
+#[tokio::test(start_paused = true)]
+async fn a_long_window_is_polled_and_delivered_in_slices_and_nothing_is_lost() {
+    let env = Env::new().await;
+    env.write_config(&route(&env, &["k1"]), FAST);
+    let losses = SimLoss::generate("片", 6_000, 40, now() - 60, 6);
+    env.weiban.add_losses(&losses);
+    // Pacing is not under test: the robot takes them as fast as they come.
+    env.robot.set_per_minute(None);
+    let out = env.once_in_process().await;
+    assert_eq!(out.code, std::process::ExitCode::SUCCESS, "{}", out.stderr);
+    // Every name once (counted in one pass: 6 000 searches of the whole text would be slow).
+    let text = got(&env, "k1");
+    let mut seen: std::collections::HashMap<&str, usize> = Default::default();
+    for (at, _) in text.match_indices("片客户") {
+        let name = text[at..].split('号').next().unwrap_or_default();
+        *seen.entry(name).or_default() += 1;
+    }
+    for loss in &losses {
+        let name = loss.customer_name.trim_end_matches('号');
+        assert_eq!(seen.get(name), Some(&1), "{name}");
+    }
+    let digests = env
+        .robot
+        .received()
+        .iter()
+        .filter(|m| m.content.starts_with("## 客户流失提醒 (1/"))
+        .count();
+    // The first slice in digests of 2 000 (a delivery pass's batch), then the rest.
+    assert!(digests >= 3, "{digests} digests");
+    assert!(
+        out.stderr.contains("a long window: polled in slices"),
+        "{}",
+        out.stderr
+    );
 }
