@@ -203,7 +203,9 @@ async fn through_daemon(
         .await
         .with_context(|| format!("the store is in use and {shown} does not answer"))?;
     let status = answer.status();
-    let body = answer.text().await?;
+    let body = answer.text().await.with_context(|| {
+        format!("{shown} broke off its answer; `churn-alert state pending` shows whether the report waits")
+    })?;
     anyhow::ensure!(
         status.is_success(),
         "the daemon did not send the report: {}",

@@ -11,6 +11,9 @@
 //! delivered only after the destination accepted it. A destination that failed keeps its
 //! pending losses and a [`DestinationState`] saying why and when to try again.
 
+mod cycle_report;
+pub(crate) use cycle_report::CycleReport;
+mod slices;
 mod stages;
 
 use std::collections::BTreeMap;
@@ -82,15 +85,9 @@ pub(crate) struct PollReport {
     pub window: Option<Window>,
     pub fetched: u64,
     pub new_losses: usize,
-    /// The poll took a slice of a long window ([`SLICE_LOSSES`]): poll again after delivering.
+    /// The poll took a slice of a long window ([`slices`]): poll again after delivering.
     pub more: bool,
 }
-
-/// Losses one poll records before they are delivered. A long window (a first run's look-back,
-/// an outage, a backfill-sized burst) is polled in time slices of about this many, each
-/// delivered before the next is fetched, so the outbox, and the memory that holds it, stay
-/// bounded whatever the window. A regular window is polled whole, with no extra request.
-pub(crate) const SLICE_LOSSES: u64 = 5_000;
 
 /// Everything a cycle needs, built once from the config: the poll half here, the delivery
 /// half in [`Delivery`].
@@ -192,33 +189,6 @@ impl Pipeline {
             fetched,
             new_losses,
             more: window.end < whole.end,
-        })
-    }
-
-    /// The first slice of a long `window` that holds about [`SLICE_LOSSES`] losses, by the
-    /// count Weiban reports (one request of one item); the whole window when it holds fewer
-    /// or says no count. A slice always reaches past the overlap, so that the next poll,
-    /// which starts an overlap before this slice's end, moves on.
-    async fn slice(&self, window: Window) -> Result<Window, CycleError> {
-        let (count, _) = self.weiban.probe(window).await?;
-        let Some(total) = count.filter(|n| *n > SLICE_LOSSES) else {
-            return Ok(window);
-        };
-        let span = i128::from(window.end - window.start);
-        let share = span * i128::from(SLICE_LOSSES) / i128::from(total);
-        let least = self.overlap.saturating_add(60);
-        let end = window
-            .start
-            .saturating_add(i64::try_from(share).unwrap_or(i64::MAX).max(least))
-            .min(window.end);
-        tracing::info!(
-            losses = total,
-            slice_secs = end - window.start,
-            "a long window: polled in slices of about {SLICE_LOSSES} losses, each delivered before the next is fetched"
-        );
-        Ok(Window {
-            start: window.start,
-            end,
         })
     }
 
@@ -372,58 +342,10 @@ fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX / 4)
 }
 
-/// The outcome of a full cycle, for the one log line and the exit code.
-#[derive(Debug)]
-pub(crate) struct CycleReport {
-    pub poll: PollReport,
-    /// Why the poll failed, if it did (deliveries still ran).
-    pub poll_error: Option<String>,
-    pub delivery: DeliveryReport,
-    pub pending: usize,
-    pub elapsed: Duration,
-}
-
-impl CycleReport {
-    /// Every due message was accepted and the window was fetched whole.
-    pub fn is_clean(&self) -> bool {
-        self.poll_error.is_none() && self.delivery.all_delivered()
-    }
-}
-
 impl Pipeline {
     /// Delivers what was left pending, polls, delivers what is new; logs one line.
     ///
     /// A failed poll does not stop deliveries; a store failure does (it is returned).
-    /// Polls up to `now`; a long window slice by slice ([`SLICE_LOSSES`]), each slice's
-    /// losses delivered before the next slice is fetched. The report covers every slice.
-    async fn poll_in_slices(
-        &self,
-        now: i64,
-        shutdown: &Shutdown,
-    ) -> Result<PollReport, CycleError> {
-        let mut total = self.poll(now).await?;
-        while total.more && !shutdown.is_shutdown() {
-            // What a destination refuses stays pending and is retried: never stop polling.
-            if let Err(e) = self.deliver(unix_now(), shutdown).await {
-                tracing::error!("delivering a slice of the window failed: {e}");
-            }
-            let next = self.poll(now).await?;
-            total = PollReport {
-                window: match (total.window, next.window) {
-                    (Some(a), Some(b)) => Some(Window {
-                        start: a.start.min(b.start),
-                        end: a.end.max(b.end),
-                    }),
-                    (a, b) => a.or(b),
-                },
-                fetched: total.fetched + next.fetched,
-                new_losses: total.new_losses + next.new_losses,
-                more: next.more,
-            };
-        }
-        Ok(total)
-    }
-
     pub async fn cycle(&self, shutdown: &Shutdown) -> Result<CycleReport, CycleError> {
         let started = Instant::now();
         let now = unix_now();
@@ -478,41 +400,5 @@ impl Pipeline {
         };
         report.log(self.tz);
         Ok(report)
-    }
-}
-
-impl CycleReport {
-    fn log(&self, tz: Tz) {
-        let time = |t: i64| crate::time::rfc3339(tz, t);
-        let window = self
-            .poll
-            .window
-            .map(|w| format!("{}..{}", time(w.start), time(w.end)))
-            .unwrap_or_else(|| "-".into());
-        match &self.poll_error {
-            None => tracing::info!(
-                window = %window,
-                fetched = self.poll.fetched,
-                new_losses = self.poll.new_losses,
-                messages_sent = self.delivery.messages_sent,
-                pending = self.pending,
-                held = self.delivery.held,
-                elapsed_ms = self.elapsed.as_millis() as u64,
-                "cycle done"
-            ),
-            Some(error) => tracing::error!(
-                window = %window,
-                messages_sent = self.delivery.messages_sent,
-                pending = self.pending,
-                elapsed_ms = self.elapsed.as_millis() as u64,
-                "cycle could not poll Weiban: {error}; the same window is fetched again next cycle"
-            ),
-        }
-        for (destination, reason) in &self.delivery.waiting {
-            tracing::warn!(%destination, "not delivered: {reason}");
-        }
-        for reason in &self.delivery.on_hold.reasons {
-            tracing::warn!("held, not yet routed: {reason}; they go out when the data is there, or after `directory.hold_for` to the route's own robots and mailboxes or `[fallback]`");
-        }
     }
 }

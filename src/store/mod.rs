@@ -37,7 +37,7 @@ mod prepared;
 pub(crate) mod seen;
 
 use crate::destination::DestinationId;
-use crate::loss::{time_prefix, Loss, LossKey};
+use crate::loss::{Loss, LossKey};
 use outbox::outbox_key;
 
 const WINDOW_END: &[u8] = b"window_end";
@@ -320,121 +320,6 @@ impl Store {
             self.durable().await?;
         }
         Ok(new)
-    }
-
-    /// Whether each of `losses` is remembered, reading each hour bucket they fall in once (a
-    /// page's hundred losses share a few buckets).
-    pub fn seen_of(&self, losses: &[Loss]) -> Result<Vec<bool>, StoreError> {
-        let mut seen = Self::in_buckets(&self.seen, losses, seen::bucket_key)?;
-        if !self.seen_hourly.is_empty() {
-            let older = Self::in_buckets(&self.seen_hourly, losses, seen::legacy_bucket_key)?;
-            seen.iter_mut().zip(older).for_each(|(s, o)| *s |= o);
-        }
-        Ok(seen)
-    }
-
-    /// Whether each loss is in `tree`, whose buckets `key` names; each bucket read once.
-    fn in_buckets(
-        tree: &sled::Tree,
-        losses: &[Loss],
-        key: fn(i64) -> [u8; 8],
-    ) -> Result<Vec<bool>, StoreError> {
-        let mut buckets: HashMap<[u8; 8], Option<sled::IVec>> = HashMap::new();
-        losses
-            .iter()
-            .map(|loss| {
-                let key = key(loss.outflow_at);
-                let bucket = match buckets.entry(key) {
-                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                    std::collections::hash_map::Entry::Vacant(e) => e.insert(tree.get(key)?),
-                };
-                let entry = seen::entry(loss.outflow_at, &loss.customer_id, &loss.staff_id);
-                Ok(bucket
-                    .as_ref()
-                    .is_some_and(|b| seen::search(b, &entry).is_ok()))
-            })
-            .collect()
-    }
-
-    /// Whether a loss is remembered.
-    pub fn is_seen(&self, loss: &Loss) -> Result<bool, StoreError> {
-        Ok(self.seen_of(std::slice::from_ref(loss))?[0])
-    }
-
-    /// Forgets remembered losses that left before `cutoff` (unix seconds). Returns how many.
-    pub async fn prune(&self, cutoff: i64) -> Result<usize, StoreError> {
-        let pruned = Self::prune_tree(&self.seen, seen::bucket_key(cutoff), cutoff)?
-            + Self::prune_tree(&self.seen_hourly, seen::legacy_bucket_key(cutoff), cutoff)?;
-        if pruned > 0 {
-            self.durable().await?;
-        }
-        Ok(pruned)
-    }
-
-    /// Drops the buckets of `tree` before `boundary`, the bucket holding the cutoff keeping
-    /// its entries from `cutoff` on. Returns how many entries went.
-    fn prune_tree(tree: &sled::Tree, boundary: [u8; 8], cutoff: i64) -> Result<usize, StoreError> {
-        let mut batch = sled::Batch::default();
-        let mut pruned = 0;
-        for item in tree.range(..boundary.to_vec()) {
-            let (key, bucket) = item?;
-            pruned += bucket.len() / seen::ENTRY;
-            batch.remove(key);
-        }
-        if let Some(bucket) = tree.get(boundary)? {
-            let mut bucket = bucket.to_vec();
-            let limit = time_prefix(cutoff);
-            let removed = seen::retain(&mut bucket, |e| e[..8] >= limit[..]);
-            if removed > 0 {
-                pruned += removed;
-                batch.insert(&boundary, bucket);
-            }
-        }
-        if pruned > 0 {
-            tree.apply_batch(batch)?;
-        }
-        Ok(pruned)
-    }
-
-    /// Forgets every remembered loss of `customer_id`, so it is reported again when seen again.
-    pub async fn forget_customer(&self, customer_id: &str) -> Result<usize, StoreError> {
-        let hash = seen::customer_hash(customer_id);
-        let mut forgotten = 0;
-        for tree in [&self.seen, &self.seen_hourly] {
-            let mut batch = sled::Batch::default();
-            let mut removed_here = 0;
-            for item in tree.iter() {
-                let (key, bucket) = item?;
-                let mut bucket = bucket.to_vec();
-                let removed = seen::retain(&mut bucket, |e| e[8..16] != hash[..]);
-                if removed > 0 {
-                    removed_here += removed;
-                    batch.insert(key, bucket);
-                }
-            }
-            if removed_here > 0 {
-                tree.apply_batch(batch)?;
-                forgotten += removed_here;
-            }
-        }
-        if forgotten > 0 {
-            self.durable().await?;
-        }
-        Ok(forgotten)
-    }
-
-    /// How many losses are remembered.
-    fn remembered(&self) -> Result<usize, StoreError> {
-        let mut total = 0;
-        for bucket in self
-            .seen
-            .iter()
-            .values()
-            .chain(self.seen_hourly.iter().values())
-        {
-            total += bucket?.len() / seen::ENTRY;
-        }
-        Ok(total)
     }
 
     pub fn stats(&self) -> Result<StoreStats, StoreError> {
