@@ -65,7 +65,17 @@ fn python_ready() -> bool {
 }
 
 /// Runs `exe args` to completion under `/usr/bin/time`, and returns its own CPU and peak RSS.
+/// Without `/usr/bin/time` (Debian's `time` package), falls back to sampling `/proc`, which
+/// misses the last few milliseconds: good enough for the smoke run, not for the figures.
 pub(crate) async fn timed(exe: &Path, args: &[String]) -> anyhow::Result<Cost> {
+    if !Path::new("/usr/bin/time").exists() {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (_, sample) = super::run_measured(exe, &args).await?;
+        return Ok(Cost {
+            cpu: sample.cpu,
+            peak_mb: sample.peak_kb as f64 / 1024.0,
+        });
+    }
     let dir = tempfile::tempdir()?;
     let report = dir.path().join("time");
     let output = tokio::process::Command::new("/usr/bin/time")
