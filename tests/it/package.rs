@@ -163,3 +163,43 @@ fn promtool_checks_and_tests_the_alert_rules() {
         "{text}"
     );
 }
+
+/// The dashboard: valid JSON, a `corp` variable, and every query filtered by it, so that a
+/// daemon serving several corps shows each one's figures, not their sum.
+#[test]
+fn every_dashboard_query_follows_the_corp_variable() {
+    let text = std::fs::read_to_string(root().join("deploy/grafana/churn-alert.json"))
+        .expect("the dashboard");
+    let dashboard: serde_json::Value = serde_json::from_str(&text).expect("valid JSON");
+    let variables = dashboard["templating"]["list"]
+        .as_array()
+        .expect("template variables");
+    assert!(
+        variables.iter().any(|v| v["name"] == "corp"),
+        "no corp variable"
+    );
+    let mut queries = Vec::new();
+    collect_exprs(&dashboard["panels"], &mut queries);
+    assert!(queries.len() >= 10, "{queries:?}");
+    for expr in &queries {
+        assert!(
+            expr.contains("corp=~\"$corp\""),
+            "not filtered by corp: {expr}"
+        );
+    }
+}
+
+fn collect_exprs(value: &serde_json::Value, out: &mut Vec<String>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, value) in map {
+                match (key.as_str(), value) {
+                    ("expr", serde_json::Value::String(expr)) => out.push(expr.clone()),
+                    _ => collect_exprs(value, out),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().for_each(|v| collect_exprs(v, out)),
+        _ => {}
+    }
+}
