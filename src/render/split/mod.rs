@@ -1,11 +1,12 @@
 //! Packing a batch of losses into as few messages as fit the channel's byte limit.
 //!
 //! Entries are never split and never dropped: each message holds whole customer entries, and
-//! every part repeats the heading with its number ("(2/3)"). The largest prefix that fits is
-//! found by exponential then binary search over renders of the real template, so the limit is
-//! exact in UTF-8 bytes whatever the template does. The part count is unknown while packing,
-//! so parts are packed with a wide placeholder count and re-rendered with the real one, which
-//! can only be shorter.
+//! every part repeats the heading with its number ("(2/3)"). With the built-in templates each
+//! entry is rendered once and parts are packed by adding up exact sizes ([`pieces`]); an
+//! operator's whole-message template of 0.1 is packed by renders of it ([`whole`]). Either
+//! way the limit is exact in UTF-8 bytes. The part count is unknown while packing, so parts
+//! are measured with a wide placeholder count and rendered with the real one, which can only
+//! be shorter.
 //!
 //! When not even one entry fits (a 3000-character staff name in the heading, a huge remark),
 //! the customer-controlled texts of that part are shortened, with a visible `…`, in steps
@@ -16,12 +17,11 @@
 mod golden;
 mod pieces;
 mod sizes;
+mod whole;
 
 use super::{
-    grouped, CustomerContext, Directions, MessageContext, MessageFacts, RenderError, Renderer,
-    StaffContext, StaffGroup, WindowContext,
+    grouped, Directions, MessageFacts, RenderError, Renderer, StaffContext, WindowContext,
 };
-use sizes::Sizes;
 use std::collections::{HashMap, HashSet};
 
 use crate::loss::{Loss, LossKey};
@@ -75,33 +75,7 @@ pub(crate) fn pack(renderer: &Renderer, batch: &Batch<'_>) -> Result<Vec<Message
     if !renderer.is_whole(batch.template) {
         return pack_pieces(&packer);
     }
-    let sizes = Sizes::measure(&packer)?;
-    let entries = packer.entries.len();
-    let mut parts = Vec::new();
-    let mut start = 0;
-    while start < entries {
-        let part = parts.len() + 1;
-        let (len, shorten) = match sizes.greedy(start, batch.limit) {
-            Some(len) => (fit_predicted(&packer, &sizes, start, len, part)?, None),
-            None => search_part(&packer, start, part)?,
-        };
-        parts.push((start..start + len, shorten));
-        start += len;
-    }
-
-    let count = parts.len();
-    parts
-        .into_iter()
-        .enumerate()
-        .map(|(i, (range, shorten))| {
-            // The real part count is never wider than the placeholder: this fits too.
-            let content = packer.render(range.clone(), i + 1, count, shorten)?;
-            Ok(Message {
-                content,
-                losses: packer.keys(range),
-            })
-        })
-        .collect()
+    whole::pack(&packer)
 }
 
 /// Packs from pieces rendered once ([`pieces`]): the 4096-byte limit by byte arithmetic.
@@ -176,96 +150,6 @@ fn too_long(batch: &Batch<'_>) -> RenderError {
             batch.limit
         ),
     }
-}
-
-/// Shrinks a predicted part until a real render fits, dropping as many entries from its end
-/// as the estimates say the overflow is worth (so this rarely renders more than twice); falls
-/// back to a search when the prediction was far off.
-fn fit_predicted(
-    packer: &Packer<'_>,
-    sizes: &Sizes,
-    start: usize,
-    predicted: usize,
-    part: usize,
-) -> Result<usize, RenderError> {
-    let limit = packer.batch.limit;
-    let mut len = predicted;
-    for _ in 0..4 {
-        let size = packer
-            .render(start..start + len, part, PLACEHOLDER_PARTS, None)?
-            .len();
-        if size <= limit {
-            return Ok(len);
-        }
-        let mut over = size - limit;
-        while over > 0 && len > 1 {
-            len -= 1;
-            over = over.saturating_sub(sizes.entry[start + len].max(1));
-        }
-        if over > 0 {
-            break;
-        }
-    }
-    Ok(search_part(packer, start, part)?.0)
-}
-
-/// The longest prefix of the entries from `start` that fits, by exponential then binary
-/// search over real renders, shortening customer texts when not even one entry fits.
-fn search_part(
-    packer: &Packer<'_>,
-    start: usize,
-    part: usize,
-) -> Result<(usize, Option<usize>), RenderError> {
-    let batch = packer.batch;
-    let fits = |len: usize, shorten: Option<usize>| -> Result<bool, RenderError> {
-        Ok(packer
-            .render(start..start + len, part, PLACEHOLDER_PARTS, shorten)?
-            .len()
-            <= batch.limit)
-    };
-    let mut shorten = None;
-    for step in SHORTEN_STEPS {
-        if fits(1, step)? {
-            shorten = Some(step);
-            break;
-        }
-    }
-    let Some(shorten) = shorten else {
-        return Err(too_long(batch));
-    };
-    let remaining = packer.entries.len() - start;
-    let mut good = 1;
-    let mut probe = 2;
-    while probe <= remaining && fits(probe, shorten)? {
-        good = probe;
-        probe *= 2;
-    }
-    let mut bad = probe.min(remaining + 1);
-    while bad - good > 1 {
-        let mid = (good + bad) / 2;
-        if fits(mid, shorten)? {
-            good = mid;
-        } else {
-            bad = mid;
-        }
-    }
-    Ok((good, shorten))
-}
-
-/// The bytes of an entry's own texts: what makes one entry longer than another.
-fn text_bytes(loss: &Loss) -> i64 {
-    let texts = [
-        loss.customer_name.len(),
-        loss.display_remark().map_or(0, str::len),
-        loss.corp_name.as_deref().map_or(0, str::len),
-        loss.channel.as_deref().map_or(0, str::len),
-        loss.add_way
-            .and_then(super::helpers::add_way_text)
-            .map_or(0, str::len),
-        loss.tags.iter().map(|t| t.len() + 3).sum(),
-        loss.still_followed_by.iter().map(|t| t.len() + 3).sum(),
-    ];
-    texts.iter().sum::<usize>() as i64
 }
 
 /// Renders the whole batch as one message, whatever its size (email has no byte limit).
@@ -367,73 +251,6 @@ impl<'a> Packer<'a> {
             directions: Directions::of(batch.losses),
         }
     }
-    fn render(
-        &self,
-        range: std::ops::Range<usize>,
-        part: usize,
-        parts: usize,
-        shorten: Option<usize>,
-    ) -> Result<String, RenderError> {
-        self.render_picked(&self.entries[range], part, parts, shorten)
-    }
-
-    /// Renders the given entries (in display order) as one message.
-    fn render_picked(
-        &self,
-        picked: &[(usize, usize)],
-        part: usize,
-        parts: usize,
-        shorten: Option<usize>,
-    ) -> Result<String, RenderError> {
-        let mut groups: Vec<StaffGroup> = Vec::new();
-        let mut current: Option<usize> = None;
-        let mut last_department: Option<&str> = None;
-        for &(g, i) in picked {
-            let group = &self.groups[g];
-            if current != Some(g) {
-                current = Some(g);
-                let Some((staff, department)) = self.staff_of(g) else {
-                    continue;
-                };
-                let department_heading = (self.batch.by_department
-                    && last_department != Some(department))
-                .then(|| department.to_owned());
-                last_department = Some(department);
-                groups.push(StaffGroup {
-                    department_heading,
-                    staff,
-                    count: group.listed.len() + group.omitted.len(),
-                    customers: Vec::new(),
-                    omitted: 0,
-                });
-            }
-            if let Some(g_ctx) = groups.last_mut() {
-                if let Some(loss) = group.listed.get(i) {
-                    g_ctx.customers.push(CustomerContext::from(*loss));
-                }
-                if self.is_last_of_group(g, i) {
-                    g_ctx.omitted = group.omitted.len();
-                }
-            }
-        }
-        let mut staff = match self.groups.as_slice() {
-            [only] => only.listed.first().map(|l| StaffContext::from(*l)),
-            _ => None,
-        };
-        if let Some(max) = shorten {
-            staff.iter_mut().for_each(|s| s.shorten(max));
-            for group in &mut groups {
-                group.staff.shorten(max);
-                group.customers.iter_mut().for_each(|c| c.shorten(max));
-            }
-        }
-        let context = MessageContext {
-            facts: self.facts(part, parts, staff.as_ref()),
-            groups,
-        };
-        self.renderer.render(self.batch.template, &context)
-    }
-
     /// The facts of part `part` of `parts` that every loss template sees.
     fn facts<'s>(
         &self,

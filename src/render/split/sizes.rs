@@ -1,6 +1,7 @@
 //! Estimated part sizes for packing: measured by rendering, checked by rendering.
 
-use super::{text_bytes, Packer, PLACEHOLDER_PARTS};
+use super::whole::text_bytes;
+use super::{Packer, PLACEHOLDER_PARTS};
 use crate::render::RenderError;
 
 /// What each entry adds to a message, from three renders per group rather than one per
