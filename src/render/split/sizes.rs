@@ -1,8 +1,8 @@
 //! Estimated part sizes for packing: measured by rendering, checked by rendering.
 
-use super::whole::text_bytes;
 use super::{Packer, PLACEHOLDER_PARTS};
-use crate::render::RenderError;
+use crate::loss::Loss;
+use crate::render::{helpers, RenderError};
 
 /// What each entry adds to a message, from three renders per group rather than one per
 /// entry: the message with no entries (`base`, once), each group's heading with its first
@@ -82,4 +82,20 @@ impl Sizes {
         }
         (len > 0).then_some(len)
     }
+}
+
+/// The bytes of an entry's own texts: what makes one entry longer than another.
+fn text_bytes(loss: &Loss) -> i64 {
+    let texts = [
+        loss.customer_name.len(),
+        loss.display_remark().map_or(0, str::len),
+        loss.corp_name.as_deref().map_or(0, str::len),
+        loss.channel.as_deref().map_or(0, str::len),
+        loss.add_way
+            .and_then(helpers::add_way_text)
+            .map_or(0, str::len),
+        loss.tags.iter().map(|t| t.len() + 3).sum(),
+        loss.still_followed_by.iter().map(|t| t.len() + 3).sum(),
+    ];
+    texts.iter().sum::<usize>() as i64
 }

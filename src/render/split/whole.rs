@@ -6,10 +6,7 @@
 
 use super::sizes::Sizes;
 use super::{too_long, Message, Packer, PLACEHOLDER_PARTS, SHORTEN_STEPS};
-use crate::loss::Loss;
-use crate::render::{
-    helpers, CustomerContext, MessageContext, RenderError, StaffContext, StaffGroup,
-};
+use crate::render::{CustomerContext, MessageContext, RenderError, StaffContext, StaffGroup};
 
 /// Packs with a whole-message template: each part found by renders of the real template.
 pub(super) fn pack(packer: &Packer<'_>) -> Result<Vec<Message>, RenderError> {
@@ -115,22 +112,6 @@ fn search_part(
         }
     }
     Ok((good, shorten))
-}
-
-/// The bytes of an entry's own texts: what makes one entry longer than another.
-pub(super) fn text_bytes(loss: &Loss) -> i64 {
-    let texts = [
-        loss.customer_name.len(),
-        loss.display_remark().map_or(0, str::len),
-        loss.corp_name.as_deref().map_or(0, str::len),
-        loss.channel.as_deref().map_or(0, str::len),
-        loss.add_way
-            .and_then(helpers::add_way_text)
-            .map_or(0, str::len),
-        loss.tags.iter().map(|t| t.len() + 3).sum(),
-        loss.still_followed_by.iter().map(|t| t.len() + 3).sum(),
-    ];
-    texts.iter().sum::<usize>() as i64
 }
 
 impl Packer<'_> {
