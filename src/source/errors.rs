@@ -94,6 +94,31 @@ pub(crate) fn meaning(code: i64) -> &'static str {
         10053 => "频率超限: more than 600 requests per minute",
         20201 => "staff_id 错误: no such staff member",
         20202 => "type 或 order 不合法: invalid type or order",
-        _ => "undocumented error code",
+        _ => UNDOCUMENTED,
+    }
+}
+
+const UNDOCUMENTED: &str = "undocumented error code";
+
+/// The `errcode` label of a Weiban error: the documented codes by number, any other as
+/// `other`, so that a server answering nonsense cannot grow the metric without bound.
+pub(crate) fn errcode_label(code: Option<i64>) -> String {
+    match code {
+        None => "none".to_owned(),
+        Some(code) if meaning(code) == UNDOCUMENTED => "other".to_owned(),
+        Some(code) => code.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errcode_labels_are_bounded() {
+        assert_eq!(errcode_label(Some(10001)), "10001");
+        assert_eq!(errcode_label(Some(987_654_321)), "other");
+        assert_eq!(errcode_label(Some(-7)), "other");
+        assert_eq!(errcode_label(None), "none");
     }
 }

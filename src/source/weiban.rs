@@ -169,7 +169,7 @@ impl WeibanClient {
                 Ok(body) => return Ok(body),
                 Err(err) => err,
             };
-            metrics::counter!("churn_alert_weiban_errors_total", "errcode" => err.code().map_or("none".to_owned(), |c| c.to_string())).increment(1);
+            metrics::counter!("churn_alert_weiban_errors_total", "errcode" => super::errors::errcode_label(err.code())).increment(1);
             match err.recovery() {
                 Recovery::RefreshToken if !refreshed => {
                     refreshed = true;
