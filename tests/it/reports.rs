@@ -626,22 +626,17 @@ async fn a_waiting_report_follows_a_fixed_robot_key() {
 
 /// `churn-alert report` while the daemon runs (the daemon holds the store): the daemon sends
 /// it from its own loop, asked over the socket beside the store; asked again, it is not sent
-/// twice; a wrong name comes back with the daemon's reason.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// twice; a wrong name comes back with the daemon's reason. Both run in this process, under
+/// paused time.
+#[tokio::test(start_paused = true)]
 async fn report_while_the_daemon_runs_is_sent_by_the_daemon() {
+    use std::process::ExitCode;
+
     let env = Env::new().await;
     week_of_losses(&env);
     report_config(&env, &["k1"], "", "");
-    let daemon = spawn_quiet_run(&env.config);
     let socket = std::path::PathBuf::from(format!("{}.sock", env.store_path().display()));
-    for _ in 0..200 {
-        if socket.exists() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(socket.exists(), "the daemon made no socket");
-    let this_week = |env: &Env| {
+    let this_week = || {
         env.robot
             .received()
             .iter()
@@ -649,39 +644,50 @@ async fn report_while_the_daemon_runs_is_sent_by_the_daemon() {
             .filter(|m| m.content.contains("2026-11-16"))
             .count()
     };
+    let ask = || env.in_process(&["report", "--name", "weekly", "--period", WEEK]);
+    let (stop, daemon) = env.run_in_process();
+    let asks = async {
+        for _ in 0..200 {
+            if socket.exists() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(socket.exists(), "the daemon made no socket");
+        let first = ask().await;
+        let arrived = (this_week(), by_type(&env.robot.received(), "image").len());
+        let again = ask().await;
+        let wrong = env
+            .in_process(&["report", "--name", "nope", "--period", WEEK])
+            .await;
+        stop.trigger();
+        (first, arrived, again, wrong)
+    };
+    let (ran, (first, arrived, again, wrong)) = tokio::join!(daemon, asks);
+    assert_eq!(ran.code, ExitCode::SUCCESS, "{}", ran.stderr);
 
-    let out = report_week(&env).await;
-    assert!(out.status.success(), "{}", stderr(&out));
-    let printed = stdout(&out);
+    assert_eq!(first.code, ExitCode::SUCCESS, "{}", first.stderr);
     assert!(
-        printed.contains("(sent by the running daemon)"),
-        "{printed}"
-    );
-    assert!(printed.contains("sent ("), "{printed}");
-    assert_eq!(this_week(&env), 1, "the report arrived once");
-    assert!(
-        !by_type(&env.robot.received(), "image").is_empty(),
-        "with its chart"
-    );
-
-    let again = report_week(&env).await;
-    assert!(again.status.success(), "{}", stderr(&again));
-    assert!(
-        stdout(&again).contains("already sent for this period"),
+        first.stdout.contains("(sent by the running daemon)"),
         "{}",
-        stdout(&again)
+        first.stdout
     );
-    assert_eq!(this_week(&env), 1, "not sent twice");
+    assert!(first.stdout.contains("sent ("), "{}", first.stdout);
+    assert_eq!(arrived.0, 1, "the report arrived once");
+    assert!(arrived.1 >= 1, "with its chart");
 
-    let wrong = env
-        .cmd(&["report", "--name", "nope", "--period", WEEK])
-        .await;
-    assert!(!wrong.status.success());
+    assert_eq!(again.code, ExitCode::SUCCESS, "{}", again.stderr);
     assert!(
-        stderr(&wrong).contains("no report named `nope`"),
+        again.stdout.contains("already sent for this period"),
         "{}",
-        stderr(&wrong)
+        again.stdout
     );
-    sigterm(&daemon);
-    let _ = daemon.wait_with_output().await;
+    assert_eq!(this_week(), 1, "not sent twice");
+
+    assert_ne!(wrong.code, ExitCode::SUCCESS);
+    assert!(
+        wrong.stderr.contains("no report named `nope`"),
+        "{}",
+        wrong.stderr
+    );
 }
