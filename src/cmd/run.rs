@@ -37,7 +37,7 @@ pub(crate) async fn run(args: &ConfigArg, shutdown: Shutdown) -> anyhow::Result<
     // `churn-alert report` while we run: handled here, between cycles, never beside one.
     let (report_inbox, mut report_requests) = tokio::sync::mpsc::channel(4);
     serve(&pipeline, &args.config, &health, &shutdown, report_inbox).await?;
-    announce_series(&pipeline);
+    crate::server::announce_series(pipeline.config());
     let config = pipeline.config();
     tracing::info!(cron = %config.schedule.cron, timezone = %config.timezone(), "churn-alert running");
 
@@ -56,6 +56,7 @@ pub(crate) async fn run(args: &ConfigArg, shutdown: Shutdown) -> anyhow::Result<
             _ = reload.recv() => {
                 pipeline = reloaded(pipeline, &args.config);
                 health.set_max_age(healthy_poll_age(&pipeline));
+                crate::server::announce_series(pipeline.config());
                 // A destination whose address changed since it failed is tried at once.
                 retry_at = delivery_pass(&pipeline, &shutdown, &health).await;
                 continue;
@@ -120,18 +121,6 @@ async fn asked_report(pipeline: &Pipeline, request: ReportRequest, shutdown: &Sh
     }
     // The asker may have given up waiting; the report is queued either way.
     let _ = reply.send(answer);
-}
-
-/// The labelled series the dashboard and rules read, at 0 from the start, so that the first
-/// delivery after a restart is an increase (a series born at 1 is not one).
-fn announce_series(pipeline: &Pipeline) {
-    for sink in ["wecom", "email"] {
-        metrics::counter!("churn_alert_losses_delivered_total", "sink" => sink).increment(0);
-    }
-    for report in &pipeline.config().reports {
-        metrics::counter!("churn_alert_reports_delivered_total", "report" => report.name.clone())
-            .increment(0);
-    }
 }
 
 /// `/state/*` on the unix socket beside the store, and `[server]` when configured.

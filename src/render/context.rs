@@ -105,7 +105,7 @@ pub(crate) struct StaffGroup {
     pub omitted: usize,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub(crate) struct StaffContext {
     pub id: String,
     pub name: String,
@@ -133,19 +133,7 @@ impl From<&Loss> for StaffContext {
 }
 
 impl StaffContext {
-    /// A group without a loss to name its staff member (never rendered in practice).
-    pub fn empty() -> Self {
-        Self {
-            id: String::new(),
-            name: String::new(),
-            label: String::new(),
-            email: None,
-            departments: None,
-            left: false,
-        }
-    }
-
-    /// Shortens the customer-controlled texts to `max` characters (see [`split`]).
+    /// Shortens the customer-controlled texts to `max` characters (see [`super::split`]).
     pub(crate) fn shorten(&mut self, max: usize) {
         shorten(&mut self.name, max);
         shorten(&mut self.label, max);
@@ -190,7 +178,7 @@ pub(crate) struct CustomerContext {
 }
 
 impl CustomerContext {
-    /// Shortens the customer-controlled texts to `max` characters (see [`split`]).
+    /// Shortens the customer-controlled texts to `max` characters (see [`super::split`]).
     pub(crate) fn shorten(&mut self, max: usize) {
         shorten(&mut self.name, max);
         for text in [&mut self.remark, &mut self.corp_name, &mut self.channel]

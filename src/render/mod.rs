@@ -200,9 +200,12 @@ fn check_template_dir(dir: &Path) -> Result<(), RenderError> {
 /// Whether `source`, the loss frame `name`, lists the groups itself (`{{#each groups}}`), as
 /// every loss template did before messages came in pieces.
 fn is_whole_message(name: &str, source: &str) -> bool {
-    let frame = name.split('.').count() == 3;
-    let loss = name.starts_with("digest.") || name.starts_with("staff.");
-    frame && loss && source.contains("each groups")
+    is_loss_frame(name) && source.contains("each groups")
+}
+
+/// Whether `name` is the frame of a loss message (`digest.md.hbs`, not `digest.entry.md.hbs`).
+fn is_loss_frame(name: &str) -> bool {
+    name.split('.').count() == 3 && (name.starts_with("digest.") || name.starts_with("staff."))
 }
 
 /// Renders messages from named templates, each escaped for its channel.
@@ -277,9 +280,7 @@ impl Renderer {
             left: false,
         };
         for (name, _) in BUILTIN {
-            let frame = name.split('.').count() == 3
-                && (name.starts_with("digest.") || name.starts_with("staff."));
-            if !frame || self.is_whole(name) {
+            if !is_loss_frame(name) || self.is_whole(name) {
                 continue;
             }
             let context = FrameContext {

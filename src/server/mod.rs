@@ -191,7 +191,6 @@ pub(crate) async fn serve(
             let handle = PrometheusBuilder::new()
                 .install_recorder()
                 .map_err(|e| anyhow::anyhow!("cannot install the metrics recorder: {e}"))?;
-            announce_counters();
             RECORDER.get_or_init(|| handle).clone()
         }
     };
@@ -216,9 +215,9 @@ pub(crate) async fn serve(
     Ok(())
 }
 
-/// Counters that the dashboard and the alert rules (`deploy/`) read, at 0 from the start: a
-/// series that appears only with its first event leaves `increase()` blind to that event.
-fn announce_counters() {
+/// The series the dashboard and the alert rules (`deploy/`) read, at 0 from the start: a
+/// series that appears only with its first event (born at 1) leaves `increase()` blind to it.
+pub(crate) fn announce_series(config: &crate::config::Config) {
     for name in [
         "churn_alert_cycles_total",
         "churn_alert_losses_found_total",
@@ -231,6 +230,13 @@ fn announce_counters() {
         metrics::counter!(name).increment(0);
     }
     metrics::gauge!("churn_alert_refusing_destinations").set(0.0);
+    for sink in ["wecom", "email"] {
+        metrics::counter!("churn_alert_losses_delivered_total", "sink" => sink).increment(0);
+    }
+    for report in &config.reports {
+        metrics::counter!("churn_alert_reports_delivered_total", "report" => report.name.clone())
+            .increment(0);
+    }
 }
 
 async fn healthz(State(state): State<AppState>) -> (StatusCode, String) {

@@ -274,8 +274,8 @@ impl Store {
         let older = if self.seen_hourly.is_empty() {
             vec![false; batch.len()]
         } else {
-            let losses: Vec<Loss> = batch.iter().map(|(loss, _, _)| loss.clone()).collect();
-            Self::in_buckets(&self.seen_hourly, &losses, seen::legacy_bucket_key)?
+            let losses = batch.iter().map(|(loss, _, _)| loss);
+            Self::in_buckets(&self.seen_hourly, losses, seen::legacy_bucket_key)?
         };
         let new = (&self.seen, &self.outbox, &self.held).transaction(
             |(seen_tree, outbox, held_tree)| {

@@ -105,14 +105,14 @@ impl super::Store {
     }
 
     /// Whether each loss is in `tree`, whose buckets `key` names; each bucket read once.
-    pub(super) fn in_buckets(
+    pub(super) fn in_buckets<'l>(
         tree: &sled::Tree,
-        losses: &[Loss],
+        losses: impl IntoIterator<Item = &'l Loss>,
         key: fn(i64) -> [u8; 8],
     ) -> Result<Vec<bool>, StoreError> {
         let mut buckets: HashMap<[u8; 8], Option<sled::IVec>> = HashMap::new();
         losses
-            .iter()
+            .into_iter()
             .map(|loss| {
                 let key = key(loss.outflow_at);
                 let bucket = match buckets.entry(key) {

@@ -107,14 +107,11 @@ fn render_all(renderer: &Renderer, losses: &[Loss], storm: Option<Storm>) -> Str
     for (template, by_department, mention) in PACKED {
         for losses in &batches_for(template, losses) {
             let batch = Batch {
-                template,
-                losses,
                 window: WINDOW,
                 storm,
-                enqueued: None,
                 mention,
                 by_department,
-                limit: 4096,
+                ..Batch::plain(template, losses, 4096)
             };
             let messages = pack(renderer, &batch).expect("renders");
             write_parts(&mut out, template, by_department, &messages);
@@ -151,14 +148,9 @@ fn html(
     window: Option<WindowContext>,
 ) {
     let batch = Batch {
-        template,
-        losses,
         window,
-        storm: None,
-        enqueued: None,
-        mention: false,
         by_department,
-        limit: usize::MAX,
+        ..Batch::plain(template, losses, usize::MAX)
     };
     let m = render_whole(renderer, &batch).expect("renders");
     out.push_str(&format!(
@@ -200,14 +192,11 @@ fn pieces_match_whole(losses: &[Loss], storm: Option<Storm>, limit: usize) {
     for (template, by_department, mention) in PACKED {
         for losses in &batches_for(template, losses) {
             let batch = Batch {
-                template,
-                losses,
                 window: WINDOW,
                 storm,
-                enqueued: None,
                 mention,
                 by_department,
-                limit,
+                ..Batch::plain(template, losses, limit)
             };
             let packer = Packer::new(&pieces_renderer, &batch);
             let pieces = Pieces::render(&packer).expect("pieces render");

@@ -55,6 +55,23 @@ pub(crate) struct Batch<'a> {
     pub limit: usize,
 }
 
+#[cfg(test)]
+impl<'a> Batch<'a> {
+    /// `losses` for `template` within `limit`, with nothing else set: tests vary from here.
+    pub(super) fn plain(template: &'a str, losses: &'a [Loss], limit: usize) -> Self {
+        Batch {
+            template,
+            losses,
+            window: None,
+            storm: None,
+            enqueued: None,
+            mention: false,
+            by_department: false,
+            limit,
+        }
+    }
+}
+
 /// Storm protection: a staff member with more than `threshold` losses from one poll lists only
 /// `list` of them. Counted per poll, so that a backlog (a robot down for days, a quiet night)
 /// is still listed in full.
@@ -345,16 +362,7 @@ mod tests {
     #[test]
     fn every_part_fits_and_every_customer_appears_once() {
         let all = losses(300, 7);
-        let batch = Batch {
-            template: "digest.md.hbs",
-            losses: &all,
-            window: None,
-            storm: None,
-            enqueued: None,
-            mention: false,
-            by_department: false,
-            limit: MARKDOWN_LIMIT,
-        };
+        let batch = Batch::plain("digest.md.hbs", &all, MARKDOWN_LIMIT);
         let messages = pack(&renderer(), &batch).unwrap();
         assert!(messages.len() > 1);
         let parts = messages.len();
@@ -391,16 +399,7 @@ mod tests {
         all[0].customer_name = "长".repeat(3000);
         all[1].staff_name = "名".repeat(3000);
         all[1].staff_id = "s9".into();
-        let batch = Batch {
-            template: "digest.md.hbs",
-            losses: &all,
-            window: None,
-            storm: None,
-            enqueued: None,
-            mention: false,
-            by_department: false,
-            limit: MARKDOWN_LIMIT,
-        };
+        let batch = Batch::plain("digest.md.hbs", &all, MARKDOWN_LIMIT);
         let messages = pack(&renderer(), &batch).unwrap();
         let reported: usize = messages.iter().map(|m| m.losses.len()).sum();
         assert_eq!(reported, 2);
@@ -423,17 +422,11 @@ mod tests {
     fn storms_list_the_first_and_count_the_rest_but_report_all() {
         let all = losses(150, 1);
         let batch = Batch {
-            template: "digest.md.hbs",
-            losses: &all,
-            window: None,
             storm: Some(Storm {
                 threshold: 100,
                 list: 10,
             }),
-            enqueued: None,
-            mention: false,
-            by_department: false,
-            limit: MARKDOWN_LIMIT,
+            ..Batch::plain("digest.md.hbs", &all, MARKDOWN_LIMIT)
         };
         let messages = pack(&renderer(), &batch).unwrap();
         assert_eq!(messages.len(), 1);
@@ -463,14 +456,8 @@ mod tests {
         let mut all = losses(1, 1);
         all[0].staff_id = "zhang_san".into();
         let batch = Batch {
-            template: "staff.md.hbs",
-            losses: &all,
-            window: None,
-            storm: None,
-            enqueued: None,
             mention: true,
-            by_department: false,
-            limit: MARKDOWN_LIMIT,
+            ..Batch::plain("staff.md.hbs", &all, MARKDOWN_LIMIT)
         };
         let messages = pack(&renderer(), &batch).unwrap();
         assert!(

@@ -64,7 +64,8 @@ impl<'p, 'a> Pieces<'p, 'a> {
             .map(|g| {
                 packer
                     .staff_of(g)
-                    .unwrap_or_else(|| (StaffContext::empty(), super::super::NO_DEPARTMENT))
+                    // A group always has a loss: the default is never rendered.
+                    .unwrap_or_else(|| (StaffContext::default(), super::super::NO_DEPARTMENT))
             })
             .collect();
         let mut pieces = Self {
