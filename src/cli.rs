@@ -24,8 +24,8 @@ pub enum Command {
     /// Exits 0 when every due message was accepted, 75 when the rest is held for quiet hours
     /// (nothing failed), 1 otherwise.
     Once(OnceArgs),
-    /// Run cycles on the schedule until SIGINT or SIGTERM.
-    Run(ConfigArg),
+    /// Run cycles on the schedule until SIGINT or SIGTERM, for every corp of the config.
+    Run(RunArgs),
     /// Validate the config, templates and schedule; print the next 5 run times.
     Check(CheckArgs),
     /// Start the built-in Weiban and robot simulators, run one real cycle, show the messages.
@@ -120,6 +120,20 @@ pub struct ConfigArg {
     /// Path to the TOML config file.
     #[arg(short, long, value_name = "FILE", env = "CHURN_ALERT_CONFIG")]
     pub config: PathBuf,
+    /// The corp (`[[corp]] name`) to work on; needed when the config has several.
+    /// `run` and `check` take every corp without it.
+    #[arg(long, value_name = "NAME")]
+    pub corp: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Serve only the corps of shard I of N (counted from 0), chosen by a stable hash of each
+    /// corp's name: N daemons with one config, each with its own store, serve every corp once.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<crate::corp::Shard>,
 }
 
 #[derive(Debug, Args)]
@@ -195,6 +209,27 @@ pub enum StateCommand {
         /// The destination id as `state pending` shows it, e.g. `old-route/wecom/5f0c2a9e41d7b3c8`.
         #[arg(long)]
         destination: String,
+    },
+    /// Write one corp's part of the store to a file, to move the corp to another shard's
+    /// store (stop both daemons first; then `state import` there).
+    Export {
+        #[command(flatten)]
+        opts: StateOpts,
+        /// The file to write (one JSON record per line).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        /// Delete the corp's part of this store once the file is written.
+        #[arg(long)]
+        remove: bool,
+    },
+    /// Read a corp's part of a store, written by `state export`, into this store. The corp
+    /// is the file's unless --corp names another; its part of this store must be empty.
+    Import {
+        #[command(flatten)]
+        opts: StateOpts,
+        /// The file `state export` wrote.
+        #[arg(long, value_name = "FILE")]
+        from: PathBuf,
     },
     /// Forget a customer's remembered losses, so they are reported again when seen again.
     Forget {

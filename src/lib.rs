@@ -12,6 +12,7 @@ pub(crate) mod backoff;
 pub(crate) mod cli;
 pub mod cmd;
 pub(crate) mod config;
+pub mod corp;
 pub(crate) mod deliver;
 pub mod destination;
 pub mod directory;

@@ -19,7 +19,7 @@ use crate::source::Window;
 use crate::time::unix_now;
 
 pub(crate) async fn backfill(args: &BackfillArgs, shutdown: Shutdown) -> anyhow::Result<ExitCode> {
-    let pipeline = super::open(&args.config.config)?;
+    let pipeline = super::open(&args.config)?;
     let tz = pipeline.config().timezone();
     let since = parse_since(&args.since, tz)?;
     let now = unix_now();

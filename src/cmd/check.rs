@@ -22,9 +22,43 @@ use crate::store::Pending;
 use crate::transform::route::listed;
 use crate::transform::Router;
 
+/// Every corp of the config (or the one `--corp` names), each checked whole; an error names
+/// its corp.
 pub(crate) async fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     let path = &args.config.config;
-    let config = super::load_config(path)?;
+    let mut configs = super::load_all(path)?;
+    if let Some(name) = &args.config.corp {
+        configs = vec![super::select_corp(configs, Some(name), path)?];
+    }
+    let several = configs.len() > 1 || configs.iter().any(|c| !c.corp.is_default());
+    let mut refused = 0;
+    for config in &configs {
+        if several {
+            crate::cmd::console::say!("corp `{}`:", config.corp);
+        }
+        let checked = check_corp(config, args).await;
+        refused += if several {
+            checked.with_context(|| format!("corp `{}`", config.corp))?
+        } else {
+            checked?
+        };
+    }
+    if several {
+        crate::cmd::console::say!("all {} corps are valid", configs.len());
+    }
+    Ok(if refused == 0 {
+        ExitCode::SUCCESS
+    } else {
+        crate::cmd::console::say!(
+            "churn-alert: {refused} destination(s) refused the test message (see above)"
+        );
+        ExitCode::FAILURE
+    })
+}
+
+/// Checks one corp; returns how many destinations refused the test message.
+async fn check_corp(config: &crate::config::Config, args: &CheckArgs) -> anyhow::Result<usize> {
+    let path = &args.config.config;
     check_store_path(&config.store.path)?;
     let schedule = config.schedule();
     let renderer = Renderer::new(schedule.timezone(), config.templates.dir.as_deref())?;
@@ -34,8 +68,8 @@ pub(crate) async fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
         loss.staff_email
             .get_or_insert_with(|| "staff@example.com".into());
     }
-    let router = Router::new(&config);
-    let sinks = Sinks::new(&config)?;
+    let router = Router::new(config);
+    let sinks = Sinks::new(config)?;
     crate::report::anomaly::check_templates(&renderer)
         .context("the staff deletion alert's templates (alert.*) cannot be rendered")?;
     for (id, losses) in router.route_all(&sample) {
@@ -81,23 +115,15 @@ pub(crate) async fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     for run in schedule.upcoming(crate::time::now_utc(), 5) {
         crate::cmd::console::show!("{}", run.to_rfc3339());
     }
-    check_reports(&config, &renderer, &router)?;
+    check_reports(config, &renderer, &router)?;
     if !(args.online || args.send_test) {
-        return Ok(ExitCode::SUCCESS);
+        return Ok(0);
     }
-    online::weiban(&config).await?;
+    online::weiban(config).await?;
     if !args.send_test {
-        return Ok(ExitCode::SUCCESS);
+        return Ok(0);
     }
-    let refused = online::send_tests(&config, &sinks).await;
-    Ok(if refused == 0 {
-        ExitCode::SUCCESS
-    } else {
-        crate::cmd::console::say!(
-            "churn-alert: {refused} destination(s) refused the test message (see above)"
-        );
-        ExitCode::FAILURE
-    })
+    Ok(online::send_tests(config, &sinks).await)
 }
 
 /// `store.path` can be created and written, checked without opening the store (which the

@@ -95,9 +95,12 @@ pub async fn in_process(args: &[&str], shutdown: Shutdown) -> InProcess {
 /// for SIGINT and SIGTERM; the others end at the first signal, as any program does.
 async fn dispatch(command: Command, shutdown: Option<Shutdown>) -> anyhow::Result<ExitCode> {
     let stop = || shutdown.clone().unwrap_or_else(Shutdown::on_signals);
+    use crate::server::corp_label::scope;
     match command {
-        Command::Once(args) => once::once(&args, stop()).await,
-        Command::Backfill(args) => backfill::backfill(&args, stop()).await,
+        Command::Once(args) => scope(corp_of(&args.config), once::once(&args, stop())).await,
+        Command::Backfill(args) => {
+            scope(corp_of(&args.config), backfill::backfill(&args, stop())).await
+        }
         Command::Run(args) => run::run(&args, stop()).await,
         Command::Check(args) => check::check(&args).await,
         #[cfg(feature = "demo")]
@@ -106,38 +109,126 @@ async fn dispatch(command: Command, shutdown: Option<Shutdown>) -> anyhow::Resul
         Command::Demo(_) => anyhow::bail!(
             "this binary was built without the demo (the `demo` feature); build with default features to try it"
         ),
-        Command::Preview(args) => preview::preview(&args).await,
+        Command::Preview(args) => scope(corp_of(&args.config), preview::preview(&args)).await,
         Command::State(args) => state::state(args.command).await,
-        Command::Staff(args) => staff::staff(&args).await,
-        Command::Report(args) => report::report(&args, stop()).await,
+        Command::Staff(args) => scope(corp_of(&args.config), staff::staff(&args)).await,
+        Command::Report(args) => {
+            scope(corp_of(&args.config), report::report(&args, stop())).await
+        }
         Command::GenerateDocs(args) => generate_docs::generate_docs(&args),
     }
 }
 
-/// Loads the config and tells the log writer its secrets: how every command reads its config.
-fn load_config(path: &std::path::Path) -> anyhow::Result<Config> {
-    let config = Config::load(path)?;
-    config.register_secrets();
+/// The corp a one-corp command works on, for its log lines and metrics: `--corp`, else the
+/// config's only corp (a config that does not load fails in the command, with its error).
+fn corp_of(args: &crate::cli::ConfigArg) -> crate::corp::CorpName {
+    if let Some(corp) = args.corp.as_deref().and_then(|name| name.parse().ok()) {
+        return corp;
+    }
+    match Config::load_all(&args.config).as_deref() {
+        Ok([one]) => one.corp.clone(),
+        _ => crate::corp::CorpName::default_corp(),
+    }
+}
+
+/// Loads every corp's config and tells the log writer their secrets.
+fn load_all(path: &std::path::Path) -> anyhow::Result<Vec<Config>> {
+    let configs = Config::load_all(path)?;
+    for config in &configs {
+        config.register_secrets();
+    }
+    if let Some(config) = configs.first() {
+        crate::logging::set_timezone(config.timezone());
+    }
+    Ok(configs)
+}
+
+/// Loads the config of the corp `--corp` names (or the only one) and tells the log writer the
+/// secrets: how every command that works on one corp reads its config.
+fn load_config(args: &crate::cli::ConfigArg) -> anyhow::Result<Config> {
+    let configs = load_all(&args.config)?;
+    let config = select_corp(configs, args.corp.as_deref(), &args.config)?;
     crate::logging::set_timezone(config.timezone());
     Ok(config)
 }
 
-/// Loads the config and opens its store: what every working command starts with.
-fn open(config_path: &std::path::Path) -> anyhow::Result<Pipeline> {
-    open_pipeline(config_path, false)
+/// The corp named `wanted`, or the only one.
+fn select_corp(
+    mut configs: Vec<Config>,
+    wanted: Option<&str>,
+    path: &std::path::Path,
+) -> anyhow::Result<Config> {
+    let names = || {
+        configs
+            .iter()
+            .map(|c| c.corp.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match wanted {
+        Some(name) => match configs.iter().position(|c| c.corp.as_str() == name) {
+            Some(i) => Ok(configs.swap_remove(i)),
+            None => anyhow::bail!(
+                "{} has no corp named `{name}` (--corp); its corps: {}",
+                path.display(),
+                names()
+            ),
+        },
+        None if configs.len() == 1 => Ok(configs.remove(0)),
+        None => Err(crate::config::ConfigError::SeveralCorps {
+            path: path.to_owned(),
+            corps: configs.iter().map(|c| c.corp.to_string()).collect(),
+        }
+        .into()),
+    }
 }
 
-/// Loads the config and opens its store; `dry` opens a store that does not exist yet as an
-/// empty temporary one, so that a dry run creates nothing.
-fn open_pipeline(config_path: &std::path::Path, dry: bool) -> anyhow::Result<Pipeline> {
-    let config = load_config(config_path)?;
+/// Like [`select_corp`], and also a corp the file no longer has whose data `store` keeps
+/// (SIGHUP removed it): described with the shared settings and no routes of its own, so
+/// that what waits for it shows as stranded.
+pub(crate) fn pick_corp(
+    mut configs: Vec<Config>,
+    wanted: Option<&str>,
+    store: &Store,
+    path: &std::path::Path,
+) -> anyhow::Result<Config> {
+    if let Some(name) = wanted {
+        let known = configs.iter().any(|c| c.corp.as_str() == name);
+        let kept = if known {
+            None
+        } else {
+            store.corps()?.into_iter().find(|c| c.as_str() == name)
+        };
+        if let Some(corp) = kept {
+            let Some(mut config) = configs.pop() else {
+                anyhow::bail!("{} configures no corp", path.display());
+            };
+            config.corp = corp;
+            config.routes.clear();
+            config.reports.clear();
+            config.fallback = None;
+            return Ok(config);
+        }
+    }
+    select_corp(configs, wanted, path)
+}
+
+/// Loads the config and opens its store: what every working command starts with.
+fn open(args: &crate::cli::ConfigArg) -> anyhow::Result<Pipeline> {
+    open_pipeline(args, false)
+}
+
+/// Loads the config and opens its corp's store; `dry` opens a store that does not exist yet
+/// as an empty temporary one, so that a dry run creates nothing.
+fn open_pipeline(args: &crate::cli::ConfigArg, dry: bool) -> anyhow::Result<Pipeline> {
+    let config = load_config(args)?;
     let store = if dry && !config.store.path.exists() {
         Store::temporary()?
     } else {
-        Store::open(&config.store.path)?
+        Store::open(&config.store.path)?.corp(&config.corp)?
     };
     Pipeline::new(config, store)
-        .with_context(|| format!("config {} cannot be used", config_path.display()))
+        .with_context(|| format!("config {} cannot be used", args.config.display()))
 }
 
 /// Refuses a store that does not exist, for the commands that only look into one: opening it

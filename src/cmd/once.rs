@@ -21,7 +21,7 @@ use crate::time::unix_now;
 const HELD: u8 = 75;
 
 pub(crate) async fn once(args: &OnceArgs, shutdown: Shutdown) -> anyhow::Result<ExitCode> {
-    let pipeline = super::open_pipeline(&args.config.config, args.dry_run)?;
+    let pipeline = super::open_pipeline(&args.config, args.dry_run)?;
     if args.dry_run {
         let plan = pipeline.plan(unix_now()).await?;
         let losses: usize = plan.values().map(Vec::len).sum();

@@ -27,7 +27,7 @@ pub(crate) async fn preview(args: &PreviewArgs) -> anyhow::Result<ExitCode> {
     if let Some(name) = &args.report {
         return preview_report(args, name).await;
     }
-    let config = super::load_config(&args.config.config)?;
+    let config = super::load_config(&args.config)?;
     if let Some(route) = &args.route {
         if config.route(route).is_none() {
             anyhow::bail!("no route named `{route}` in the config");
@@ -142,7 +142,7 @@ async fn preview_report(args: &PreviewArgs, name: &str) -> anyhow::Result<ExitCo
     use crate::report::plan::plan;
     use crate::report::send::{fetch, sample_in, today};
     use crate::report::Period;
-    let config = super::load_config(&args.config.config)?;
+    let config = super::load_config(&args.config)?;
     let pipeline = crate::pipeline::Pipeline::new(config, crate::store::Store::temporary()?)?;
     let config = pipeline.config();
     let Some(spec) = config.report(name) else {
@@ -183,7 +183,10 @@ fn saved_directory(config: &Config) -> Option<crate::directory::Directory> {
     if !crate::store::Store::exists(&config.store.path) {
         return None;
     }
-    match crate::store::Store::open(&config.store.path).and_then(|store| store.directory()) {
+    match crate::store::Store::open(&config.store.path)
+        .and_then(|store| store.corp(&config.corp))
+        .and_then(|store| store.directory())
+    {
         Ok(directory) => directory,
         Err(e) => {
             crate::cmd::console::show!("(the org chart saved in the store cannot be read: {e}; departments are not shown)\n");

@@ -24,12 +24,12 @@ use crate::store::{Store, StoreError};
 use crate::time::unix_now;
 
 pub(crate) async fn report(args: &ReportArgs, shutdown: Shutdown) -> anyhow::Result<ExitCode> {
-    let config = super::load_config(&args.config.config)?;
+    let config = super::load_config(&args.config)?;
     let store = if args.dry_run {
         Store::temporary()?
     } else {
         match Store::open(&config.store.path) {
-            Ok(store) => store,
+            Ok(store) => store.corp(&config.corp)?,
             Err(StoreError::Locked { .. }) => return through_daemon(args, &config).await,
             Err(e) => return Err(e.into()),
         }
@@ -42,6 +42,7 @@ pub(crate) async fn report(args: &ReportArgs, shutdown: Shutdown) -> anyhow::Res
     let ask = ReportAsk {
         name: args.name.clone(),
         period: args.period.clone(),
+        corp: Some(pipeline.config().corp.to_string()),
     };
     let answer = produce(&pipeline, &ask, args.out.as_deref(), &shutdown).await?;
     Ok(print(&answer))
@@ -195,6 +196,7 @@ async fn through_daemon(
     let ask = ReportAsk {
         name: args.name.clone(),
         period: args.period.clone(),
+        corp: Some(config.corp.to_string()),
     };
     let answer = client
         .post("http://localhost/report")

@@ -25,7 +25,7 @@ struct Row<'a> {
 }
 
 pub(crate) async fn staff(args: &StaffArgs) -> anyhow::Result<ExitCode> {
-    let config = super::load_config(&args.config.config)?;
+    let config = super::load_config(&args.config)?;
     let directory = WeibanClient::new(&config.weiban)?
         .directory(unix_now())
         .await?;

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::cli::{StateCommand, StateOpts};
 use crate::config::Config;
+use crate::corp::CorpName;
 use crate::destination::DestinationId;
 use crate::inspect;
 use crate::render::escape::terminal;
@@ -24,13 +25,15 @@ pub(crate) async fn state(command: StateCommand) -> anyhow::Result<ExitCode> {
         StateCommand::Retry { opts, route } => retry(&opts, route.as_deref()).await,
         StateCommand::Forget { opts, customer } => forget(&opts, &customer).await,
         StateCommand::Drop { opts, destination } => drop_pending(&opts, &destination).await,
+        StateCommand::Export { opts, out, remove } => export(&opts, &out, remove).await,
+        StateCommand::Import { opts, from } => import(opts, &from).await,
     }
 }
 
 /// The store, opened; or, while the daemon holds it, where to ask the daemon.
 enum Opened {
-    Store(Config, Store),
-    Daemon(Config, Daemon),
+    Store(Store),
+    Daemon(Daemon),
 }
 
 /// How the running daemon is asked for `/state/*`.
@@ -43,18 +46,18 @@ enum Daemon {
 
 /// Opens the store for reading: through the daemon when it holds the store, over the unix
 /// socket beside the store, else over `[server]` with its token.
-fn open_for_reading(opts: &StateOpts) -> anyhow::Result<Opened> {
-    let config = super::load_config(&opts.config.config)?;
-    super::require_store(&config, &opts.config.config)?;
+fn open_for_reading(opts: &StateOpts) -> anyhow::Result<(Vec<Config>, Opened)> {
+    let configs = super::load_all(&opts.config.config)?;
+    let Some(config) = configs.first() else {
+        anyhow::bail!("{} configures no corp", opts.config.config.display());
+    };
+    super::require_store(config, &opts.config.config)?;
     match Store::open(&config.store.path) {
-        Ok(store) => {
-            store.migrate(&config)?;
-            Ok(Opened::Store(config, store))
-        }
+        Ok(store) => Ok((configs, Opened::Store(store))),
         Err(StoreError::Locked { path }) => {
             let socket = crate::server::state::socket_path(&config.store.path);
             if socket.exists() {
-                return Ok(Opened::Daemon(config, Daemon::Socket(socket)));
+                return Ok((configs, Opened::Daemon(Daemon::Socket(socket))));
             }
             let server = config
                 .server
@@ -65,7 +68,7 @@ fn open_for_reading(opts: &StateOpts) -> anyhow::Result<Opened> {
                     if listen.ip().is_unspecified() {
                         listen.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
                     }
-                    Ok(Opened::Daemon(config, Daemon::Tcp(listen, token)))
+                    Ok((configs, Opened::Daemon(Daemon::Tcp(listen, token))))
                 }
                 None => anyhow::bail!(
                     "the store at {path} is in use by the running daemon, and its state socket {} \
@@ -80,15 +83,88 @@ fn open_for_reading(opts: &StateOpts) -> anyhow::Result<Opened> {
     }
 }
 
+/// The corps `state stats|pending` shows, with the zone their times show in: the one
+/// `--corp` names, else every corp of the config and every corp the store still holds
+/// (SIGHUP removed it from the config; its data is kept).
+async fn corps_to_show(
+    opts: &StateOpts,
+    configs: &[Config],
+    opened: &Opened,
+) -> anyhow::Result<Vec<(CorpName, chrono_tz::Tz)>> {
+    let in_store: Vec<CorpName> = match opened {
+        Opened::Store(store) => store.corps()?,
+        Opened::Daemon(daemon) => from_daemon(daemon, "corps").await?,
+    };
+    let zone_of = |corp: &CorpName| {
+        configs
+            .iter()
+            .find(|c| &c.corp == corp)
+            .or(configs.first())
+            .map_or(chrono_tz::Asia::Shanghai, Config::timezone)
+    };
+    if let Some(name) = &opts.config.corp {
+        let corp: CorpName = name.parse()?;
+        let known = configs.iter().any(|c| c.corp == corp) || in_store.contains(&corp);
+        anyhow::ensure!(
+            known,
+            "{} has no corp named `{corp}` (--corp), and the store holds none",
+            opts.config.config.display()
+        );
+        let zone = zone_of(&corp);
+        return Ok(vec![(corp, zone)]);
+    }
+    let mut corps: Vec<CorpName> = configs.iter().map(|c| c.corp.clone()).collect();
+    for corp in in_store {
+        if !corps.contains(&corp) {
+            corps.push(corp);
+        }
+    }
+    Ok(corps
+        .into_iter()
+        .map(|c| {
+            let zone = zone_of(&c);
+            (c, zone)
+        })
+        .collect())
+}
+
+/// A corp's part of the opened store, upgraded to this release's format with its config.
+fn corp_store(opts: &StateOpts, store: &Store, corp: &CorpName) -> anyhow::Result<(Config, Store)> {
+    let path = &opts.config.config;
+    let config = super::pick_corp(super::load_all(path)?, Some(corp.as_str()), store, path)?;
+    let corp_store = store.corp(corp)?;
+    corp_store.migrate(&config)?;
+    Ok((config, corp_store))
+}
+
+/// Opens the store of the corp `--corp` names (or the only one) to change it.
 fn open(opts: &StateOpts) -> anyhow::Result<(Config, Store)> {
-    let config = super::load_config(&opts.config.config)?;
-    super::require_store(&config, &opts.config.config)?;
-    let store = Store::open(&config.store.path).map_err(|e| match e {
+    open_or_create(opts, false)
+}
+
+/// Like [`open`]; with `create`, a store that does not exist yet is made (`state import`
+/// onto a new shard's empty volume).
+fn open_or_create(opts: &StateOpts, create: bool) -> anyhow::Result<(Config, Store)> {
+    let configs = super::load_all(&opts.config.config)?;
+    let Some(first) = configs.first() else {
+        anyhow::bail!("{} configures no corp", opts.config.config.display());
+    };
+    if !create {
+        super::require_store(first, &opts.config.config)?;
+    }
+    let whole = Store::open(&first.store.path).map_err(|e| match e {
         StoreError::Locked { path } => anyhow::anyhow!(
             "the store at {path} is in use by the running daemon; changing state needs it to itself: stop the daemon first (`state stats` and `state pending` work while it runs, through [server])"
         ),
         e => e.into(),
     })?;
+    let config = super::pick_corp(
+        configs,
+        opts.config.corp.as_deref(),
+        &whole,
+        &opts.config.config,
+    )?;
+    let store = whole.corp(&config.corp)?;
     store.migrate(&config)?;
     Ok((config, store))
 }
@@ -135,22 +211,58 @@ fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether `corps` is more than the one corp of a single-corp config: then each corp's part
+/// of the output is headed by its name (JSON: an object by corp).
+fn by_corp(corps: &[(CorpName, chrono_tz::Tz)]) -> bool {
+    !matches!(corps, [(corp, _)] if corp.is_default())
+}
+
 async fn stats(opts: &StateOpts) -> anyhow::Result<ExitCode> {
-    let (config, stats): (Config, StoreStats) = match open_for_reading(opts)? {
-        Opened::Store(config, store) => {
-            let stats = store.stats()?;
-            (config, stats)
+    let (configs, opened) = open_for_reading(opts)?;
+    let corps = corps_to_show(opts, &configs, &opened).await?;
+    let mut all = std::collections::BTreeMap::new();
+    for (corp, tz) in &corps {
+        let stats: StoreStats = match &opened {
+            Opened::Store(store) => corp_store(opts, store, corp)?.1.stats()?,
+            Opened::Daemon(daemon) => from_daemon(daemon, &format!("stats?corp={corp}")).await?,
+        };
+        if opts.json {
+            all.insert(corp.to_string(), stats);
+            continue;
         }
-        Opened::Daemon(config, daemon) => {
-            let stats = from_daemon(&daemon, "stats").await?;
-            (config, stats)
+        if by_corp(&corps) {
+            let gone = if configs.iter().any(|c| &c.corp == corp) {
+                ""
+            } else {
+                " (not in the config: kept in the store)"
+            };
+            crate::cmd::console::show!("corp {corp}{gone}:");
         }
-    };
-    let tz = config.timezone();
-    if opts.json {
-        print_json(&stats)?;
-        return Ok(ExitCode::SUCCESS);
+        show_stats(&stats, *tz);
     }
+    print_all_json(opts, &corps, all)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `--json`: one corp's value as it always was, or an object of them by corp.
+fn print_all_json<T: Serialize>(
+    opts: &StateOpts,
+    corps: &[(CorpName, chrono_tz::Tz)],
+    all: std::collections::BTreeMap<String, T>,
+) -> anyhow::Result<()> {
+    if !opts.json {
+        return Ok(());
+    }
+    if by_corp(corps) {
+        return print_json(&all);
+    }
+    match all.into_values().next() {
+        Some(one) => print_json(&one),
+        None => Ok(()),
+    }
+}
+
+fn show_stats(stats: &StoreStats, tz: chrono_tz::Tz) {
     crate::cmd::console::show!("remembered losses:   {}", stats.remembered_losses);
     crate::cmd::console::show!(
         "last window fetched: {}",
@@ -170,29 +282,38 @@ async fn stats(opts: &StateOpts) -> anyhow::Result<ExitCode> {
             crate::cmd::console::show!("  {destination}: {count}");
         }
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 async fn pending(opts: &StateOpts) -> anyhow::Result<ExitCode> {
-    let (config, reports) = match open_for_reading(opts)? {
-        Opened::Store(config, store) => {
-            let reports = inspect::pending(&config, &store)?;
-            (config, reports)
+    let (configs, opened) = open_for_reading(opts)?;
+    let corps = corps_to_show(opts, &configs, &opened).await?;
+    let mut all = std::collections::BTreeMap::new();
+    for (corp, tz) in &corps {
+        let reports: Vec<inspect::PendingReport> = match &opened {
+            Opened::Store(store) => {
+                let (config, store) = corp_store(opts, store, corp)?;
+                inspect::pending(&config, &store)?
+            }
+            Opened::Daemon(daemon) => from_daemon(daemon, &format!("pending?corp={corp}")).await?,
+        };
+        if opts.json {
+            all.insert(corp.to_string(), reports);
+            continue;
         }
-        Opened::Daemon(config, daemon) => {
-            let reports = from_daemon(&daemon, "pending").await?;
-            (config, reports)
+        if by_corp(&corps) {
+            crate::cmd::console::show!("corp {corp}:");
         }
-    };
-    let tz = config.timezone();
-    if opts.json {
-        print_json(&reports)?;
-        return Ok(ExitCode::SUCCESS);
+        show_pending(&reports, *tz);
     }
+    print_all_json(opts, &corps, all)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn show_pending(reports: &[inspect::PendingReport], tz: chrono_tz::Tz) {
     if reports.is_empty() {
         crate::cmd::console::show!("nothing is pending: every loss found so far was delivered");
     }
-    for r in &reports {
+    for r in reports {
         crate::cmd::console::show!(
             "{}: {} pending, {}",
             terminal(&r.description),
@@ -234,7 +355,6 @@ async fn pending(opts: &StateOpts) -> anyhow::Result<ExitCode> {
             crate::cmd::console::show!("  … and {} more", r.customers.len() - 10);
         }
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 async fn retry(opts: &StateOpts, route: Option<&str>) -> anyhow::Result<ExitCode> {
@@ -295,6 +415,71 @@ async fn forget(opts: &StateOpts, customer: &str) -> anyhow::Result<ExitCode> {
     } else {
         crate::cmd::console::show!(
             "forgot {forgotten} loss(es) of customer {customer}; they are reported again when a window that contains them is fetched"
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `state export`: the corp's namespace into `out`, written to a temporary file and renamed,
+/// so that a file at `out` is always whole; `--remove` then clears the namespace.
+async fn export(opts: &StateOpts, out: &std::path::Path, remove: bool) -> anyhow::Result<ExitCode> {
+    let (config, store) = open(opts)?;
+    let partial = out.with_extension("partial");
+    let records = {
+        let file = std::fs::File::create(&partial)
+            .with_context(|| format!("cannot write {}", partial.display()))?;
+        let mut writer = std::io::BufWriter::new(file);
+        let records = store.export(&config.corp, &mut writer)?;
+        writer
+            .into_inner()
+            .map_err(|e| e.into_error())
+            .and_then(|file| file.sync_all())
+            .with_context(|| format!("cannot write {}", partial.display()))?;
+        records
+    };
+    std::fs::rename(&partial, out).with_context(|| format!("cannot write {}", out.display()))?;
+    if remove {
+        store.clear()?;
+    }
+    if opts.json {
+        print_json(
+            &serde_json::json!({ "corp": config.corp, "records": records, "removed": remove }),
+        )?;
+    } else {
+        crate::cmd::console::show!(
+            "exported corp {} ({records} records) to {}{}",
+            config.corp,
+            out.display(),
+            if remove {
+                "; removed from this store"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `state import`: an export into this store's (empty) namespace of its corp.
+async fn import(mut opts: StateOpts, from: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let file =
+        std::fs::File::open(from).with_context(|| format!("cannot read {}", from.display()))?;
+    let mut reader = std::io::BufReader::new(file);
+    if opts.config.corp.is_none() {
+        opts.config.corp = Some(crate::store::namespace::exported_corp(from)?);
+    }
+    let (config, store) = open_or_create(&opts, true)?;
+    let (records, exported_from) = store
+        .import(&config.corp, &mut reader)
+        .with_context(|| format!("{} was not imported", from.display()))?;
+    if opts.json {
+        print_json(
+            &serde_json::json!({ "corp": config.corp, "records": records, "exported_from": exported_from }),
+        )?;
+    } else {
+        crate::cmd::console::show!(
+            "imported {records} records into corp {} (exported from corp {exported_from}); start the daemon that serves it",
+            config.corp
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -1,14 +1,17 @@
 //! The TOML configuration file: parsing, `${VAR}` expansion and validation, into typed values.
 //!
-//! Loading is four steps so that every error can name the key it is about:
+//! Loading is five steps so that every error can name the key it is about:
 //! 1. parse the file into a `toml::Value` tree,
-//! 2. replace `${VAR}` in every string from the environment, tracking the key path ([`env`]),
+//! 2. split it into corps ([`corps`]: `[[corp]]` tables and `include`d files; a file without
+//!    them is one corp named `default`), replacing `${VAR}` in every string from the
+//!    environment on the way, tracking the key path ([`env`]),
 //! 3. deserialize into the file as written ([`raw`]; unknown keys are errors, a value of the
 //!    wrong type names its key and never shows the value),
 //! 4. check and parse what has a type of its own ([`validate`]) into a [`Config`]: the
 //!    schedule, time zone, quiet hours and listen address are parsed here once, never again.
 
 mod addresses;
+mod corps;
 mod env;
 mod raw;
 mod report;
@@ -31,6 +34,7 @@ pub use raw::{
 pub use report::{PeriodKind, ReportSpec};
 pub use smtp::{SmtpConfig, SmtpSecurity};
 
+use crate::corp::CorpName;
 use crate::schedule::{QuietHours, Schedule};
 
 /// Why a configuration could not be used. Every variant names the key or the file.
@@ -49,6 +53,18 @@ pub enum ConfigError {
     BadPlaceholder { key: String },
     #[error("config key `{key}`: {message}")]
     Invalid { key: String, message: String },
+    #[error("corp `{corp}` (in {}): {source}", origin.display())]
+    InCorp {
+        corp: CorpName,
+        origin: PathBuf,
+        source: Box<ConfigError>,
+    },
+    #[error(
+        "{path} configures {} corps ({}): name one with `--corp NAME`",
+        corps.len(),
+        corps.join(", ")
+    )]
+    SeveralCorps { path: PathBuf, corps: Vec<String> },
 }
 
 impl ConfigError {
@@ -60,9 +76,12 @@ impl ConfigError {
     }
 }
 
-/// A valid configuration, its values parsed into their types.
+/// A valid configuration of one corp, its values parsed into their types: a single-corp
+/// file, or one `[[corp]]` with the shared settings laid under it.
 #[derive(Debug)]
 pub struct Config {
+    /// `default` for a single-corp file.
+    pub corp: CorpName,
     pub weiban: WeibanConfig,
     pub schedule: ScheduleSettings,
     pub store: StoreConfig,
@@ -103,45 +122,59 @@ pub struct ServerSettings {
 }
 
 impl Config {
-    /// Reads, expands and validates the file at `path`.
-    pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        Self::from_toml(&text, path, &|name| std::env::var(name).ok())
+    /// Reads, expands and validates the file at `path` and the files it includes: every
+    /// corp's config, in the order written.
+    pub fn load_all(path: &Path) -> Result<Vec<Self>, ConfigError> {
+        let text = read(path)?;
+        Self::from_toml_all(&text, path, &|name| std::env::var(name).ok())
     }
 
-    /// Parses `text` (named `path` in errors), taking `${VAR}` values from `env`.
+    /// Parses `text` (named `path` in errors), taking `${VAR}` values from `env`; it must
+    /// configure one corp.
     pub fn from_toml(
         text: &str,
         path: &Path,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
-        let parse_error = |message: String| ConfigError::Parse {
-            path: path.to_owned(),
-            message,
-        };
-        // The error's own rendering quotes the offending line, which may hold a secret typed
-        // into the file: give the position and the message only.
-        let mut tree: toml::Value = toml::from_str(text).map_err(|e: toml::de::Error| {
-            let position = e
-                .span()
-                .map(|span| {
-                    let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
-                    format!("line {line}: ")
-                })
-                .unwrap_or_default();
-            parse_error(format!("{position}{}", e.message()))
-        })?;
+        only_one(Self::from_toml_all(text, path, env)?, path)
+    }
+
+    /// Parses `text` (named `path` in errors) into every corp's config.
+    pub fn from_toml_all(
+        text: &str,
+        path: &Path,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Vec<Self>, ConfigError> {
+        let tree = parse_tree(text, path)?;
+        let included = |file: &Path| parse_tree(&read(file)?, file);
         let mut unset = Vec::new();
-        env::expand_env(&mut tree, "", env, &mut unset)?;
+        let mut expand =
+            |value: &mut toml::Value, key: &str| env::expand_env(value, key, env, &mut unset);
+        let corps = corps::split(tree, path, &included, &mut expand)?;
         if !unset.is_empty() {
             return Err(ConfigError::UnsetVariables(unset));
         }
-        let raw: RawConfig =
-            serde_path_to_error::deserialize(tree).map_err(|e| validate::type_error(path, e))?;
-        validate::parse(raw)
+        let several = corps.len() > 1 || corps.iter().any(|c| !c.name.is_default());
+        corps
+            .into_iter()
+            .map(|corp| {
+                let origin = corp.origin.clone();
+                let parsed = serde_path_to_error::deserialize::<_, RawConfig>(corp.tree)
+                    .map_err(|e| validate::type_error(&origin, e))
+                    .and_then(|raw| validate::parse(raw, corp.name.clone()));
+                parsed.map_err(|source| {
+                    if several {
+                        ConfigError::InCorp {
+                            corp: corp.name,
+                            origin,
+                            source: Box::new(source),
+                        }
+                    } else {
+                        source
+                    }
+                })
+            })
+            .collect()
     }
 
     /// Tells the log writer which values to mask, whatever logs them. Called by the commands
@@ -204,6 +237,42 @@ impl Config {
             .iter()
             .chain(self.fallback.as_ref())
             .find(|r| r.name == name)
+    }
+}
+
+fn read(path: &Path) -> Result<String, ConfigError> {
+    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// The file's TOML tree. The parser's own rendering quotes the offending line, which may hold
+/// a secret typed into the file: only the position and the message are given.
+fn parse_tree(text: &str, path: &Path) -> Result<toml::Value, ConfigError> {
+    toml::from_str(text).map_err(|e: toml::de::Error| {
+        let position = e
+            .span()
+            .map(|span| {
+                let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
+                format!("line {line}: ")
+            })
+            .unwrap_or_default();
+        ConfigError::Parse {
+            path: path.to_owned(),
+            message: format!("{position}{}", e.message()),
+        }
+    })
+}
+
+/// The one corp of a file that must configure one.
+fn only_one(mut corps: Vec<Config>, path: &Path) -> Result<Config, ConfigError> {
+    match corps.len() {
+        1 => Ok(corps.remove(0)),
+        _ => Err(ConfigError::SeveralCorps {
+            path: path.to_owned(),
+            corps: corps.iter().map(|c| c.corp.to_string()).collect(),
+        }),
     }
 }
 

@@ -13,7 +13,7 @@ use crate::config::Audience;
 use crate::schedule::{QuietHours, Schedule, ScheduleError};
 
 /// Checks `raw` and parses what has a type of its own.
-pub(super) fn parse(raw: RawConfig) -> Result<Config, ConfigError> {
+pub(super) fn parse(raw: RawConfig, corp: crate::corp::CorpName) -> Result<Config, ConfigError> {
     check_weiban(&raw.weiban)?;
     check_durations(&raw)?;
     check_retention(&raw)?;
@@ -24,6 +24,7 @@ pub(super) fn parse(raw: RawConfig) -> Result<Config, ConfigError> {
     let reports = parse_reports(&raw)?;
     let fallback = parse_fallback(&raw)?;
     Ok(Config {
+        corp,
         weiban: raw.weiban,
         schedule,
         store: raw.store,

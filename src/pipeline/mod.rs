@@ -107,6 +107,17 @@ pub(crate) struct Pipeline {
 
 impl Pipeline {
     pub fn new(config: Config, store: Store) -> anyhow::Result<Self> {
+        let pacer = crate::sink::pacer::Pacer::new(config.wecom.messages_per_minute);
+        Self::sharing(config, store, pacer)
+    }
+
+    /// A pipeline whose robots are paced by `pacer`, shared with the other corps a daemon
+    /// serves.
+    pub fn sharing(
+        config: Config,
+        store: Store,
+        pacer: crate::sink::pacer::Pacer,
+    ) -> anyhow::Result<Self> {
         store.migrate(&config)?;
         let schedule = config.schedule();
         let tz = config.timezone();
@@ -115,7 +126,7 @@ impl Pipeline {
             org: std::sync::Arc::clone(&org),
             store: store.clone(),
             renderer: Renderer::new(tz, config.templates.dir.as_deref())?,
-            sinks: Sinks::new(&config)?,
+            sinks: Sinks::sharing(&config, pacer)?,
             quiet_hours: config.quiet_hours(),
             tz,
             blocked_wait: config.wecom.blocked_wait,

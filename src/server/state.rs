@@ -15,7 +15,7 @@
 use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -27,22 +27,35 @@ use crate::shutdown::Shutdown;
 use crate::store::{Store, StoreStats};
 
 /// Where `/state/*` reads from: the daemon's store, described against the config file as it
-/// is now (so that a reload shows at once).
+/// is now (so that a reload shows at once). `?corp=NAME` picks the corp; it may be left out
+/// when the config has one.
 #[derive(Clone)]
 pub(crate) struct StateSource {
     pub config_path: PathBuf,
+    /// The whole store; each request opens its corp's namespace.
     pub store: Store,
     /// `[server] token`: TCP serves `/state/*` only with it.
     pub token: Option<Secret>,
-    /// The daemon loop's inbox for `churn-alert report` (`None`: not a daemon).
-    pub reports: Option<tokio::sync::mpsc::Sender<ReportRequest>>,
+    /// The corps the daemon serves, whose loops take `churn-alert report` (`None`: not a
+    /// daemon).
+    pub roster: Option<std::sync::Arc<crate::server::Roster>>,
 }
 
-/// What `churn-alert report` asks the daemon for: a report's name and, optionally, a period.
+/// `?corp=NAME`.
+#[derive(Debug, Default, serde::Deserialize)]
+pub(crate) struct CorpQuery {
+    pub corp: Option<String>,
+}
+
+/// What `churn-alert report` asks the daemon for: a report's name, the corp and, optionally,
+/// a period.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct ReportAsk {
     pub name: String,
     pub period: Option<String>,
+    /// The corp whose report it is; `None` when the daemon serves one.
+    #[serde(default)]
+    pub corp: Option<String>,
 }
 
 /// What the daemon did: the lines `churn-alert report` prints, and whether a destination did
@@ -90,12 +103,20 @@ fn routes(source: StateSource) -> Router {
     Router::new()
         .route("/state/stats", get(state_stats))
         .route("/state/pending", get(state_pending))
+        .route("/state/corps", get(state_corps))
         .with_state(source)
 }
 
 /// Serves `/state/*` on [`socket_path`] until shutdown, then removes the socket. A socket that
 /// cannot be made is logged, not fatal: the daemon's work does not depend on it.
-pub(crate) fn serve_local(store_path: &Path, source: StateSource, mut shutdown: Shutdown) {
+///
+/// Returns the serving task: it holds the store until it ends, so the daemon waits for it
+/// before saying the store is free.
+pub(crate) fn serve_local(
+    store_path: &Path,
+    source: StateSource,
+    mut shutdown: Shutdown,
+) -> Option<tokio::task::JoinHandle<()>> {
     let path = socket_path(store_path);
     let (listener, inode) = match bind_private(&path) {
         Ok(bound) => bound,
@@ -105,7 +126,7 @@ pub(crate) fn serve_local(store_path: &Path, source: StateSource, mut shutdown: 
                 "cannot serve `churn-alert state` on a unix socket: {e}; `state stats|pending` \
                  then need [server] with a token while the daemon runs"
             );
-            return;
+            return None;
         }
     };
     tracing::info!(socket = %path.display(), "serving /state/* for `churn-alert state` (mode 0600)");
@@ -114,7 +135,7 @@ pub(crate) fn serve_local(store_path: &Path, source: StateSource, mut shutdown: 
         .route("/report", post(report))
         .with_state(source.clone())
         .merge(routes(source));
-    tokio::spawn(async move {
+    Some(tokio::spawn(async move {
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(async move { shutdown.recv().await })
             .await;
@@ -126,7 +147,7 @@ pub(crate) fn serve_local(store_path: &Path, source: StateSource, mut shutdown: 
         if ours {
             let _ = std::fs::remove_file(&path);
         }
-    });
+    }))
 }
 
 /// Binds a unix socket at `path` that only this user can connect to: bound inside a fresh
@@ -182,18 +203,51 @@ async fn not_over_tcp() -> (StatusCode, String) {
 /// `state stats`, for the CLI while this process holds the store.
 async fn state_stats(
     State(source): State<StateSource>,
+    Query(query): Query<CorpQuery>,
 ) -> Result<Json<StoreStats>, (StatusCode, String)> {
-    source.store.stats().map(Json).map_err(internal)
+    let (_, store) = corp_of(&source, &query)?;
+    store.stats().map(Json).map_err(internal)
+}
+
+/// The corps the store holds anything of, for `state stats|pending` without `--corp`.
+async fn state_corps(
+    State(source): State<StateSource>,
+) -> Result<Json<Vec<crate::corp::CorpName>>, (StatusCode, String)> {
+    source.store.corps().map(Json).map_err(internal)
 }
 
 /// `state pending`, for the CLI while this process holds the store.
 async fn state_pending(
     State(source): State<StateSource>,
+    Query(query): Query<CorpQuery>,
 ) -> Result<Json<Vec<PendingReport>>, (StatusCode, String)> {
-    let config = Config::load(&source.config_path).map_err(internal)?;
-    crate::inspect::pending(&config, &source.store)
+    let (config, store) = corp_of(&source, &query)?;
+    crate::inspect::pending(&config, &store)
         .map(Json)
         .map_err(internal)
+}
+
+/// The asked corp's config (as the file says now) and its store namespace. A corp the file
+/// no longer has, whose data the store keeps, is described with no routes of its own.
+fn corp_of(
+    source: &StateSource,
+    query: &CorpQuery,
+) -> Result<(Config, Store), (StatusCode, String)> {
+    let configs = Config::load_all(&source.config_path).map_err(internal)?;
+    let config = crate::cmd::pick_corp(
+        configs,
+        query.corp.as_deref(),
+        &source.store,
+        &source.config_path,
+    )
+    .map_err(|e| {
+        (
+            StatusCode::BAD_REQUEST,
+            crate::logging::redact(&format!("{e:#}")),
+        )
+    })?;
+    let store = source.store.corp(&config.corp).map_err(internal)?;
+    Ok((config, store))
 }
 
 /// `churn-alert report` while this process holds the store: done by the daemon's loop.
@@ -207,9 +261,31 @@ async fn report(
             "the daemon is stopping; run `churn-alert report` again once it is up\n".to_owned(),
         )
     };
-    let inbox = source.reports.as_ref().ok_or_else(unavailable)?;
+    let roster = source.roster.as_ref().ok_or_else(unavailable)?;
+    let served = roster.names();
+    let corp = match (&ask.corp, served.as_slice()) {
+        (Some(name), _) => name.parse().map_err(|e: crate::corp::CorpError| {
+            (StatusCode::UNPROCESSABLE_ENTITY, e.to_string())
+        })?,
+        (None, [one]) => one.clone(),
+        (None, _) => {
+            return Err((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "the daemon serves several corps: name one with `--corp NAME`\n".into(),
+            ))
+        }
+    };
+    let inbox = roster.get(&corp).ok_or_else(|| {
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!(
+                "the daemon does not serve corp `{corp}` (not in its config, or another shard's)\n"
+            ),
+        )
+    })?;
     let (reply, answer) = tokio::sync::oneshot::channel();
     inbox
+        .reports
         .send(ReportRequest { ask, reply })
         .await
         .map_err(|_| unavailable())?;

@@ -43,8 +43,14 @@ pub(crate) struct Sinks {
 
 impl Sinks {
     pub fn new(config: &crate::config::Config) -> Result<Self, SendError> {
+        Self::sharing(config, pacer::Pacer::new(config.wecom.messages_per_minute))
+    }
+
+    /// Sinks whose robots are paced by `pacer`, which other corps' sinks share: a robot two
+    /// corps post to still gets at most its messages a minute.
+    pub fn sharing(config: &crate::config::Config, pacer: pacer::Pacer) -> Result<Self, SendError> {
         Ok(Self {
-            wecom: WecomSink::new(&config.wecom)?,
+            wecom: WecomSink::new(&config.wecom, pacer)?,
             email: config.smtp.as_ref().map(EmailSink::new).transpose()?,
         })
     }

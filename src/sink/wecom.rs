@@ -155,13 +155,13 @@ pub(crate) struct WecomSink {
 }
 
 impl WecomSink {
-    pub fn new(config: &WecomConfig) -> Result<Self, SendError> {
+    pub fn new(config: &WecomConfig, pacer: Pacer) -> Result<Self, SendError> {
         let http = crate::http::client(config.timeout).map_err(|e| SendError::Transient {
             reason: e.without_url().to_string(),
         })?;
         Ok(Self {
             http,
-            pacer: Pacer::new(config.messages_per_minute),
+            pacer,
             max_retries: config.max_retries,
             retry_base: config.retry_base,
         })

@@ -20,7 +20,7 @@ use crate::transform::Router;
 
 /// The format this release writes.
 const FORMAT: u8 = 2;
-const FORMAT_KEY: &[u8] = b"format";
+pub(super) const FORMAT_KEY: &[u8] = b"format";
 
 impl Store {
     /// Upgrades the store to this release's format; returns how many records moved.

@@ -12,6 +12,11 @@
 //! - `ledger`: which report went to which destination for which period ([`ledger`]), and the
 //!   staff deletions counted per day for the anomaly alert.
 //!
+//! Each corp has its own six trees ([`namespace`]): the corp of a single-corp config (named
+//! `default`) the trees named above, as the single-corp release wrote them, any other corp
+//! the same names under `corp/NAME/`. One sled database serves them all, so a corp costs a
+//! few trees, not a database of its own.
+//!
 //! A page of losses enters `seen` and `outbox` in one transaction and is flushed before anything
 //! is sent; an outbox entry leaves only after its destination accepted the message. A crash
 //! therefore repeats at most the messages that were in flight, and never loses one.
@@ -32,6 +37,7 @@ pub use prepared::{Bytes, Prepared, PreparedBody, PreparedFile, Produced};
 pub(crate) mod ledger;
 mod meta;
 mod migrate;
+pub(crate) mod namespace;
 mod outbox;
 mod prepared;
 pub(crate) mod seen;
@@ -211,17 +217,27 @@ impl Store {
                     source,
                 },
             })?;
+        Self::with_trees(db, None, "")
+    }
+
+    /// The store over `db` whose trees are named with `prefix` (a corp's namespace).
+    fn with_trees(
+        db: sled::Db,
+        path: Option<std::path::PathBuf>,
+        prefix: &str,
+    ) -> Result<Self, StoreError> {
+        let tree = |name: &str| db.open_tree(format!("{prefix}{name}"));
         Ok(Self {
-            seen: db.open_tree("seen_minutely")?,
-            seen_hourly: db.open_tree("seen_hourly")?,
-            outbox: db.open_tree("outbox")?,
-            destinations: db.open_tree("destinations")?,
-            meta: db.open_tree("meta")?,
-            ledger: db.open_tree("ledger")?,
-            held: db.open_tree("held")?,
-            prepared: db.open_tree("prepared")?,
+            seen: tree("seen_minutely")?,
+            seen_hourly: tree("seen_hourly")?,
+            outbox: tree("outbox")?,
+            destinations: tree("destinations")?,
+            meta: tree("meta")?,
+            ledger: tree("ledger")?,
+            held: tree("held")?,
+            prepared: tree("prepared")?,
             db,
-            path: None,
+            path,
         })
     }
 

@@ -7,6 +7,7 @@ mod common;
 mod audiences;
 mod bench_smoke;
 mod check;
+mod corps;
 mod departments;
 mod every_loss;
 mod first_day;

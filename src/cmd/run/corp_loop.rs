@@ -1,4 +1,4 @@
-//! `churn-alert run`: cycles on the schedule until SIGINT or SIGTERM.
+//! One corp's loop: cycles on its schedule until its shutdown.
 //!
 //! Cycles run one at a time in this loop, so they can never overlap: a cycle that overruns
 //! its next run makes the loop skip the runs it missed (with a log line) and wait for the
@@ -10,93 +10,108 @@
 //! due again ([`crate::report::due`]). `churn-alert report` run beside the daemon is handed
 //! to this loop over the state socket and done between two cycles.
 //!
-//! On SIGINT/SIGTERM the current cycle gets a few seconds to abandon its in-flight send (it
-//! stays pending), then the store is flushed and the process exits 0.
+//! On shutdown the current cycle gets a few seconds to abandon its in-flight send (it stays
+//! pending). Each corp has its own loop, so one corp's hanging Weiban or refusing robots
+//! never delay another's cycle.
 
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::cli::ConfigArg;
 use crate::pipeline::Pipeline;
 use crate::server::state::ReportRequest;
-use crate::server::{Health, StateSource};
+use crate::server::Health;
 use crate::shutdown::Shutdown;
 use crate::time::unix_now;
 
 /// How long a cycle may take to wind down after a shutdown signal before it is dropped.
-const WIND_DOWN: Duration = Duration::from_secs(5);
+pub(super) const WIND_DOWN: Duration = Duration::from_secs(5);
 
-pub(crate) async fn run(args: &ConfigArg, shutdown: Shutdown) -> anyhow::Result<ExitCode> {
-    let mut pipeline = super::open(&args.config)?;
-    let mut shutdown = shutdown;
-    let mut reload = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
-    let health = Arc::new(Health::new(unix_now(), healthy_poll_age(&pipeline)));
-    // `churn-alert report` while we run: handled here, between cycles, never beside one.
-    let (report_inbox, mut report_requests) = tokio::sync::mpsc::channel(4);
-    serve(&pipeline, &args.config, &health, &shutdown, report_inbox).await?;
-    crate::server::announce_series(pipeline.config());
-    let config = pipeline.config();
-    tracing::info!(cron = %config.schedule.cron, timezone = %config.timezone(), "churn-alert running");
+/// One corp's loop: its pipeline (swapped on SIGHUP), its health, its inbox for
+/// `churn-alert report`, and its own shutdown, pulled when the process stops or when SIGHUP
+/// removes the corp.
+pub(super) struct CorpLoop {
+    pub pipeline: Pipeline,
+    pub health: Arc<Health>,
+    /// New pipelines of this corp after a SIGHUP.
+    pub reloads: tokio::sync::mpsc::Receiver<Pipeline>,
+    pub reports: tokio::sync::mpsc::Receiver<ReportRequest>,
+    pub shutdown: Shutdown,
+}
 
-    // Resume what a previous process left pending before waiting for the first run.
-    let mut retry_at = delivery_pass(&pipeline, &shutdown, &health).await;
-    while !shutdown.is_shutdown() {
+impl CorpLoop {
+    /// Cycles on this corp's schedule until its shutdown; run in the corp's scope
+    /// ([`crate::server::corp_label::scope`]), so that its metrics and log lines name it.
+    pub async fn run(self) -> anyhow::Result<()> {
+        let Self {
+            mut pipeline,
+            health,
+            mut reloads,
+            reports: mut report_requests,
+            mut shutdown,
+        } = self;
+        health.set_max_age(healthy_poll_age(&pipeline));
+        health.export_gauges();
+        crate::server::announce_series(pipeline.config());
         let config = pipeline.config();
-        let schedule = config.schedule();
-        let Some(wake) = Wake::next(&pipeline, retry_at) else {
-            anyhow::bail!("schedule `{}` has no future run", config.schedule.cron);
-        };
-        tracing::debug!(next_run = %wake.tick.with_timezone(&schedule.timezone()).to_rfc3339(), "waiting");
-        tokio::select! {
-            () = tokio::time::sleep(wake.sleep) => {}
-            () = shutdown.recv() => break,
-            _ = reload.recv() => {
-                pipeline = reloaded(pipeline, &args.config);
-                health.set_max_age(healthy_poll_age(&pipeline));
-                crate::server::announce_series(pipeline.config());
-                // A destination whose address changed since it failed is tried at once.
+        tracing::info!(cron = %config.schedule.cron, timezone = %config.timezone(), "serving this corp");
+
+        // Resume what a previous process left pending before waiting for the first run.
+        let mut retry_at = delivery_pass(&pipeline, &shutdown, &health).await;
+        while !shutdown.is_shutdown() {
+            let config = pipeline.config();
+            let schedule = config.schedule();
+            let Some(wake) = Wake::next(&pipeline, retry_at) else {
+                anyhow::bail!("schedule `{}` has no future run", config.schedule.cron);
+            };
+            tracing::debug!(next_run = %wake.tick.with_timezone(&schedule.timezone()).to_rfc3339(), "waiting");
+            tokio::select! {
+                () = tokio::time::sleep(wake.sleep) => {}
+                () = shutdown.recv() => break,
+                Some(fresh) = reloads.recv() => {
+                    pipeline = fresh;
+                    health.set_max_age(healthy_poll_age(&pipeline));
+                    crate::server::announce_series(pipeline.config());
+                    // A destination whose address changed since it failed is tried at once.
+                    retry_at = delivery_pass(&pipeline, &shutdown, &health).await;
+                    continue;
+                }
+                Some(request) = report_requests.recv() => {
+                    asked_report(&pipeline, request, &shutdown).await;
+                    // A refused part is retried at its time; a cycle that came due meanwhile
+                    // runs now (below), never skipped.
+                    retry_at = delivery_pass(&pipeline, &shutdown, &health).await;
+                }
+            }
+            let now = crate::time::now_utc();
+            if wake.report_at.is_some_and(|at| now >= at) && reports(&pipeline, &shutdown).await {
                 retry_at = delivery_pass(&pipeline, &shutdown, &health).await;
+            }
+            if crate::time::now_utc() < wake.tick {
+                if wake.retry.is_some_and(|at| crate::time::now_utc() >= at) {
+                    retry_at = delivery_pass(&pipeline, &shutdown, &health).await;
+                }
                 continue;
             }
-            Some(request) = report_requests.recv() => {
-                asked_report(&pipeline, request, &shutdown).await;
-                // A refused part is retried at its time; a cycle that came due meanwhile
-                // runs now (below), never skipped.
+            retry_at = cycle(&pipeline, &mut shutdown, &health).await;
+            if reports(&pipeline, &shutdown).await {
                 retry_at = delivery_pass(&pipeline, &shutdown, &health).await;
             }
-        }
-        let now = crate::time::now_utc();
-        if wake.report_at.is_some_and(|at| now >= at) && reports(&pipeline, &shutdown).await {
-            retry_at = delivery_pass(&pipeline, &shutdown, &health).await;
-        }
-        if crate::time::now_utc() < wake.tick {
-            if wake.retry.is_some_and(|at| crate::time::now_utc() >= at) {
-                retry_at = delivery_pass(&pipeline, &shutdown, &health).await;
+            let missed = schedule
+                .upcoming(wake.tick, 1000)
+                .into_iter()
+                .take_while(|t| *t <= crate::time::now_utc())
+                .count();
+            if missed > 0 {
+                tracing::warn!(
+                    missed,
+                    "the cycle overran {missed} scheduled run(s); they were skipped, not queued"
+                );
             }
-            continue;
         }
-        retry_at = cycle(&pipeline, &mut shutdown, &health).await;
-        if reports(&pipeline, &shutdown).await {
-            retry_at = delivery_pass(&pipeline, &shutdown, &health).await;
-        }
-        let missed = schedule
-            .upcoming(wake.tick, 1000)
-            .into_iter()
-            .take_while(|t| *t <= crate::time::now_utc())
-            .count();
-        if missed > 0 {
-            tracing::warn!(
-                missed,
-                "the cycle overran {missed} scheduled run(s); they were skipped, not queued"
-            );
-        }
+        Ok(())
     }
-    pipeline.store().flush().await?;
-    tracing::info!("stopped; the store is flushed");
-    Ok(ExitCode::SUCCESS)
 }
 
 /// `churn-alert report`, asked over the socket: produced and sent as the command would,
@@ -105,7 +120,7 @@ async fn asked_report(pipeline: &Pipeline, request: ReportRequest, shutdown: &Sh
     let ReportRequest { ask, reply } = request;
     tracing::info!(report = %ask.name, "`churn-alert report` asked the daemon for a report");
     let mut signal = shutdown.clone();
-    let run = super::report::produce(pipeline, &ask, None, shutdown);
+    let run = crate::cmd::report::produce(pipeline, &ask, None, shutdown);
     tokio::pin!(run);
     let stopped =
         || Err("the daemon is stopping; what was queued is sent after it restarts".to_owned());
@@ -121,28 +136,6 @@ async fn asked_report(pipeline: &Pipeline, request: ReportRequest, shutdown: &Sh
     }
     // The asker may have given up waiting; the report is queued either way.
     let _ = reply.send(answer);
-}
-
-/// `/state/*` on the unix socket beside the store, and `[server]` when configured.
-async fn serve(
-    pipeline: &Pipeline,
-    config_path: &std::path::Path,
-    health: &Arc<Health>,
-    shutdown: &Shutdown,
-    reports: tokio::sync::mpsc::Sender<ReportRequest>,
-) -> anyhow::Result<()> {
-    let config = pipeline.config();
-    let state = StateSource {
-        config_path: config_path.to_owned(),
-        store: pipeline.store().clone(),
-        token: config.server.as_ref().and_then(|s| s.token.clone()),
-        reports: Some(reports),
-    };
-    crate::server::state::serve_local(&config.store.path, state.clone(), shutdown.clone());
-    if let Some(server) = &config.server {
-        crate::server::serve(server.listen, Arc::clone(health), state, shutdown.clone()).await?;
-    }
-    Ok(())
 }
 
 /// When the loop wakes next: the schedule's next run, or earlier for a retry or a report.
@@ -230,37 +223,6 @@ async fn reports(pipeline: &Pipeline, shutdown: &Shutdown) -> bool {
         queued = &mut run => queued,
         () = signal.recv() => {
             tokio::time::timeout(WIND_DOWN, &mut run).await.unwrap_or(false)
-        }
-    }
-}
-
-/// The pipeline for the config file as it is now (SIGHUP), or the running one when the new
-/// config does not load (the error is logged; nothing stops).
-fn reloaded(running: Pipeline, path: &std::path::Path) -> Pipeline {
-    let store = running.store().clone();
-    let running_path = running.config().store.path.clone();
-    let fresh = super::load_config(path).and_then(|config| {
-        // The open store is this process's; another one needs a restart (and its own lock).
-        anyhow::ensure!(
-            config.store.path == running_path,
-            "config key `store.path` changed from {} to {}; a reload cannot move the store: restart the daemon to use the new path",
-            running_path.display(),
-            config.store.path.display()
-        );
-        Pipeline::new(config, store)
-    });
-    match fresh {
-        Ok(pipeline) => {
-            tracing::info!(config = %path.display(), "SIGHUP: configuration reloaded");
-            pipeline
-        }
-        Err(e) => {
-            tracing::error!(
-                "SIGHUP: {} cannot be used, keeping the running configuration: {}",
-                path.display(),
-                crate::logging::redact(&crate::logging::chain(&e))
-            );
-            running
         }
     }
 }
