@@ -6,6 +6,10 @@
 //! folder, and runs one real cycle. Then it sends the weekly report for last week, from a
 //! month of older losses the simulator also holds: the summary, the trend chart and the
 //! spreadsheet, as a robot receives them.
+//!
+//! The config has two corps (`[[corp]]`): the head office `hq`, all of the above, and a
+//! subsidiary brand `brand-b` with a Weiban account and a managers' robot of its own, whose
+//! digest follows under its own heading, as one daemon serves several corps.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -25,31 +29,57 @@ pub(crate) async fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     let robot = RobotSim::start().await?;
     robot.set_print(true);
 
+    let brand = WeibanSim::start(WeibanSimOptions::default()).await?;
+    brand.add_losses(&SimLoss::generate("品牌B", 3, 2, now - 120, 9 * 60));
+
     let dir = tempfile::tempdir()?;
     let text = demo_config(
         &weiban.base_url(),
-        &robot.url(MANAGERS_ROBOT),
-        &robot.url(SALES_ROBOT),
+        &brand.base_url(),
+        &robot,
         &dir.path().join("store"),
     );
-    let config = Config::from_toml(&text, Path::new("demo.toml"), &env_from(BTreeMap::new()))?;
-    config.register_secrets();
-    let store = Store::open(&config.store.path)?;
-    let pipeline = Pipeline::new(config, store)?;
+    let mut configs =
+        Config::from_toml_all(&text, Path::new("demo.toml"), &env_from(BTreeMap::new()))?;
+    for config in &configs {
+        config.register_secrets();
+    }
+    anyhow::ensure!(configs.len() == 2, "the demo config has two corps");
+    let brand_config = configs.remove(1);
+    let config = configs.remove(0);
+    let whole = Store::open(&config.store.path)?;
+    let hq_store = whole.corp(&config.corp)?;
+    let pipeline = Pipeline::new(config, hq_store)?;
+    let brand_store = whole.corp(&brand_config.corp)?;
+    let brand_pipeline = Pipeline::new(brand_config, brand_store)?;
+    use crate::server::corp_label::scope;
 
     // The generated staff, plus the documented example's own staff member.
     let staff = args.staff.min(args.losses.max(1)) + 1;
     crate::cmd::console::show!(
-        "churn-alert demo: 模拟微伴中有 {} 位流失客户（{staff} 位员工），运行一次完整周期……",
+        "churn-alert demo: 一个守护进程服务两个企业（[[corp]]）：总部 `hq` 与子品牌 `brand-b`。\n"
+    );
+    crate::cmd::console::show!(
+        "━━ 企业 hq（总部）━━ 模拟微伴中有 {} 位流失客户（{staff} 位员工），运行一次完整周期……",
         args.losses + 1,
     );
     crate::cmd::console::show!("  路由 managers（经理汇总）→ 群机器人 `{MANAGERS_ROBOT}`");
     crate::cmd::console::show!("  路由 sales（员工各自的消息，@提及）→ 群机器人 `{SALES_ROBOT}`\n");
-    let report = pipeline.cycle(&Shutdown::never()).await?;
-    if crate::report::anomaly::alert(&pipeline, now).await? > 0 {
-        pipeline.deliver(now, &Shutdown::never()).await?;
-    }
-    let weekly = weekly_report(&pipeline, now, args.out.as_deref()).await?;
+    let hq = pipeline.config().corp.clone();
+    let (report, weekly) = scope(hq, async {
+        let report = pipeline.cycle(&Shutdown::never()).await?;
+        if crate::report::anomaly::alert(&pipeline, now).await? > 0 {
+            pipeline.deliver(now, &Shutdown::never()).await?;
+        }
+        let weekly = weekly_report(&pipeline, now, args.out.as_deref()).await?;
+        anyhow::Ok((report, weekly))
+    })
+    .await?;
+    crate::cmd::console::show!(
+        "\n━━ 企业 brand-b（子品牌：自己的微伴账号，自己的群机器人 `{BRAND_ROBOT}`）━━ 模拟微伴中有 3 位流失客户，运行一次完整周期……\n"
+    );
+    let brand_corp = brand_pipeline.config().corp.clone();
+    let brand_report = scope(brand_corp, brand_pipeline.cycle(&Shutdown::never())).await?;
     let received = robot.received();
     crate::cmd::console::show!(
         "demo 完成：拉取 {} 条流失记录，新增 {} 条，机器人接收 {} 条消息，待发送 {} 条。",
@@ -67,18 +97,25 @@ pub(crate) async fn demo(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     );
     let to = |key: &str| received.iter().filter(|m| m.key == key).count();
     crate::cmd::console::show!(
-        "  群机器人 `{MANAGERS_ROBOT}`（路由 managers）：{} 条；群机器人 `{SALES_ROBOT}`（路由 sales）：{} 条",
+        "  企业 hq：群机器人 `{MANAGERS_ROBOT}`（路由 managers）：{} 条；群机器人 `{SALES_ROBOT}`（路由 sales）：{} 条",
         to(MANAGERS_ROBOT),
         to(SALES_ROBOT)
     );
     crate::cmd::console::show!(
+        "  企业 brand-b：群机器人 `{BRAND_ROBOT}`（路由 managers）：{} 条，新增流失 {} 条",
+        to(BRAND_ROBOT),
+        brand_report.poll.new_losses
+    );
+    crate::cmd::console::show!(
         "\n下一步 / next steps: README.zh-CN.md「从零到第一条测试消息」(README.md: \"From zero to the first test message\")\n  # 第 3 步：把 README 中的最小配置保存为 config.toml（第一次测试不要用 config.example.toml：\n  #         它的示例机器人与邮箱会让测试消息失败）\n  # step 3: save the README's minimal config as config.toml (not config.example.toml, whose\n  #         sample robots and mailboxes make the test message fail)\n  cp deploy/churn-alert.env.example churn-alert.env && chmod 0600 churn-alert.env && vi churn-alert.env\n  set -a && . ./churn-alert.env && set +a\n  churn-alert check --config config.toml --online --send-test\n  churn-alert once --config config.toml\n  churn-alert run --config config.toml"
     );
-    Ok(if report.is_clean() && weekly && !received.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(
+        if report.is_clean() && brand_report.is_clean() && weekly && to(BRAND_ROBOT) > 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        },
+    )
 }
 
 /// The simulated Weiban: the requested losses, a month of history for the weekly report, the
@@ -182,34 +219,55 @@ fn org_staff(count: usize) -> Vec<SimStaff> {
 /// The demo's robots, by key.
 const MANAGERS_ROBOT: &str = "demo-managers";
 const SALES_ROBOT: &str = "demo-sales";
+const BRAND_ROBOT: &str = "brand-b-managers";
 
-/// Both audiences: the managers' digest, and one message per salesperson with a mention.
-fn demo_config(weiban: &str, managers: &str, sales: &str, store: &Path) -> String {
+/// Two corps. `hq` has both audiences (the managers' digest, and one message per salesperson
+/// with a mention) and the weekly report; `brand-b` has a managers' digest of its own.
+fn demo_config(weiban: &str, brand: &str, robot: &RobotSim, store: &Path) -> String {
+    let (managers, sales, brand_robot) = (
+        robot.url(MANAGERS_ROBOT),
+        robot.url(SALES_ROBOT),
+        robot.url(BRAND_ROBOT),
+    );
     format!(
         r#"
-[weiban]
-base_url = "{weiban}"
-corp_id = "sim-corp"
-secret = "sim-secret"
 [schedule]
 cron = "*/5 * * * *"
 [store]
 path = "{}"
-[[route]]
+
+[[corp]]
+name = "hq"
+[corp.weiban]
+base_url = "{weiban}"
+corp_id = "sim-corp"
+secret = "sim-secret"
+[[corp.route]]
 name = "managers"
 audience = "managers"
 group_by = "department"
 wecom_webhooks = ["{managers}"]
-[[route]]
+[[corp.route]]
 name = "sales"
 audience = "staff"
 mention = true
 wecom_webhooks = ["{sales}"]
-[[report]]
+[[corp.report]]
 name = "weekly"
 cron = "0 9 * * 1"
 period = "week"
 route = "managers"
+
+[[corp]]
+name = "brand-b"
+[corp.weiban]
+base_url = "{brand}"
+corp_id = "sim-corp"
+secret = "sim-secret"
+[[corp.route]]
+name = "managers"
+audience = "managers"
+wecom_webhooks = ["{brand_robot}"]
 "#,
         store.display().to_string().replace('\\', "/")
     )

@@ -131,6 +131,7 @@ impl Config {
 
     /// Parses `text` (named `path` in errors), taking `${VAR}` values from `env`; it must
     /// configure one corp.
+    #[cfg(test)]
     pub fn from_toml(
         text: &str,
         path: &Path,
@@ -266,6 +267,7 @@ fn parse_tree(text: &str, path: &Path) -> Result<toml::Value, ConfigError> {
 }
 
 /// The one corp of a file that must configure one.
+#[cfg(test)]
 fn only_one(mut corps: Vec<Config>, path: &Path) -> Result<Config, ConfigError> {
     match corps.len() {
         1 => Ok(corps.remove(0)),

@@ -441,3 +441,144 @@ async fn check_names_the_corp_of_every_error() {
         refused.stderr
     );
 }
+
+/// Waits (real time: a child process) until `done`, or fails naming `what`.
+async fn until(what: &str, done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn hangup(child: &tokio::process::Child) {
+    let pid = child.id().expect("running").to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-HUP", &pid])
+        .status()
+        .expect("kill -HUP");
+    assert!(status.success());
+}
+
+/// SIGHUP adds a corp (it starts with its own first-run look-back) and removes one: the
+/// removed corp's pending deliveries stay in the store, `state` shows them, and adding it
+/// back resumes where it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_adds_and_removes_corps_and_a_removed_corp_keeps_what_waits() {
+    let acme = WeibanSim::start(WeibanSimOptions::default()).await.unwrap();
+    let globex = WeibanSim::start(WeibanSimOptions::default()).await.unwrap();
+    let robot = RobotSim::start().await.unwrap();
+    let acme_losses = SimLoss::generate("戊", 2, 1, now() - 60, 5);
+    acme.add_losses(&acme_losses);
+    let globex_losses = SimLoss::generate("己", 2, 1, now() - 3 * 3600, 5);
+    globex.add_losses(&globex_losses);
+    robot.set_removed("k-acme", true);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    let base = shared(&dir.path().join("store"), "");
+    let acme_table = corp_table("acme", &acme, &robot, "k-acme");
+    let globex_table = corp_table("globex", &globex, &robot, "k-globex");
+    std::fs::write(&config, format!("{base}{acme_table}")).unwrap();
+    let daemon = spawn_quiet_run(&config);
+    until("acme never tried its robot", || {
+        robot.attempts().iter().any(|a| a.key == "k-acme")
+    })
+    .await;
+
+    // Added: globex's losses of three hours ago are inside its own first look-back (a day).
+    std::fs::write(&config, format!("{base}{acme_table}{globex_table}")).unwrap();
+    hangup(&daemon);
+    until("globex was not served after SIGHUP", || {
+        !messages_to(&robot, "k-globex").is_empty()
+    })
+    .await;
+
+    // Removed: acme's two deliveries wait in its namespace, shown by `state`.
+    std::fs::write(&config, format!("{base}{globex_table}")).unwrap();
+    hangup(&daemon);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stats = run(&["state", "stats"], &config).await;
+    let text = stdout(&stats);
+    assert!(
+        text.contains("corp acme (not in the config: kept in the store):")
+            && text.contains("managers/wecom/"),
+        "{text}{}",
+        stderr(&stats)
+    );
+    let pending = stdout(&run(&["state", "pending", "--corp", "acme"], &config).await);
+    assert!(pending.contains("2 pending"), "{pending}");
+
+    // Back: it resumes where it was, its two deliveries still waiting for the fix of the
+    // robot that refused them for good (93000 waits for a person and `state retry`).
+    std::fs::write(&config, format!("{base}{acme_table}{globex_table}")).unwrap();
+    hangup(&daemon);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stats = stdout(&run(&["state", "stats"], &config).await);
+    assert!(stats.contains("corp acme:\n"), "{stats}");
+    let pending = stdout(&run(&["state", "pending", "--corp", "acme"], &config).await);
+    assert!(pending.contains("2 pending, failed"), "{pending}");
+    let mut daemon = daemon;
+    sigterm(&daemon);
+    let _ = daemon.wait().await;
+    robot.set_removed("k-acme", false);
+    let retry = run(&["state", "retry", "--corp", "acme"], &config).await;
+    assert!(retry.status.success(), "{}", stderr(&retry));
+    let once = run(&["once", "--corp", "acme"], &config).await;
+    assert!(once.status.success(), "{}", stderr(&once));
+    let got = messages_to(&robot, "k-acme").join("\n");
+    for loss in &acme_losses {
+        assert_eq!(got.matches(&loss.customer_name).count(), 1, "{got}");
+    }
+    let got = messages_to(&robot, "k-globex").join("\n");
+    for loss in &globex_losses {
+        assert_eq!(got.matches(&loss.customer_name).count(), 1, "{got}");
+    }
+}
+
+/// A storm in one corp (more messages than its robot takes in a minute) does not hold up
+/// another corp, whose robot is another.
+#[tokio::test(start_paused = true)]
+async fn a_storm_in_one_corp_never_starves_another_of_robot_pacing() {
+    let stormy = WeibanSim::start(WeibanSimOptions::default()).await.unwrap();
+    let calm = WeibanSim::start(WeibanSimOptions::default()).await.unwrap();
+    let robot = RobotSim::start().await.unwrap();
+    // 45 staff members of a staff route: 45 messages to one robot, 20 a minute.
+    stormy.add_losses(&SimLoss::generate("风", 45, 45, now() - 60, 1));
+    calm.add_losses(&SimLoss::generate("静", 1, 1, now() - 60, 1));
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    let paced = shared(&dir.path().join("store"), "")
+        .replace("messages_per_minute = 0", "messages_per_minute = 20");
+    let storm_table = corp_table("stormy", &stormy, &robot, "k-storm")
+        .replace("audience = \"managers\"", "audience = \"staff\"");
+    let calm_table = corp_table("calm", &calm, &robot, "k-calm");
+    std::fs::write(&config, format!("{paced}{storm_table}{calm_table}")).unwrap();
+    let (stop, shutdown) = Shutdown::new();
+    let path = config.display().to_string();
+    let args = ["run", "--config", &path];
+    let daemon = in_process(&args, shutdown);
+    let probe = async {
+        let started = tokio::time::Instant::now();
+        let mut calm_at = None;
+        for _ in 0..1800 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if calm_at.is_none() && !messages_to(&robot, "k-calm").is_empty() {
+                calm_at = Some(started.elapsed());
+            }
+            if messages_to(&robot, "k-storm").len() >= 45 {
+                break;
+            }
+        }
+        stop.trigger();
+        (calm_at, started.elapsed())
+    };
+    let (ran, (calm_at, storm_took)) = tokio::join!(daemon, probe);
+    assert_eq!(ran.code, ExitCode::SUCCESS, "{}", ran.stderr);
+    let calm_at = calm_at.expect("the calm corp's alert arrived");
+    assert!(calm_at < Duration::from_secs(3), "calm waited {calm_at:?}");
+    assert!(
+        storm_took > Duration::from_secs(120),
+        "the stormy robot was paced at 20 a minute: {storm_took:?}"
+    );
+    assert_eq!(messages_to(&robot, "k-storm").len(), 45);
+}

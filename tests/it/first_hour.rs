@@ -361,6 +361,16 @@ async fn the_demo_names_routes_and_robots_and_ends_with_the_next_commands() {
         text.contains("路由 managers（经理汇总）→ 群机器人 `demo-managers`"),
         "{text}"
     );
+    // Two corps, the second's digest under its own heading, from its own robot.
+    assert!(
+        text.contains("━━ 企业 hq（总部）━━")
+            && text.contains("━━ 企业 brand-b")
+            && text.contains("群机器人 `brand-b-managers` 收到消息")
+            && text.contains(
+                "企业 brand-b：群机器人 `brand-b-managers`（路由 managers）：1 条，新增流失 3 条"
+            ),
+        "{text}"
+    );
     assert!(
         text.contains("（4 位员工）") && text.contains("涉及 4 位员工"),
         "{text}"
