@@ -1,6 +1,6 @@
 //! Store stage: what has been seen, what still has to be delivered, and where polling stands.
 //!
-//! One sled database with six trees:
+//! One sled database with eight trees per corp:
 //! - `seen_minutely`: every remembered loss, 20 bytes each in one record per minute of outflow
 //!   time ([`seen`] explains the encoding); pruning by age drops whole minutes. Stores from
 //!   before it keep their hour records in `seen_hourly`, read and pruned, never written.
@@ -12,7 +12,7 @@
 //! - `ledger`: which report went to which destination for which period ([`ledger`]), and the
 //!   staff deletions counted per day for the anomaly alert.
 //!
-//! Each corp has its own six trees ([`namespace`]): the corp of a single-corp config (named
+//! Each corp has its own trees ([`namespace`]): the corp of a single-corp config (named
 //! `default`) the trees named above, as the single-corp release wrote them, any other corp
 //! the same names under `corp/NAME/`. One sled database serves them all, so a corp costs a
 //! few trees, not a database of its own.

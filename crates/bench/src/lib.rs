@@ -19,6 +19,7 @@ use churn_alert::loss::{DeleteBy, Loss};
 use churn_alert::store::Store;
 use churn_alert_sim::{RobotSim, SimLoss, WeibanSim, WeibanSimOptions};
 
+mod corps;
 mod side;
 
 /// What to measure.
@@ -49,6 +50,9 @@ pub struct BenchArgs {
     /// Rounds of scenario 6; the median is reported (default 3; smoke 1).
     #[arg(long)]
     pub runs: Option<usize>,
+    /// Corps of scenario 7 (default 200; smoke 3).
+    #[arg(long)]
+    pub corps: Option<usize>,
     /// The shared floor's binary (default: `crates/bench-floor`, built when missing; at smoke
     /// scale only when already built).
     #[arg(long)]
@@ -176,6 +180,14 @@ pub async fn bench(args: &BenchArgs, exe: &Path, out: &mut dyn Write) -> anyhow:
             .or_else(|| side::floor_exe(!args.smoke));
         let side = side::side_by_side(&exe, floor.as_deref(), losses, runs).await?;
         writeln!(out, "{}", side::line(&side, losses))?;
+    }
+    // Two daemons waiting on real schedule ticks (about a minute): not part of `--smoke`,
+    // which keeps the test suite fast, unless asked for with `--only 7`.
+    if args.only.contains(&7) || (!args.smoke && args.only.is_empty()) {
+        let many = args.corps.unwrap_or(if args.smoke { 3 } else { 200 });
+        let one = corps::corps(&exe, 1).await?;
+        let many = corps::corps(&exe, many).await?;
+        writeln!(out, "{}", corps::line(&one, &many))?;
     }
     Ok(())
 }

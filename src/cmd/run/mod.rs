@@ -69,10 +69,18 @@ pub(crate) async fn run(args: &RunArgs, shutdown: Shutdown) -> anyhow::Result<Ex
             _ = hangup.recv() => daemon.reload(args),
             Some((corp, ended)) = daemon.loops.next() => {
                 daemon.corps.remove(&corp);
-                daemon.roster.remove(&corp);
-                if let Err(e) = ended {
-                    tracing::error!(corp = %corp, "this corp's loop stopped: {e:#}; the other corps go on");
-                    failed = Some(e);
+                match ended {
+                    // Stopped on purpose (SIGHUP removed it): gone from /healthz.
+                    Ok(()) => daemon.roster.remove(&corp),
+                    // Stays in /healthz, failing and saying why, until a reload brings it back.
+                    Err(e) => {
+                        let reason = format!("this corp's loop stopped: {e:#}; fix the config and reload (SIGHUP)");
+                        tracing::error!(corp = %corp, "{reason}; the other corps go on");
+                        if let Some(served) = daemon.roster.get(&corp) {
+                            served.health.poll_failed(unix_now(), &reason);
+                        }
+                        failed = Some(e);
+                    }
                 }
                 if daemon.corps.is_empty() {
                     if let Some(e) = failed {
