@@ -205,23 +205,26 @@ impl Roster {
                     .into(),
             );
         }
+        let mut failing_corps = Vec::new();
         let mut failing = Vec::new();
         let mut fine = Vec::new();
         for (corp, served) in corps.iter() {
             match served.health.check(now) {
                 Ok(line) => fine.push(format!("corp {corp}: {line}")),
-                Err(line) => failing.push(format!("corp {corp}: failing: {line}")),
+                Err(line) => {
+                    failing_corps.push(corp.as_str());
+                    failing.push(format!("corp {corp}: failing: {line}"));
+                }
             }
         }
         let body = failing.iter().chain(&fine).cloned().collect::<String>();
-        if failing.is_empty() {
+        if failing_corps.is_empty() {
             Ok(body)
         } else {
-            let names: Vec<&str> = failing
-                .iter()
-                .filter_map(|l| l.strip_prefix("corp ")?.split(':').next())
-                .collect();
-            Err(format!("failing corps: {}\n{body}", names.join(", ")))
+            Err(format!(
+                "failing corps: {}\n{body}",
+                failing_corps.join(", ")
+            ))
         }
     }
 
