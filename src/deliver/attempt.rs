@@ -68,6 +68,8 @@ impl Attempt<'_> {
                     return Ok(sent);
                 }
             }
+            // Nothing leaves before what it reports is durable (the poll does not flush each page).
+            self.store.durable_before_send().await?;
             let mut signal = self.shutdown.clone();
             let answer = tokio::select! {
                 answer = sink.send(&outgoing.message) => answer,

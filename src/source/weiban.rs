@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use tokio::sync::{Mutex, Semaphore};
 
 use super::errors::{meaning, Recovery, WeibanError};
-use super::model::{Envelope, Item, OutflowAnswer, TokenAnswer};
+use super::model::{Envelope, Item, TokenAnswer};
 use crate::backoff::Backoff;
 use crate::config::WeibanConfig;
 use crate::loss::Loss;
@@ -136,15 +136,14 @@ impl WeibanClient {
             ("limit", limit.to_string()),
             ("offset", offset.to_string()),
         ];
-        let body = self.get(OUTFLOW_ENDPOINT, OUTFLOW_PATH, &query).await?;
-        let answer: OutflowAnswer = decode(OUTFLOW_ENDPOINT, &body)?;
+        let (items, total_count) = self
+            .get_read(OUTFLOW_ENDPOINT, OUTFLOW_PATH, &query, |body| {
+                super::model::read_page(body)
+            })
+            .await?;
         Ok(Page {
-            items: answer
-                .external_user_list
-                .iter()
-                .map(|raw| Item::read(raw))
-                .collect(),
-            total_count: answer.total_count.and_then(|n| u64::try_from(n).ok()),
+            items,
+            total_count: total_count.and_then(|n| u64::try_from(n).ok()),
         })
     }
 
@@ -155,6 +154,18 @@ impl WeibanClient {
         path: &str,
         query: &[(&str, String)],
     ) -> Result<bytes::Bytes, WeibanError> {
+        self.get_read(endpoint, path, query, with_envelope).await
+    }
+
+    /// [`WeibanClient::get`], with the answer read by `read`, which also gives its envelope:
+    /// an outflow page's errcode comes out of the same pass over its bytes as its items.
+    async fn get_read<T>(
+        &self,
+        endpoint: &'static str,
+        path: &str,
+        query: &[(&str, String)],
+        read: impl Fn(&bytes::Bytes) -> Result<(Envelope, T), serde_json::Error>,
+    ) -> Result<T, WeibanError> {
         let mut attempt = 0;
         let mut refreshed = false;
         loop {
@@ -165,7 +176,7 @@ impl WeibanClient {
                 .get(url)
                 .query(query)
                 .query(&[("access_token", token.expose())]);
-            let err = match self.send(endpoint, request).await {
+            let err = match self.send_read(endpoint, request, &read).await {
                 Ok(body) => return Ok(body),
                 Err(err) => err,
             };
@@ -205,6 +216,16 @@ impl WeibanClient {
         endpoint: &'static str,
         request: reqwest::RequestBuilder,
     ) -> Result<bytes::Bytes, WeibanError> {
+        self.send_read(endpoint, request, &with_envelope).await
+    }
+
+    /// [`WeibanClient::send`], with the answer read by `read` (see [`WeibanClient::get_read`]).
+    async fn send_read<T>(
+        &self,
+        endpoint: &'static str,
+        request: reqwest::RequestBuilder,
+        read: &impl Fn(&bytes::Bytes) -> Result<(Envelope, T), serde_json::Error>,
+    ) -> Result<T, WeibanError> {
         let blocked = *self.blocked_until.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(until) = blocked {
             tokio::time::sleep_until(until).await;
@@ -232,7 +253,11 @@ impl WeibanClient {
                 status: status.as_u16(),
             });
         }
-        let envelope: Envelope = decode(endpoint, &body)?;
+        let (envelope, value) = match read(&body) {
+            Ok((envelope, value)) => (envelope, Ok(value)),
+            // An answer that `read` cannot take may still be a plain refusal: its errcode says.
+            Err(e) => (decode::<Envelope>(endpoint, &body)?, Err(e)),
+        };
         if envelope.errcode != 0 {
             return Err(WeibanError::Api {
                 endpoint,
@@ -241,7 +266,10 @@ impl WeibanClient {
                 errmsg: envelope.errmsg.unwrap_or_default(),
             });
         }
-        Ok(body)
+        value.map_err(|e| WeibanError::Malformed {
+            endpoint,
+            reason: e.to_string(),
+        })
     }
 
     /// The cached token, or a fresh one when it is missing or about to expire.
@@ -372,6 +400,11 @@ impl WeibanClient {
         }
         .jittered(attempt)
     }
+}
+
+/// Reads only the envelope; the body is kept for its reader (the endpoints read it themselves).
+fn with_envelope(body: &bytes::Bytes) -> Result<(Envelope, bytes::Bytes), serde_json::Error> {
+    Ok((serde_json::from_slice(body)?, body.clone()))
 }
 
 fn decode<'a, T: serde::Deserialize<'a>>(

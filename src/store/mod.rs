@@ -17,12 +17,18 @@
 //! the same names under `corp/NAME/`. One sled database serves them all, so a corp costs a
 //! few trees, not a database of its own.
 //!
-//! A page of losses enters `seen` and `outbox` in one transaction and is flushed before anything
-//! is sent; an outbox entry leaves only after its destination accepted the message. A crash
-//! therefore repeats at most the messages that were in flight, and never loses one.
+//! A page of losses enters `seen` and `outbox` in one transaction; the pages of a window are
+//! made durable together, by one flush before the first message that could report them is
+//! sent ([`Store::durable_before_send`]), not one flush per page. A crash before that flush
+//! leaves a prefix of the pages (sled recovers a prefix of its log, each transaction whole)
+//! and the window's end where it was, so the window is polled again and nothing is lost. An
+//! outbox entry leaves only after its destination accepted the message, durably at once. A
+//! crash therefore repeats at most the messages that were in flight, and never loses one.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
@@ -162,6 +168,9 @@ pub struct StoreStats {
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
+    /// Set by writes that may wait for the flush before a send ([`Store::record_routed`]),
+    /// cleared by every flush; shared by every handle (and corp) of one database.
+    unflushed: Arc<AtomicBool>,
     /// The folder, for the size on disk; `None` for a temporary store.
     path: Option<std::path::PathBuf>,
     seen: sled::Tree,
@@ -217,12 +226,13 @@ impl Store {
                     source,
                 },
             })?;
-        Self::with_trees(db, None, "")
+        Self::with_trees(db, Arc::default(), None, "")
     }
 
     /// The store over `db` whose trees are named with `prefix` (a corp's namespace).
     fn with_trees(
         db: sled::Db,
+        unflushed: Arc<AtomicBool>,
         path: Option<std::path::PathBuf>,
         prefix: &str,
     ) -> Result<Self, StoreError> {
@@ -237,6 +247,7 @@ impl Store {
             held: tree("held")?,
             prepared: tree("prepared")?,
             db,
+            unflushed,
             path,
         })
     }
@@ -244,7 +255,8 @@ impl Store {
     /// Remembers the losses not seen before and queues each for its destinations, atomically.
     /// `poll` stamps each loss with the poll it counts for (storm protection counts per poll).
     ///
-    /// Returns how many were new. Durable when this returns.
+    /// Returns how many were new. Durable at the next flush, which comes at the latest before
+    /// the next send ([`Store::durable_before_send`]).
     pub async fn record(
         &self,
         batch: &[(Loss, Vec<DestinationId>)],
@@ -258,7 +270,9 @@ impl Store {
     }
 
     /// Like [`Store::record`], with the routes that hold each loss (since `now`): a loss is
-    /// remembered, queued and held in one transaction, or not at all.
+    /// remembered, queued and held in one transaction, or not at all. Not flushed here: a
+    /// window's pages are flushed together before anything is sent (one fsync per window
+    /// instead of one per page).
     pub async fn record_routed(
         &self,
         batch: &[Recorded],
@@ -333,7 +347,7 @@ impl Store {
             },
         )?;
         if new > 0 {
-            self.durable().await?;
+            self.unflushed.store(true, Ordering::Release);
         }
         Ok(new)
     }
@@ -381,7 +395,23 @@ impl Store {
     /// the benchmark (malloc's per-thread arenas: 34 MB instead of 24.6 MB for 10 000 losses).
     /// The fsync holds this thread for milliseconds, in a daemon whose sends wait seconds.
     async fn durable(&self) -> Result<(), StoreError> {
-        self.db.flush().map(drop).map_err(StoreError::from)
+        // Cleared before the flush, so that a write racing it sets it again; set again when
+        // the flush fails, so that the next send tries once more instead of going ahead.
+        self.unflushed.store(false, Ordering::Release);
+        self.db.flush().map(drop).map_err(|e| {
+            self.unflushed.store(true, Ordering::Release);
+            StoreError::from(e)
+        })
+    }
+
+    /// The barrier every send passes: what was recorded and not flushed yet is made durable
+    /// now, so that no message can report a loss that a crash could still forget. Free when
+    /// nothing waits for a flush.
+    pub async fn durable_before_send(&self) -> Result<(), StoreError> {
+        if self.unflushed.load(Ordering::Acquire) {
+            self.durable().await?;
+        }
+        Ok(())
     }
 }
 

@@ -83,7 +83,12 @@ pub(crate) fn exported_corp(path: &std::path::Path) -> Result<String, NamespaceE
 impl Store {
     /// The store of `corp`: the same database, the corp's own trees.
     pub fn corp(&self, corp: &CorpName) -> Result<Store, StoreError> {
-        Self::with_trees(self.db.clone(), self.path.clone(), &prefix(corp))
+        Self::with_trees(
+            self.db.clone(),
+            self.unflushed.clone(),
+            self.path.clone(),
+            &prefix(corp),
+        )
     }
 
     /// The corps this store holds anything of, in name order.
