@@ -176,6 +176,47 @@ mod tests {
         Loss::sample(customer, "s", 10)
     }
 
+    /// A sink that notes, at each send, whether the store still held unflushed records.
+    struct Watching {
+        store: Store,
+        unflushed_at_send: Mutex<Vec<bool>>,
+    }
+
+    impl Sink for Watching {
+        type Message = &'static str;
+        fn channel(&self) -> Channel {
+            Channel::Wecom
+        }
+        fn limit(&self, _: Format) -> Option<usize> {
+            Some(10)
+        }
+        async fn send(&self, _: &&'static str) -> Result<(), SendError> {
+            let unflushed = self.store.awaits_flush();
+            self.unflushed_at_send.lock().unwrap().push(unflushed);
+            Ok(())
+        }
+    }
+
+    /// The poll records its pages without a flush each; the first send flushes them, so no
+    /// message can report a loss that a crash could still forget.
+    #[tokio::test]
+    async fn nothing_is_sent_before_what_it_reports_is_durable() {
+        let (_dir, store, id) = setup(&["a", "b"]).await;
+        assert!(store.awaits_flush(), "recording alone does not flush");
+        let sink = Watching {
+            store: store.clone(),
+            unflushed_at_send: Mutex::default(),
+        };
+        let shutdown = Shutdown::never();
+        let sent = always_on(&store, &id, &shutdown)
+            .run(&sink, outgoing(&["a", "b"]))
+            .await
+            .unwrap();
+        assert_eq!(sent.messages, 2);
+        assert_eq!(*sink.unflushed_at_send.lock().unwrap(), [false, false]);
+        assert!(store.pending(&id).unwrap().is_empty());
+    }
+
     async fn setup(customers: &[&str]) -> (tempfile::TempDir, Store, DestinationId) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();

@@ -404,6 +404,12 @@ impl Store {
         })
     }
 
+    /// Whether records wait for a flush (tests of the barrier below).
+    #[cfg(test)]
+    pub(crate) fn awaits_flush(&self) -> bool {
+        self.unflushed.load(Ordering::Acquire)
+    }
+
     /// The barrier every send passes: what was recorded and not flushed yet is made durable
     /// now, so that no message can report a loss that a crash could still forget. Free when
     /// nothing waits for a flush.
