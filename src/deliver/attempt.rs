@@ -143,10 +143,13 @@ mod tests {
     use crate::loss::Loss;
     use crate::sink::Format;
 
-    /// A sink that answers from a script and remembers what it was given.
+    /// A sink that answers from a script and remembers what it was given (and, watching a
+    /// store, whether that store still held unflushed records at each send).
     struct FakeSink {
         answers: Mutex<VecDeque<Result<(), SendError>>>,
         got: Mutex<Vec<&'static str>>,
+        watched: Option<Store>,
+        unflushed_at_send: Mutex<Vec<bool>>,
     }
 
     impl FakeSink {
@@ -154,6 +157,15 @@ mod tests {
             Self {
                 answers: Mutex::new(answers.into_iter().collect()),
                 got: Mutex::new(Vec::new()),
+                watched: None,
+                unflushed_at_send: Mutex::default(),
+            }
+        }
+
+        fn watching(store: &Store) -> Self {
+            Self {
+                watched: Some(store.clone()),
+                ..Self::new([])
             }
         }
     }
@@ -167,6 +179,10 @@ mod tests {
             Some(10)
         }
         async fn send(&self, message: &&'static str) -> Result<(), SendError> {
+            if let Some(store) = &self.watched {
+                let unflushed = store.awaits_flush();
+                self.unflushed_at_send.lock().unwrap().push(unflushed);
+            }
             self.got.lock().unwrap().push(message);
             self.answers.lock().unwrap().pop_front().unwrap_or(Ok(()))
         }
@@ -176,37 +192,13 @@ mod tests {
         Loss::sample(customer, "s", 10)
     }
 
-    /// A sink that notes, at each send, whether the store still held unflushed records.
-    struct Watching {
-        store: Store,
-        unflushed_at_send: Mutex<Vec<bool>>,
-    }
-
-    impl Sink for Watching {
-        type Message = &'static str;
-        fn channel(&self) -> Channel {
-            Channel::Wecom
-        }
-        fn limit(&self, _: Format) -> Option<usize> {
-            Some(10)
-        }
-        async fn send(&self, _: &&'static str) -> Result<(), SendError> {
-            let unflushed = self.store.awaits_flush();
-            self.unflushed_at_send.lock().unwrap().push(unflushed);
-            Ok(())
-        }
-    }
-
     /// The poll records its pages without a flush each; the first send flushes them, so no
     /// message can report a loss that a crash could still forget.
     #[tokio::test]
     async fn nothing_is_sent_before_what_it_reports_is_durable() {
         let (_dir, store, id) = setup(&["a", "b"]).await;
         assert!(store.awaits_flush(), "recording alone does not flush");
-        let sink = Watching {
-            store: store.clone(),
-            unflushed_at_send: Mutex::default(),
-        };
+        let sink = FakeSink::watching(&store);
         let shutdown = Shutdown::never();
         let sent = always_on(&store, &id, &shutdown)
             .run(&sink, outgoing(&["a", "b"]))
