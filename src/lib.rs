@@ -22,6 +22,7 @@ pub(crate) mod inspect;
 pub(crate) mod logging;
 pub mod loss;
 pub(crate) mod pipeline;
+pub mod reload;
 pub(crate) mod render;
 pub(crate) mod report;
 pub(crate) mod schedule;

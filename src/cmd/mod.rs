@@ -21,6 +21,7 @@ use clap::Parser;
 use crate::cli::{Cli, Command};
 use crate::config::Config;
 use crate::pipeline::Pipeline;
+use crate::reload::Reload;
 use crate::shutdown::Shutdown;
 use crate::store::Store;
 
@@ -38,7 +39,7 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(dispatch(cli.command, None)) {
+    match runtime.block_on(dispatch(cli.command, None, None)) {
         Ok(code) => code,
         Err(e) => {
             // Errors may quote what Weiban sent (names, errmsg): control characters are shown
@@ -69,12 +70,22 @@ pub struct InProcess {
 /// milliseconds. Its log goes to [`InProcess::stderr`] (at `churn_alert=debug`), never to the
 /// process's stderr; nothing global is installed.
 pub async fn in_process(args: &[&str], shutdown: Shutdown) -> InProcess {
+    in_process_reloadable(args, shutdown, None).await
+}
+
+/// [`in_process`], with `reload` in place of SIGHUP for `run` (`None`: no reload ever).
+pub async fn in_process_reloadable(
+    args: &[&str],
+    shutdown: Shutdown,
+    reload: Option<Reload>,
+) -> InProcess {
+    let reload = reload.unwrap_or_else(|| Reload::new().1);
     let streams = console::Streams::default();
     let _output = streams.install();
     let _log = crate::logging::capture(streams.err.clone());
     let program = std::iter::once("churn-alert").chain(args.iter().copied());
     let result = match Cli::try_parse_from(program) {
-        Ok(cli) => dispatch(cli.command, Some(shutdown)).await,
+        Ok(cli) => dispatch(cli.command, Some(shutdown), Some(reload)).await,
         Err(e) => Err(anyhow::anyhow!("{e}")),
     };
     let code = result.unwrap_or_else(|e| {
@@ -92,8 +103,13 @@ pub async fn in_process(args: &[&str], shutdown: Shutdown) -> InProcess {
 }
 
 /// Runs `command`. The commands that stop gracefully take `shutdown`, or, without one, listen
-/// for SIGINT and SIGTERM; the others end at the first signal, as any program does.
-async fn dispatch(command: Command, shutdown: Option<Shutdown>) -> anyhow::Result<ExitCode> {
+/// for SIGINT and SIGTERM; the others end at the first signal, as any program does. `run`
+/// reloads on `reload`, or, without one, on SIGHUP.
+async fn dispatch(
+    command: Command,
+    shutdown: Option<Shutdown>,
+    reload: Option<Reload>,
+) -> anyhow::Result<ExitCode> {
     let stop = || shutdown.clone().unwrap_or_else(Shutdown::on_signals);
     use crate::server::corp_label::scope;
     match command {
@@ -101,7 +117,14 @@ async fn dispatch(command: Command, shutdown: Option<Shutdown>) -> anyhow::Resul
         Command::Backfill(args) => {
             scope(corp_of(&args.config), backfill::backfill(&args, stop())).await
         }
-        Command::Run(args) => run::run(&args, stop()).await,
+        Command::Run(args) => {
+            // Before anything shows the daemon is up: SIGHUP's default action ends the process.
+            let reload = match reload {
+                Some(reload) => reload,
+                None => Reload::on_sighup()?,
+            };
+            run::run(&args, stop(), reload).await
+        }
         Command::Check(args) => check::check(&args).await,
         #[cfg(feature = "demo")]
         Command::Demo(args) => demo::demo(&args).await,

@@ -28,6 +28,7 @@ use crate::cli::RunArgs;
 use crate::config::Config;
 use crate::corp::CorpName;
 use crate::pipeline::Pipeline;
+use crate::reload::Reload;
 use crate::server::{Health, Roster, Served, StateSource};
 use crate::shutdown::{Shutdown, ShutdownTrigger};
 use crate::sink::pacer::Pacer;
@@ -38,9 +39,11 @@ use corp_loop::CorpLoop;
 /// A corp loop, running: how it ends is its name and its result.
 type Running = Pin<Box<dyn Future<Output = (CorpName, anyhow::Result<()>)>>>;
 
-pub(crate) async fn run(args: &RunArgs, shutdown: Shutdown) -> anyhow::Result<ExitCode> {
-    // Before anything shows the daemon is up: SIGHUP's default action ends the process.
-    let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+pub(crate) async fn run(
+    args: &RunArgs,
+    shutdown: Shutdown,
+    mut reload: Reload,
+) -> anyhow::Result<ExitCode> {
     let (shared, configs) = served(args)?;
     let store = Store::open(&shared.store.path)?;
     let roster = Arc::new(Roster::default());
@@ -66,7 +69,7 @@ pub(crate) async fn run(args: &RunArgs, shutdown: Shutdown) -> anyhow::Result<Ex
     loop {
         tokio::select! {
             () = shutdown.recv() => break,
-            _ = hangup.recv() => daemon.reload(args),
+            () = reload.recv() => daemon.reload(args),
             Some((corp, ended)) = daemon.loops.next() => {
                 daemon.corps.remove(&corp);
                 match ended {

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
-pub use churn_alert::cmd::{in_process, InProcess};
+pub use churn_alert::cmd::{in_process, in_process_reloadable, InProcess};
+pub use churn_alert::reload::Reload;
 pub use churn_alert::shutdown::{Shutdown, ShutdownTrigger};
 use churn_alert_sim::{RobotSim, SimDepartment, SimStaff, WeibanSim, WeibanSimOptions};
 use tempfile::TempDir;
