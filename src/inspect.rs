@@ -4,10 +4,56 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::Config;
+use crate::config::{Config, ConfigError};
 use crate::destination::DestinationId;
 use crate::store::{DeliveryStatus, Store, StoreError};
 use crate::transform::Routing;
+
+/// Why the corp a `state` query names cannot be described.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum PickError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The corp `wanted` names among `configs` (the corps of the file at `path`), or the only
+/// one; also a corp the file no longer has whose data `store` keeps (a reload removed it),
+/// described with the shared settings and no routes of its own, so that what waits for it
+/// shows as stranded.
+pub(crate) fn pick_corp(
+    mut configs: Vec<Config>,
+    wanted: Option<&str>,
+    store: &Store,
+    path: &std::path::Path,
+) -> Result<Config, PickError> {
+    if let Some(name) = wanted {
+        let known = configs.iter().any(|c| c.corp.as_str() == name);
+        let kept = if known {
+            None
+        } else {
+            store.corps()?.into_iter().find(|c| c.as_str() == name)
+        };
+        if let Some(corp) = kept {
+            // The shared settings come from any corp of the file; a file of none names none.
+            let Some(mut config) = configs.pop() else {
+                return Err(ConfigError::NoSuchCorp {
+                    path: path.to_owned(),
+                    name: name.to_owned(),
+                    corps: Vec::new(),
+                }
+                .into());
+            };
+            config.corp = corp;
+            config.routes.clear();
+            config.reports.clear();
+            config.fallback = None;
+            return Ok(config);
+        }
+    }
+    Ok(Config::select(configs, wanted, path)?)
+}
 
 /// One destination's waiting deliveries.
 #[derive(Debug, Serialize, Deserialize)]

@@ -28,7 +28,7 @@ pub(crate) async fn check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     let path = &args.config.config;
     let mut configs = super::load_all(path)?;
     if let Some(name) = &args.config.corp {
-        configs = vec![super::select_corp(configs, Some(name), path)?];
+        configs = vec![crate::config::Config::select(configs, Some(name), path)?];
     }
     let several = configs.len() > 1 || configs.iter().any(|c| !c.corp.is_default());
     let mut refused = 0;

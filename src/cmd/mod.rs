@@ -170,70 +170,9 @@ fn load_all(path: &std::path::Path) -> anyhow::Result<Vec<Config>> {
 /// secrets: how every command that works on one corp reads its config.
 fn load_config(args: &crate::cli::ConfigArg) -> anyhow::Result<Config> {
     let configs = load_all(&args.config)?;
-    let config = select_corp(configs, args.corp.as_deref(), &args.config)?;
+    let config = Config::select(configs, args.corp.as_deref(), &args.config)?;
     crate::logging::set_timezone(config.timezone());
     Ok(config)
-}
-
-/// The corp named `wanted`, or the only one.
-fn select_corp(
-    mut configs: Vec<Config>,
-    wanted: Option<&str>,
-    path: &std::path::Path,
-) -> anyhow::Result<Config> {
-    let names = || {
-        configs
-            .iter()
-            .map(|c| c.corp.to_string())
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    match wanted {
-        Some(name) => match configs.iter().position(|c| c.corp.as_str() == name) {
-            Some(i) => Ok(configs.swap_remove(i)),
-            None => anyhow::bail!(
-                "{} has no corp named `{name}` (--corp); its corps: {}",
-                path.display(),
-                names()
-            ),
-        },
-        None if configs.len() == 1 => Ok(configs.remove(0)),
-        None => Err(crate::config::ConfigError::SeveralCorps {
-            path: path.to_owned(),
-            corps: configs.iter().map(|c| c.corp.to_string()).collect(),
-        }
-        .into()),
-    }
-}
-
-/// Like [`select_corp`], and also a corp the file no longer has whose data `store` keeps
-/// (SIGHUP removed it): described with the shared settings and no routes of its own, so
-/// that what waits for it shows as stranded.
-pub(crate) fn pick_corp(
-    mut configs: Vec<Config>,
-    wanted: Option<&str>,
-    store: &Store,
-    path: &std::path::Path,
-) -> anyhow::Result<Config> {
-    if let Some(name) = wanted {
-        let known = configs.iter().any(|c| c.corp.as_str() == name);
-        let kept = if known {
-            None
-        } else {
-            store.corps()?.into_iter().find(|c| c.as_str() == name)
-        };
-        if let Some(corp) = kept {
-            let Some(mut config) = configs.pop() else {
-                anyhow::bail!("{} configures no corp", path.display());
-            };
-            config.corp = corp;
-            config.routes.clear();
-            config.reports.clear();
-            config.fallback = None;
-            return Ok(config);
-        }
-    }
-    select_corp(configs, wanted, path)
 }
 
 /// Loads the config and opens its store: what every working command starts with.

@@ -131,7 +131,8 @@ async fn corps_to_show(
 /// A corp's part of the opened store, upgraded to this release's format with its config.
 fn corp_store(opts: &StateOpts, store: &Store, corp: &CorpName) -> anyhow::Result<(Config, Store)> {
     let path = &opts.config.config;
-    let config = super::pick_corp(super::load_all(path)?, Some(corp.as_str()), store, path)?;
+    let config =
+        crate::inspect::pick_corp(super::load_all(path)?, Some(corp.as_str()), store, path)?;
     let corp_store = store.corp(corp)?;
     corp_store.migrate(&config)?;
     Ok((config, corp_store))
@@ -158,7 +159,7 @@ fn open_or_create(opts: &StateOpts, create: bool) -> anyhow::Result<(Config, Sto
         ),
         e => e.into(),
     })?;
-    let config = super::pick_corp(
+    let config = crate::inspect::pick_corp(
         configs,
         opts.config.corp.as_deref(),
         &whole,

@@ -65,6 +65,15 @@ pub enum ConfigError {
         corps.join(", ")
     )]
     SeveralCorps { path: PathBuf, corps: Vec<String> },
+    #[error(
+        "{path} has no corp named `{name}` (--corp); its corps: {}",
+        corps.join(", ")
+    )]
+    NoSuchCorp {
+        path: PathBuf,
+        name: String,
+        corps: Vec<String>,
+    },
 }
 
 impl ConfigError {
@@ -264,6 +273,33 @@ fn parse_tree(text: &str, path: &Path) -> Result<toml::Value, ConfigError> {
             message: format!("{position}{}", e.message()),
         }
     })
+}
+
+impl Config {
+    /// The corp named `wanted` (`--corp`) among `configs`, the corps of the file at `path`; or,
+    /// with no name, its only corp.
+    pub(crate) fn select(
+        mut configs: Vec<Config>,
+        wanted: Option<&str>,
+        path: &Path,
+    ) -> Result<Config, ConfigError> {
+        let names = |configs: &[Config]| configs.iter().map(|c| c.corp.to_string()).collect();
+        match wanted {
+            Some(name) => match configs.iter().position(|c| c.corp.as_str() == name) {
+                Some(i) => Ok(configs.swap_remove(i)),
+                None => Err(ConfigError::NoSuchCorp {
+                    path: path.to_owned(),
+                    name: name.to_owned(),
+                    corps: names(&configs),
+                }),
+            },
+            None if configs.len() == 1 => Ok(configs.remove(0)),
+            None => Err(ConfigError::SeveralCorps {
+                path: path.to_owned(),
+                corps: names(&configs),
+            }),
+        }
+    }
 }
 
 /// The one corp of a file that must configure one.

@@ -234,7 +234,7 @@ fn corp_of(
     query: &CorpQuery,
 ) -> Result<(Config, Store), (StatusCode, String)> {
     let configs = Config::load_all(&source.config_path).map_err(internal)?;
-    let config = crate::cmd::pick_corp(
+    let config = crate::inspect::pick_corp(
         configs,
         query.corp.as_deref(),
         &source.store,

@@ -243,7 +243,7 @@ fn served(args: &RunArgs) -> anyhow::Result<(SharedSettings, Vec<Config>)> {
         .map(SharedSettings::of)
         .ok_or_else(|| anyhow::anyhow!("{} configures no corp", path.display()))?;
     if let Some(name) = &args.config.corp {
-        configs = vec![super::select_corp(configs, Some(name), path)?];
+        configs = vec![Config::select(configs, Some(name), path)?];
     }
     if let Some(shard) = args.shard {
         let all = configs.len();
