@@ -146,7 +146,7 @@ impl Config {
         path: &Path,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
-        only_one(Self::from_toml_all(text, path, env)?, path)
+        Self::select(Self::from_toml_all(text, path, env)?, None, path)
     }
 
     /// Parses `text` (named `path` in errors) into every corp's config.
@@ -299,18 +299,6 @@ impl Config {
                 corps: names(&configs),
             }),
         }
-    }
-}
-
-/// The one corp of a file that must configure one.
-#[cfg(test)]
-fn only_one(mut corps: Vec<Config>, path: &Path) -> Result<Config, ConfigError> {
-    match corps.len() {
-        1 => Ok(corps.remove(0)),
-        _ => Err(ConfigError::SeveralCorps {
-            path: path.to_owned(),
-            corps: corps.iter().map(|c| c.corp.to_string()).collect(),
-        }),
     }
 }
 
