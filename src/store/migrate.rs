@@ -29,8 +29,11 @@ impl Store {
         if format.is_some_and(|f| f >= FORMAT) {
             return Ok(0);
         }
-        let fresh =
-            self.outbox.is_empty() && self.destinations.is_empty() && self.ledger.is_empty();
+        // Page records are this format's own: a store that holds any is not format 1.
+        let fresh = self.outbox.is_empty()
+            && self.outbox_pages.is_empty()
+            && self.destinations.is_empty()
+            && self.ledger.is_empty();
         let moved = if fresh {
             0
         } else {

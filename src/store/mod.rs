@@ -1,11 +1,14 @@
 //! Store stage: what has been seen, what still has to be delivered, and where polling stands.
 //!
-//! One sled database with eight trees per corp:
+//! One sled database with ten trees per corp:
 //! - `seen_minutely`: every remembered loss, 20 bytes each in one record per minute of outflow
 //!   time ([`seen`] explains the encoding); pruning by age drops whole minutes. Stores from
 //!   before it keep their hour records in `seen_hourly`, read and pruned, never written.
-//! - `outbox`: one entry per (destination, loss) still to be delivered, holding the loss itself
-//!   so that a restart can render and send it without asking Weiban again.
+//! - `outbox_pages` and `outbox`: what each destination still has to be told, holding each
+//!   loss itself so that a restart can render and send it without asking Weiban again; a poll
+//!   writes one record per page and destination ([`pages`]; what of it was delivered is
+//!   marked in `outbox_delivered`), a loss queued on its own one entry per destination and
+//!   loss ([`outbox`]).
 //! - `destinations`: why a destination is waiting ([`DestinationState`]), when it has failed.
 //! - `meta`: the end of the last window fetched whole.
 //! - `held`: losses that routing could not place yet, per route, with why ([`crate::hold`]).
@@ -17,12 +20,12 @@
 //! the same names under `corp/NAME/`. One sled database serves them all, so a corp costs a
 //! few trees, not a database of its own.
 //!
-//! A page of losses enters `seen` and `outbox` in one transaction; the pages of a window are
+//! A page of losses enters `seen` and the outbox in one transaction; the pages of a window are
 //! made durable together, by one flush before the first message that could report them is
 //! sent ([`Store::durable_before_send`]), not one flush per page. A crash before that flush
 //! leaves a prefix of the pages (sled recovers a prefix of its log, each transaction whole)
 //! and the window's end where it was, so the window is polled again and nothing is lost. An
-//! outbox entry leaves only after its destination accepted the message, durably at once. A
+//! loss leaves the outbox only after its destination accepted the message, durably at once. A
 //! crash therefore repeats at most the messages that were in flight, and never loses one.
 
 use std::collections::{BTreeMap, HashMap};
@@ -45,12 +48,12 @@ mod meta;
 mod migrate;
 pub(crate) mod namespace;
 mod outbox;
+mod pages;
 mod prepared;
 pub(crate) mod seen;
 
 use crate::destination::DestinationId;
 use crate::loss::{Loss, LossKey};
-use outbox::outbox_key;
 
 const WINDOW_END: &[u8] = b"window_end";
 /// The last good copy of the org chart.
@@ -171,12 +174,17 @@ pub struct Store {
     /// Set by writes that may wait for the flush before a send ([`Store::record_routed`]),
     /// cleared by every flush; shared by every handle (and corp) of one database.
     unflushed: Arc<AtomicBool>,
+    /// Where the losses of each destination's last batch sit ([`outbox`]), so that completing
+    /// a message does not read every page its losses might be in.
+    hints: Arc<outbox::Hints>,
     /// The folder, for the size on disk; `None` for a temporary store.
     path: Option<std::path::PathBuf>,
     seen: sled::Tree,
     /// Hour buckets of stores written before minute buckets: read, pruned, never written.
     seen_hourly: sled::Tree,
     outbox: sled::Tree,
+    outbox_pages: sled::Tree,
+    outbox_delivered: sled::Tree,
     destinations: sled::Tree,
     meta: sled::Tree,
     ledger: sled::Tree,
@@ -241,6 +249,8 @@ impl Store {
             seen: tree("seen_minutely")?,
             seen_hourly: tree("seen_hourly")?,
             outbox: tree("outbox")?,
+            outbox_pages: tree("outbox_pages")?,
+            outbox_delivered: tree("outbox_delivered")?,
             destinations: tree("destinations")?,
             meta: tree("meta")?,
             ledger: tree("ledger")?,
@@ -248,6 +258,7 @@ impl Store {
             prepared: tree("prepared")?,
             db,
             unflushed,
+            hints: Arc::default(),
             path,
         })
     }
@@ -307,10 +318,14 @@ impl Store {
             let losses = batch.iter().map(|(loss, _, _)| loss);
             Self::in_buckets(&self.seen_hourly, losses, seen::legacy_bucket_key)?
         };
-        let new = (&self.seen, &self.outbox, &self.held).transaction(
-            |(seen_tree, outbox, held_tree)| {
+        // One page record per destination for this batch: ids only grow, so a destination's
+        // pages stay in the order they were recorded.
+        let page_id = self.db.generate_id()?;
+        let new = (&self.seen, &self.outbox_pages, &self.held).transaction(
+            |(seen_tree, outbox_pages, held_tree)| {
                 // Buckets touched by this batch, read once and written back once.
                 let mut buckets: HashMap<[u8; 8], Vec<u8>> = HashMap::new();
+                let mut paged: Vec<(&DestinationId, Vec<pages::Entry<'_>>)> = Vec::new();
                 let mut new = 0;
                 for ((((loss, destinations, _), (key, value)), holds), older) in
                     batch.iter().zip(&entries).zip(&held).zip(&older)
@@ -333,12 +348,20 @@ impl Store {
                         continue;
                     }
                     for destination in destinations {
-                        outbox.insert(outbox_key(destination, key), value.as_slice())?;
+                        let entry = (key.as_bytes(), value.as_slice());
+                        match paged.iter_mut().find(|(d, _)| *d == destination) {
+                            Some((_, page)) => page.push(entry),
+                            None => paged.push((destination, vec![entry])),
+                        }
                     }
                     for (held_key, held_value) in holds {
                         held_tree.insert(held_key.as_slice(), held_value.as_slice())?;
                     }
                     new += 1;
+                }
+                for (destination, page) in paged {
+                    outbox_pages
+                        .insert(pages::page_key(destination, page_id), pages::encode(page))?;
                 }
                 for (bucket_key, bucket) in buckets {
                     seen_tree.insert(&bucket_key, bucket)?;

@@ -19,10 +19,12 @@ use super::{Store, StoreError};
 use crate::corp::CorpName;
 
 /// Every tree a namespace holds, by its name without prefix.
-const TREES: [&str; 8] = [
+const TREES: [&str; 10] = [
     "seen_minutely",
     "seen_hourly",
     "outbox",
+    "outbox_pages",
+    "outbox_delivered",
     "destinations",
     "meta",
     "ledger",
@@ -125,11 +127,13 @@ impl Store {
                 .all(|(_, tree)| tree.is_empty())
     }
 
-    fn trees(&self) -> [(&'static str, &sled::Tree); 8] {
+    fn trees(&self) -> [(&'static str, &sled::Tree); 10] {
         [
             ("seen_minutely", &self.seen),
             ("seen_hourly", &self.seen_hourly),
             ("outbox", &self.outbox),
+            ("outbox_pages", &self.outbox_pages),
+            ("outbox_delivered", &self.outbox_delivered),
             ("destinations", &self.destinations),
             ("meta", &self.meta),
             ("ledger", &self.ledger),

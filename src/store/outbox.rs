@@ -1,13 +1,49 @@
-//! The outbox: one entry per (destination, loss) still to be delivered, keyed
-//! `<destination id>\0<loss key>` and holding the loss itself, so that a restart can render
-//! and send it without asking Weiban again. An entry leaves only when its destination
-//! accepted the message that reported it (or when a person drops it).
+//! The outbox: what each destination still has to be told, holding each loss itself so that a
+//! restart can render and send it without asking Weiban again. A loss leaves only when its
+//! destination accepted the message that reported it (or when a person drops it).
+//!
+//! It is kept in two forms, read as one:
+//! - page records (`outbox_pages`, [`super::pages`]): what one recording queued for one
+//!   destination, written by every poll;
+//! - single entries (`outbox`), keyed `<destination id>\0<loss key>`: losses queued one by one
+//!   (a reroute, a released hold) and everything earlier releases wrote.
+//!
+//! Completing a message removes its losses from whichever form holds them, in one
+//! transaction: a page's delivered losses are marked in `outbox_delivered`, and the page
+//! leaves with its mark when nothing of it is left.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
-use super::{Pending, Store, StoreError};
+use sled::transaction::ConflictableTransactionError;
+use sled::Transactional;
+
+use super::{pages, Pending, Store, StoreError};
 use crate::destination::DestinationId;
 use crate::loss::LossKey;
+
+/// Where a loss handed out by [`Store::pending_batch`] sits in its page.
+pub(super) struct Hint {
+    page: sled::IVec,
+    position: usize,
+    /// How many entries the page holds.
+    entries: usize,
+}
+
+/// The last batch handed out per destination: loss key → where it sits. Only a hint for
+/// [`Store::complete`], which checks it against the store; never the truth.
+pub(super) type Hints = std::sync::Mutex<HashMap<DestinationId, HashMap<Vec<u8>, Hint>>>;
+
+/// Where some of a destination's losses sit, and what taking them out writes.
+#[derive(Default)]
+struct Removal {
+    /// Single entries to remove.
+    singles: Vec<Vec<u8>>,
+    /// Pages that hold any: the page's key, and its new delivered mark (`None`: nothing is
+    /// left, the page and its mark go).
+    pages: Vec<(sled::IVec, Option<Vec<u8>>)>,
+    /// Losses asked for that the outbox does not hold.
+    missing: usize,
+}
 
 impl Store {
     /// Destinations with pending deliveries, and how many each.
@@ -24,28 +60,35 @@ impl Store {
     /// Losses waiting, per destination.
     fn loss_counts(&self) -> Result<BTreeMap<DestinationId, usize>, StoreError> {
         let mut raw: BTreeMap<Vec<u8>, usize> = BTreeMap::new();
-        for key in self.outbox.iter().keys() {
-            let key = key?;
+        let mut add = |key: &[u8], count: usize| {
             let end = key.iter().position(|b| *b == 0).unwrap_or(key.len());
             match raw.get_mut(&key[..end]) {
-                Some(count) => *count += 1,
+                Some(total) => *total += count,
                 None => {
-                    raw.insert(key[..end].to_vec(), 1);
+                    raw.insert(key[..end].to_vec(), count);
                 }
             }
+        };
+        for key in self.outbox.iter().keys() {
+            add(&key?, 1);
+        }
+        for page in self.outbox_pages.iter() {
+            let (key, record) = page?;
+            add(&key, self.undelivered(&key, &record)?.0.len());
         }
         let mut counts = BTreeMap::new();
         for (raw_id, count) in raw {
             // One unreadable key must not stop every delivery: it is reported and left alone.
             match parse_id("outbox", &raw_id) {
                 Ok(id) => {
-                    counts.insert(id, count);
+                    *counts.entry(id).or_insert(0) += count;
                 }
                 Err(e) => tracing::error!(
                     "{e}; {count} outbox entries under it are left alone (report this as a bug)"
                 ),
             }
         }
+        counts.retain(|_, count| *count > 0);
         Ok(counts)
     }
 
@@ -54,29 +97,67 @@ impl Store {
         self.pending_batch(destination, usize::MAX)
     }
 
-    /// The first `limit` losses waiting for `destination`, oldest first.
+    /// `limit` losses waiting for `destination`, the earliest recorded first, in the order
+    /// of their outflow time.
     pub fn pending_batch(
         &self,
         destination: &DestinationId,
         limit: usize,
     ) -> Result<Vec<Pending>, StoreError> {
-        self.outbox
-            .scan_prefix(outbox_prefix(destination))
-            .values()
-            .take(limit)
-            .map(|value| {
-                let value = value?;
-                serde_json::from_slice(&value).map_err(|e| StoreError::Corrupt {
-                    tree: "outbox",
-                    reason: e.to_string(),
-                })
+        let prefix = outbox_prefix(destination);
+        let decode = |value: &[u8]| {
+            serde_json::from_slice::<Pending>(value).map_err(|e| StoreError::Corrupt {
+                tree: "outbox",
+                reason: e.to_string(),
             })
-            .collect()
+        };
+        let mut found: Vec<(Vec<u8>, Pending)> = Vec::new();
+        for entry in self.outbox.scan_prefix(&prefix).take(limit) {
+            let (key, value) = entry?;
+            found.push((key[prefix.len()..].to_vec(), decode(&value)?));
+        }
+        let singles = found.len();
+        let mut hints = Vec::new();
+        for page in self.outbox_pages.scan_prefix(&prefix) {
+            if found.len() - singles >= limit {
+                break;
+            }
+            let (key, record) = page?;
+            let (entries, total) = self.undelivered(&key, &record)?;
+            for (position, (loss, value)) in entries {
+                found.push((loss.to_vec(), decode(value)?));
+                let hint = Hint {
+                    page: key.clone(),
+                    position,
+                    entries: total,
+                };
+                hints.push((loss.to_vec(), hint));
+            }
+        }
+        // What is handed out now is what the next completions ask for: remembered where it
+        // is, for this destination's last batch only (a whole listing is not delivered).
+        if limit != usize::MAX {
+            let mut known = self.hints.lock().unwrap_or_else(|e| e.into_inner());
+            known.insert(destination.clone(), hints.into_iter().collect());
+        }
+        found.sort_by(|a, b| a.0.cmp(&b.0));
+        found.truncate(limit);
+        Ok(found.into_iter().map(|(_, pending)| pending).collect())
     }
 
     /// How many losses wait for `destination`.
     pub fn pending_count(&self, destination: &DestinationId) -> usize {
-        self.outbox.scan_prefix(outbox_prefix(destination)).count()
+        let prefix = outbox_prefix(destination);
+        self.outbox.scan_prefix(&prefix).count() + self.paged_count(&prefix)
+    }
+
+    /// How many losses the pages under `prefix` hold.
+    fn paged_count(&self, prefix: &[u8]) -> usize {
+        self.outbox_pages
+            .scan_prefix(prefix)
+            .filter_map(Result::ok)
+            .map(|(key, record)| self.undelivered(&key, &record).map_or(0, |e| e.0.len()))
+            .sum()
     }
 
     /// Whether `loss` waits for `destination`.
@@ -85,24 +166,21 @@ impl Store {
         destination: &DestinationId,
         loss: &LossKey,
     ) -> Result<bool, StoreError> {
-        Ok(self.outbox.contains_key(outbox_key(destination, loss))?)
+        Ok(self.locate(destination, std::slice::from_ref(loss))?.missing == 0)
     }
 
     /// Marks `losses` delivered to `destination`. Durable when this returns.
     ///
-    /// Fails when an entry to remove is not there: something that believes it delivered a
+    /// Fails when a loss to remove is not there: something that believes it delivered a
     /// loss which the outbox does not hold would otherwise be sent again every cycle.
     pub async fn complete(
         &self,
         destination: &DestinationId,
         losses: &[LossKey],
     ) -> Result<(), StoreError> {
-        let mut missing = 0;
-        for key in losses {
-            if self.outbox.remove(outbox_key(destination, key))?.is_none() {
-                missing += 1;
-            }
-        }
+        let removal = self.locate(destination, losses)?;
+        let missing = removal.missing;
+        self.remove_and_queue(removal, &[])?;
         self.durable().await?;
         if missing > 0 {
             return Err(StoreError::NotCompleted {
@@ -122,30 +200,21 @@ impl Store {
         from: &DestinationId,
         moves: &[(Pending, Vec<DestinationId>)],
     ) -> Result<usize, StoreError> {
-        let values: Vec<Vec<u8>> = moves
-            .iter()
-            .map(|(p, _)| {
-                serde_json::to_vec(p).map_err(|e| StoreError::Corrupt {
-                    tree: "outbox",
-                    reason: e.to_string(),
-                })
-            })
-            .collect::<Result<_, _>>()?;
-        let mut batch = sled::Batch::default();
-        for ((pending, targets), value) in moves.iter().zip(&values) {
+        let mut queued = Vec::new();
+        for (pending, targets) in moves {
+            let value = serde_json::to_vec(pending).map_err(|e| StoreError::Corrupt {
+                tree: "outbox",
+                reason: e.to_string(),
+            })?;
             let key = pending.loss.key();
             for target in targets {
-                batch.insert(outbox_key(target, &key), value.as_slice());
+                queued.push((outbox_key(target, &key), value.clone()));
             }
-            batch.remove(outbox_key(from, &key));
         }
-        self.outbox.apply_batch(batch)?;
-        if self
-            .outbox
-            .scan_prefix(outbox_prefix(from))
-            .next()
-            .is_none()
-        {
+        let keys: Vec<LossKey> = moves.iter().map(|(p, _)| p.loss.key()).collect();
+        let removal = self.locate(from, &keys)?;
+        self.remove_and_queue(removal, &queued)?;
+        if self.pending_count(from) == 0 {
             self.destinations.remove(from.to_string())?;
         }
         self.durable().await?;
@@ -154,11 +223,159 @@ impl Store {
 
     /// Discards everything pending for `destination`. Returns how many losses were dropped.
     pub async fn drop_pending(&self, destination: &DestinationId) -> Result<usize, StoreError> {
-        let mut dropped = remove_prefix(&self.outbox, &outbox_prefix(destination))?;
+        let prefix = outbox_prefix(destination);
+        let mut dropped = self.paged_count(&prefix);
+        remove_prefix(&self.outbox_pages, &prefix)?;
+        remove_prefix(&self.outbox_delivered, &prefix)?;
+        dropped += remove_prefix(&self.outbox, &prefix)?;
         dropped += self.drop_prepared(destination)?;
         self.destinations.remove(destination.to_string())?;
         self.durable().await?;
         Ok(dropped)
+    }
+
+    /// Finds `losses` of `destination`: in single entries, then in its pages, earliest first
+    /// (where a delivery's losses come from), reading no further than the last one found.
+    fn locate(
+        &self,
+        destination: &DestinationId,
+        losses: &[LossKey],
+    ) -> Result<Removal, StoreError> {
+        let prefix = outbox_prefix(destination);
+        let mut wanted: HashSet<&[u8]> = losses.iter().map(LossKey::as_bytes).collect();
+        let mut removal = Removal::default();
+        if self.outbox.scan_prefix(&prefix).next().is_some() {
+            for loss in losses {
+                let key = outbox_key(destination, loss);
+                if self.outbox.contains_key(&key)? {
+                    wanted.remove::<[u8]>(loss.as_bytes());
+                    removal.singles.push(key);
+                }
+            }
+        }
+        // Each page touched: what of it is delivered with these losses, and how many it holds.
+        let mut marks: BTreeMap<sled::IVec, (pages::Delivered, usize)> = BTreeMap::new();
+        // Where the last batch said they are: a page is never rewritten and its key never
+        // reused, so a hint whose page still exists is right.
+        let hinted: Vec<(&LossKey, Hint)> = {
+            let mut known = self.hints.lock().unwrap_or_else(|e| e.into_inner());
+            match known.get_mut(destination) {
+                Some(batch) => losses
+                    .iter()
+                    .filter(|loss| wanted.contains(loss.as_bytes()))
+                    .filter_map(|loss| Some((loss, batch.remove(loss.as_bytes())?)))
+                    .collect(),
+                None => Vec::new(),
+            }
+        };
+        for (loss, hint) in &hinted {
+            let (delivered, _) = match marks.entry(hint.page.clone()) {
+                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    if !self.outbox_pages.contains_key(&hint.page)? {
+                        continue;
+                    }
+                    e.insert((self.delivered(&hint.page)?, hint.entries))
+                }
+            };
+            if !delivered.contains(hint.position) {
+                delivered.insert(hint.position);
+                wanted.remove::<[u8]>(loss.as_bytes());
+            }
+        }
+        // The rest (no hint: a restart, a listing in between), page by page, earliest first.
+        for page in self.outbox_pages.scan_prefix(&prefix) {
+            if wanted.is_empty() {
+                break;
+            }
+            let (key, record) = page?;
+            let entries = pages::decode(&record)?;
+            let total = entries.len();
+            let mut mark = match marks.get(&key) {
+                Some((delivered, _)) => delivered.clone(),
+                None => self.delivered(&key)?,
+            };
+            let mut found = false;
+            for (position, (loss, _)) in entries.into_iter().enumerate() {
+                if !mark.contains(position) && wanted.remove::<[u8]>(loss) {
+                    mark.insert(position);
+                    found = true;
+                }
+            }
+            if found {
+                marks.insert(key, (mark, total));
+            }
+        }
+        for (key, (delivered, total)) in marks {
+            let left = delivered.count() < total;
+            let mark = left.then(|| delivered.as_record().to_vec());
+            removal.pages.push((key, mark));
+        }
+        removal.missing = wanted.len();
+        Ok(removal)
+    }
+
+    /// Which entries of page `key` were delivered.
+    fn delivered(&self, key: &[u8]) -> Result<pages::Delivered, StoreError> {
+        Ok(self
+            .outbox_delivered
+            .get(key)?
+            .map_or_else(pages::Delivered::default, |mark| {
+                pages::Delivered::from_record(&mark)
+            }))
+    }
+
+    /// The entries of page `key` (its `record`) not delivered yet, with their positions, and
+    /// how many entries the page holds.
+    #[allow(clippy::type_complexity)]
+    fn undelivered<'a>(
+        &self,
+        key: &[u8],
+        record: &'a [u8],
+    ) -> Result<(Vec<(usize, pages::Entry<'a>)>, usize), StoreError> {
+        let delivered = self.delivered(key)?;
+        let entries = pages::decode(record)?;
+        let total = entries.len();
+        let left = entries
+            .into_iter()
+            .enumerate()
+            .filter(|(position, _)| !delivered.contains(*position))
+            .collect();
+        Ok((left, total))
+    }
+
+    /// Takes `removal` out of the outbox and queues `queued` as single entries, in one
+    /// transaction.
+    fn remove_and_queue(
+        &self,
+        removal: Removal,
+        queued: &[(Vec<u8>, Vec<u8>)],
+    ) -> Result<(), StoreError> {
+        if removal.singles.is_empty() && removal.pages.is_empty() && queued.is_empty() {
+            return Ok(());
+        }
+        let trees = (&self.outbox, &self.outbox_pages, &self.outbox_delivered);
+        trees.transaction(|(outbox, outbox_pages, outbox_delivered)| {
+            for (key, value) in queued {
+                outbox.insert(key.as_slice(), value.as_slice())?;
+            }
+            for key in &removal.singles {
+                outbox.remove(key.as_slice())?;
+            }
+            for (key, mark) in &removal.pages {
+                match mark {
+                    Some(mark) => {
+                        outbox_delivered.insert(key, mark.as_slice())?;
+                    }
+                    None => {
+                        outbox_pages.remove(key)?;
+                        outbox_delivered.remove(key)?;
+                    }
+                }
+            }
+            Ok::<_, ConflictableTransactionError<StoreError>>(())
+        })?;
+        Ok(())
     }
 }
 
@@ -193,4 +410,147 @@ pub(super) fn parse_id(tree: &'static str, bytes: &[u8]) -> Result<DestinationId
         .map_err(|e| corrupt(e.to_string()))?
         .parse()
         .map_err(|e: crate::destination::BadDestinationId| corrupt(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::destination::DestinationKind;
+    use crate::loss::Loss;
+
+    fn robot(arg: &str) -> DestinationId {
+        DestinationId::new("r", DestinationKind::Wecom, arg)
+    }
+
+    fn keys(pending: &[Pending]) -> Vec<String> {
+        pending.iter().map(|p| p.loss.customer_id.clone()).collect()
+    }
+
+    /// Pages (what polls record) and single entries (what a reroute queues) read as one
+    /// outbox: counted, listed in outflow order, completed across page boundaries, a page
+    /// marked with what of it was delivered and gone, with its mark, when nothing is left.
+    #[tokio::test]
+    async fn pages_and_single_entries_are_one_outbox() {
+        let store = Store::temporary().unwrap();
+        let (a, b) = (robot("a"), robot("b"));
+        let losses: Vec<Loss> = (0..6)
+            .map(|i| Loss::sample(&format!("c{i}"), "s1", 100 + i64::from(i)))
+            .collect();
+        // Two recordings (pages), the second out of time order; `b` gets the first only.
+        let first: Vec<_> = [&losses[3], &losses[4], &losses[5]]
+            .into_iter()
+            .map(|l| (l.clone(), vec![a.clone(), b.clone()]))
+            .collect();
+        let second: Vec<_> = [&losses[0], &losses[2]]
+            .into_iter()
+            .map(|l| (l.clone(), vec![a.clone()]))
+            .collect();
+        assert_eq!(store.record(&first, |_| 1).await.unwrap(), 3);
+        assert_eq!(store.record(&second, |_| 2).await.unwrap(), 2);
+        assert_eq!(
+            store.outbox_pages.len(),
+            3,
+            "one page per recording and destination"
+        );
+        assert!(store.outbox.is_empty());
+        // A loss queued on its own for `a` (a reroute from a robot that left).
+        let moved = Pending::one_poll([losses[1].clone()]).remove(0);
+        store
+            .reroute(&robot("gone"), &[(moved, vec![a.clone()])])
+            .await
+            .unwrap();
+        assert_eq!(store.outbox.len(), 1);
+
+        assert_eq!(store.pending_count(&a), 6);
+        assert_eq!(store.pending_count(&b), 3);
+        let counts = store.pending_counts().unwrap();
+        assert_eq!((counts.get(&a), counts.get(&b)), (Some(&6), Some(&3)));
+        assert_eq!(
+            keys(&store.pending(&a).unwrap()),
+            ["c0", "c1", "c2", "c3", "c4", "c5"]
+        );
+        // A batch reads whole pages in the order they were recorded, then keeps `limit`.
+        assert_eq!(keys(&store.pending_batch(&a, 2).unwrap()), ["c1", "c3"]);
+        assert!(store.is_pending(&a, &losses[1].key()).unwrap());
+        assert!(store.is_pending(&b, &losses[5].key()).unwrap());
+        assert!(!store.is_pending(&b, &losses[0].key()).unwrap());
+
+        // One message's losses: the single entry, one of the first page and one of the second.
+        let delivered = [losses[1].key(), losses[4].key(), losses[0].key()];
+        store.complete(&a, &delivered).await.unwrap();
+        assert_eq!(keys(&store.pending(&a).unwrap()), ["c2", "c3", "c5"]);
+        assert_eq!(
+            keys(&store.pending(&b).unwrap()),
+            ["c3", "c4", "c5"],
+            "b untouched"
+        );
+        assert!(store.outbox.is_empty());
+        store.complete(&a, &[losses[2].key()]).await.unwrap();
+        assert_eq!(
+            store.outbox_pages.len(),
+            2,
+            "a page that keeps nothing is gone"
+        );
+
+        let again = store
+            .complete(&a, &[losses[2].key(), losses[3].key()])
+            .await;
+        assert!(
+            matches!(
+                again,
+                Err(StoreError::NotCompleted {
+                    missing: 1,
+                    asked: 2,
+                    ..
+                })
+            ),
+            "{again:?}"
+        );
+        assert_eq!(
+            keys(&store.pending(&a).unwrap()),
+            ["c5"],
+            "the one found left"
+        );
+
+        assert_eq!(store.drop_pending(&b).await.unwrap(), 3);
+        assert_eq!(store.pending_count(&b), 0);
+        store.complete(&a, &[losses[5].key()]).await.unwrap();
+        assert!(store.pending_counts().unwrap().is_empty());
+        assert!(store.outbox_pages.is_empty() && store.outbox.is_empty());
+        assert!(store.outbox_delivered.is_empty());
+    }
+
+    /// A batch remembers where its losses sit; completing them message by message finds them
+    /// there, and a hint whose page is gone falls back to reading the pages.
+    #[tokio::test]
+    async fn completions_use_where_the_batch_found_each_loss() {
+        let store = Store::temporary().unwrap();
+        let a = robot("a");
+        let losses: Vec<Loss> = (0..9)
+            .map(|i| Loss::sample(&format!("c{i}"), "s1", 100 + i64::from(i)))
+            .collect();
+        for page in losses.chunks(3) {
+            let batch: Vec<_> = page.iter().map(|l| (l.clone(), vec![a.clone()])).collect();
+            store.record(&batch, |_| 1).await.unwrap();
+        }
+        assert_eq!(store.pending_batch(&a, 100).unwrap().len(), 9);
+        // Messages across pages, as grouping by staff member makes them.
+        for message in [[0, 3, 6], [1, 4, 7], [2, 5, 8]] {
+            let keys: Vec<_> = message.iter().map(|i| losses[*i].key()).collect();
+            store.complete(&a, &keys).await.unwrap();
+            assert!(keys.iter().all(|k| !store.is_pending(&a, k).unwrap()));
+        }
+        assert!(store.outbox_pages.is_empty() && store.outbox_delivered.is_empty());
+
+        // Hints of a page that was dropped since: the loss is not there, loudly.
+        let batch = vec![(Loss::sample("late", "s1", 500), vec![a.clone()])];
+        store.record(&batch, |_| 2).await.unwrap();
+        assert_eq!(store.pending_batch(&a, 100).unwrap().len(), 1);
+        store.drop_pending(&a).await.unwrap();
+        let gone = store.complete(&a, &[batch[0].0.key()]).await;
+        assert!(
+            matches!(gone, Err(StoreError::NotCompleted { missing: 1, .. })),
+            "{gone:?}"
+        );
+    }
 }
