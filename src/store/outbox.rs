@@ -8,9 +8,10 @@
 //! - single entries (`outbox`), keyed `<destination id>\0<loss key>`: losses queued one by one
 //!   (a reroute, a released hold) and everything earlier releases wrote.
 //!
-//! Completing a message removes its losses from whichever form holds them, in one
-//! transaction: a page's delivered losses are marked in `outbox_delivered`, and the page
-//! leaves with its mark when nothing of it is left.
+//! Completing a message removes its losses from whichever form holds them: a page's delivered
+//! losses are marked in `outbox_delivered`, and the page leaves with its mark when nothing of
+//! it is left. Plain writes, ordered so that a crash part way repeats losses and never drops
+//! one ([`Store::take_delivered`] says why not a transaction).
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -166,7 +167,10 @@ impl Store {
         destination: &DestinationId,
         loss: &LossKey,
     ) -> Result<bool, StoreError> {
-        Ok(self.locate(destination, std::slice::from_ref(loss))?.missing == 0)
+        Ok(self
+            .locate(destination, std::slice::from_ref(loss))?
+            .missing
+            == 0)
     }
 
     /// Marks `losses` delivered to `destination`. Durable when this returns.
@@ -180,7 +184,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let removal = self.locate(destination, losses)?;
         let missing = removal.missing;
-        self.remove_and_queue(removal, &[])?;
+        self.take_delivered(removal)?;
         self.durable().await?;
         if missing > 0 {
             return Err(StoreError::NotCompleted {
@@ -344,8 +348,34 @@ impl Store {
         Ok((left, total))
     }
 
+    /// Takes what a message delivered out of the outbox, with plain writes in an order that a
+    /// crash can only turn into repeats, never into losses: a sled transaction (or batch) costs
+    /// two writes of the log buffer, each waking sled's I/O threads, and this runs once per
+    /// message. sled recovers a prefix of its writes, so a crash part way leaves some of the
+    /// message's losses marked and the rest still pending (sent again: a duplicate). A page
+    /// leaves before its mark does; a crash in between leaves a mark whose page is gone, which
+    /// nothing reads (`state drop` clears it with the destination's other records).
+    fn take_delivered(&self, removal: Removal) -> Result<(), StoreError> {
+        for key in &removal.singles {
+            self.outbox.remove(key.as_slice())?;
+        }
+        for (key, mark) in &removal.pages {
+            match mark {
+                Some(mark) => {
+                    self.outbox_delivered.insert(key, mark.as_slice())?;
+                }
+                None => {
+                    self.outbox_pages.remove(key)?;
+                    self.outbox_delivered.remove(key)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Takes `removal` out of the outbox and queues `queued` as single entries, in one
-    /// transaction.
+    /// transaction: a reroute moves losses, and a crash must leave them in one place or the
+    /// other.
     fn remove_and_queue(
         &self,
         removal: Removal,
