@@ -173,10 +173,18 @@ impl Store {
         destination: &DestinationId,
         loss: &LossKey,
     ) -> Result<bool, StoreError> {
-        Ok(self
-            .locate(destination, std::slice::from_ref(loss))?
-            .missing
-            == 0)
+        // Not through `locate`, whose hints are for the completions of the last batch.
+        if self.outbox.contains_key(outbox_key(destination, loss))? {
+            return Ok(true);
+        }
+        for page in self.outbox_pages.scan_prefix(outbox_prefix(destination)) {
+            let (key, record) = page?;
+            let (left, _) = self.undelivered(&key, &record)?;
+            if left.iter().any(|(_, (held, _))| *held == loss.as_bytes()) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Marks `losses` delivered to `destination`. Durable when this returns.
