@@ -6,7 +6,10 @@
 //! address, and length-prefixes the customer id ([`LossKey`]). Opening a format-1 store maps
 //! every outbox entry, destination state and ledger entry to the new ids through the config it
 //! is opened with, in one transaction, and then records format 2: a crash leaves the store
-//! wholly old or wholly new. A position the config no longer has keeps its old id, so its
+//! wholly old or wholly new. Format 3 adds the outbox's page records (`outbox_pages`,
+//! `outbox_delivered`): a format-2 store has none, so it becomes format 3 as it is. A store of
+//! a format newer than this release knows is refused, not read: an older release would pass
+//! over records it does not know, and the losses in them would wait unseen. A position the config no longer has keeps its old id, so its
 //! losses show as stranded in `state pending` instead of going to another robot.
 
 use sled::transaction::{ConflictableTransactionError, TransactionError};
@@ -19,15 +22,28 @@ use crate::loss::LossKey;
 use crate::transform::Router;
 
 /// The format this release writes.
-const FORMAT: u8 = 2;
+const FORMAT: u8 = 3;
 pub(super) const FORMAT_KEY: &[u8] = b"format";
 
 impl Store {
     /// Upgrades the store to this release's format; returns how many records moved.
     pub(crate) fn migrate(&self, config: &Config) -> Result<usize, StoreError> {
         let format = self.meta.get(FORMAT_KEY)?.and_then(|v| v.first().copied());
-        if format.is_some_and(|f| f >= FORMAT) {
-            return Ok(0);
+        match format {
+            Some(found) if found > FORMAT => {
+                return Err(StoreError::NewerFormat {
+                    found,
+                    known: FORMAT,
+                })
+            }
+            Some(FORMAT) => return Ok(0),
+            // Format 3 only adds trees: nothing moves.
+            Some(2) => {
+                self.meta.insert(FORMAT_KEY, &[FORMAT])?;
+                self.db.flush()?;
+                return Ok(0);
+            }
+            _ => {}
         }
         // Page records are this format's own: a store that holds any is not format 1.
         let fresh = self.outbox.is_empty()
@@ -146,4 +162,35 @@ fn robots_of(config: &Config, route: &str) -> Vec<String> {
         .filter(|id| id.kind == DestinationKind::Wecom)
         .map(|id| id.to_string())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config() -> Config {
+        let text = "[weiban]\ncorp_id = \"c\"\nsecret = \"s\"\n[schedule]\ncron = \"* * * * *\"\n[[route]]\nname = \"r\"\naudience = \"managers\"\nwecom_webhooks = [\"http://h/send?key=k\"]\n";
+        Config::from_toml(text, std::path::Path::new("t.toml"), &|_| None).unwrap()
+    }
+
+    /// A format-2 store becomes format 3 as it is; a newer store is refused with what to do.
+    #[test]
+    fn format_2_becomes_3_and_a_newer_store_is_refused() {
+        let store = Store::temporary().unwrap();
+        store.meta.insert(FORMAT_KEY, &[2]).unwrap();
+        store.destinations.insert(b"x", b"{}".as_slice()).unwrap();
+        assert_eq!(store.migrate(&config()).unwrap(), 0);
+        assert_eq!(
+            store.meta.get(FORMAT_KEY).unwrap().unwrap().as_ref(),
+            [FORMAT]
+        );
+        assert!(
+            store.destinations.contains_key(b"x").unwrap(),
+            "nothing moved"
+        );
+
+        store.meta.insert(FORMAT_KEY, &[FORMAT + 1]).unwrap();
+        let err = store.migrate(&config()).unwrap_err().to_string();
+        assert!(err.contains("newer") && err.contains("format 4"), "{err}");
+    }
 }

@@ -70,6 +70,10 @@ pub enum StoreError {
     Open { path: String, source: sled::Error },
     #[error("store operation failed: {0}")]
     Sled(#[from] sled::Error),
+    #[error(
+        "the store was written by a newer churn-alert (store format {found}; this release reads up to format {known}): run the newer release, or restore the backup taken before the upgrade (README, \"Upgrade and rollback\")"
+    )]
+    NewerFormat { found: u8, known: u8 },
     #[error("store holds an unreadable record in `{tree}`: {reason}")]
     Corrupt { tree: &'static str, reason: String },
     #[error(
@@ -321,54 +325,54 @@ impl Store {
         // One page record per destination for this batch: ids only grow, so a destination's
         // pages stay in the order they were recorded.
         let page_id = self.db.generate_id()?;
-        let new = (&self.seen, &self.outbox_pages, &self.held).transaction(
-            |(seen_tree, outbox_pages, held_tree)| {
-                // Buckets touched by this batch, read once and written back once.
-                let mut buckets: HashMap<[u8; 8], Vec<u8>> = HashMap::new();
-                let mut paged: Vec<(&DestinationId, Vec<pages::Entry<'_>>)> = Vec::new();
-                let mut new = 0;
-                for ((((loss, destinations, _), (key, value)), holds), older) in
-                    batch.iter().zip(&entries).zip(&held).zip(&older)
-                {
-                    if *older {
-                        continue;
-                    }
-                    let bucket_key = seen::bucket_key(loss.outflow_at);
-                    let bucket = match buckets.entry(bucket_key) {
-                        std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-                        std::collections::hash_map::Entry::Vacant(e) => e.insert(
-                            seen_tree
-                                .get(bucket_key)?
-                                .map(|v| v.to_vec())
-                                .unwrap_or_default(),
-                        ),
-                    };
-                    let entry = seen::entry(loss.outflow_at, &loss.customer_id, &loss.staff_id);
-                    if !seen::insert(bucket, &entry) {
-                        continue;
-                    }
-                    for destination in destinations {
-                        let entry = (key.as_bytes(), value.as_slice());
-                        match paged.iter_mut().find(|(d, _)| *d == destination) {
-                            Some((_, page)) => page.push(entry),
-                            None => paged.push((destination, vec![entry])),
-                        }
-                    }
-                    for (held_key, held_value) in holds {
-                        held_tree.insert(held_key.as_slice(), held_value.as_slice())?;
-                    }
-                    new += 1;
+        let trees = (&self.seen, &self.outbox_pages, &self.held);
+        let new = trees.transaction(|(seen_tree, outbox_pages, held_tree)| {
+            // Buckets touched by this batch, read once and written back once.
+            let mut buckets: HashMap<[u8; 8], Vec<u8>> = HashMap::new();
+            let mut paged: Vec<(&DestinationId, Vec<pages::Entry<'_>>)> = Vec::new();
+            let mut new = 0;
+            for ((((loss, destinations, _), (key, value)), holds), older) in
+                batch.iter().zip(&entries).zip(&held).zip(&older)
+            {
+                if *older {
+                    continue;
                 }
-                for (destination, page) in paged {
-                    outbox_pages
-                        .insert(pages::page_key(destination, page_id), pages::encode(page))?;
+                let bucket_key = seen::bucket_key(loss.outflow_at);
+                let bucket = match buckets.entry(bucket_key) {
+                    std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                    std::collections::hash_map::Entry::Vacant(e) => e.insert(
+                        seen_tree
+                            .get(bucket_key)?
+                            .map(|v| v.to_vec())
+                            .unwrap_or_default(),
+                    ),
+                };
+                let entry = seen::entry(loss.outflow_at, &loss.customer_id, &loss.staff_id);
+                if !seen::insert(bucket, &entry) {
+                    continue;
                 }
-                for (bucket_key, bucket) in buckets {
-                    seen_tree.insert(&bucket_key, bucket)?;
+                for destination in destinations {
+                    let entry = (key.as_bytes(), value.as_slice());
+                    match paged.iter_mut().find(|(d, _)| *d == destination) {
+                        Some((_, page)) => page.push(entry),
+                        None => paged.push((destination, vec![entry])),
+                    }
                 }
-                Ok::<_, ConflictableTransactionError<StoreError>>(new)
-            },
-        )?;
+                for (held_key, held_value) in holds {
+                    held_tree.insert(held_key.as_slice(), held_value.as_slice())?;
+                }
+                new += 1;
+            }
+            for (destination, page) in paged {
+                let first = page.first().map_or(&[][..], |(loss, _)| *loss);
+                let key = pages::page_key(destination, page_id, first);
+                outbox_pages.insert(key, pages::encode(page))?;
+            }
+            for (bucket_key, bucket) in buckets {
+                seen_tree.insert(&bucket_key, bucket)?;
+            }
+            Ok::<_, ConflictableTransactionError<StoreError>>(new)
+        })?;
         if new > 0 {
             self.unflushed.store(true, Ordering::Release);
         }

@@ -75,12 +75,16 @@ impl Store {
         }
         for page in self.outbox_pages.iter() {
             let (key, record) = page?;
-            // Like an unreadable key below: reported, and the other destinations go on.
             match self.undelivered(&key, &record) {
                 Ok((left, _)) => add(&key, left.len()),
-                Err(e) => tracing::error!(
-                    "{e}; the page record under it is left alone (report this as a bug)"
-                ),
+                // Counted, so that its destination is attempted and fails visibly (`state
+                // pending`, `/healthz`) instead of dropping out of sight; the others go on.
+                Err(e) => {
+                    tracing::error!(
+                        "{e}; its destination stops until it is repaired (report this as a bug)"
+                    );
+                    add(&key, 1);
+                }
             }
         }
         let mut counts = BTreeMap::new();
@@ -148,6 +152,9 @@ impl Store {
             known.insert(destination.clone(), hints.into_iter().collect());
         }
         found.sort_by(|a, b| a.0.cmp(&b.0));
+        // A loss queued twice for one destination (a single entry beside a page's copy) is
+        // sent once; completing it takes both copies.
+        found.dedup_by(|a, b| a.0 == b.0);
         found.truncate(limit);
         Ok(found.into_iter().map(|(_, pending)| pending).collect())
     }
@@ -163,7 +170,8 @@ impl Store {
         self.outbox_pages
             .scan_prefix(prefix)
             .filter_map(Result::ok)
-            .map(|(key, record)| self.undelivered(&key, &record).map_or(0, |e| e.0.len()))
+            // An unreadable page still holds something: never counted as empty.
+            .map(|(key, record)| self.undelivered(&key, &record).map_or(1, |e| e.0.len()))
             .sum()
     }
 
@@ -262,11 +270,14 @@ impl Store {
         let prefix = outbox_prefix(destination);
         let mut wanted: HashSet<&[u8]> = losses.iter().map(LossKey::as_bytes).collect();
         let mut removal = Removal::default();
+        // Found as single entries: looked for in the pages too (a copy may sit in both), but
+        // not missing when they are not there.
+        let mut single: HashSet<&[u8]> = HashSet::new();
         if self.outbox.scan_prefix(&prefix).next().is_some() {
             for loss in losses {
                 let key = outbox_key(destination, loss);
                 if self.outbox.contains_key(&key)? {
-                    wanted.remove::<[u8]>(loss.as_bytes());
+                    single.insert(loss.as_bytes());
                     removal.singles.push(key);
                 }
             }
@@ -302,6 +313,7 @@ impl Store {
             }
         }
         // The rest (no hint: a restart, a listing in between), page by page, earliest first.
+        let mut taken: HashSet<Vec<u8>> = HashSet::new();
         for page in self.outbox_pages.scan_prefix(&prefix) {
             if wanted.is_empty() {
                 break;
@@ -315,7 +327,12 @@ impl Store {
             };
             let mut found = false;
             for (position, (loss, _)) in entries.into_iter().enumerate() {
-                if !mark.contains(position) && wanted.remove::<[u8]>(loss) {
+                if mark.contains(position) {
+                    continue;
+                }
+                // Every copy of a wanted loss (a destination listed twice queues two).
+                if wanted.remove::<[u8]>(loss) || taken.contains(loss) {
+                    taken.insert(loss.to_vec());
                     mark.insert(position);
                     found = true;
                 }
@@ -329,7 +346,7 @@ impl Store {
             let mark = left.then(|| delivered.as_record().to_vec());
             removal.pages.push((key, mark));
         }
-        removal.missing = wanted.len();
+        removal.missing = wanted.iter().filter(|loss| !single.contains(*loss)).count();
         Ok(removal)
     }
 
@@ -596,5 +613,67 @@ mod tests {
             matches!(gone, Err(StoreError::NotCompleted { missing: 1, .. })),
             "{gone:?}"
         );
+    }
+
+    /// Ids are unique only in the database that made them: a page brought in by an import
+    /// under the id this store makes next is not overwritten, nor its delivered mark taken.
+    #[tokio::test]
+    async fn a_page_id_made_again_overwrites_nothing() {
+        let store = Store::temporary().unwrap();
+        let a = robot("a");
+        let imported = Loss::sample("imported", "s1", 50);
+        let next = store.db.generate_id().unwrap() + 1;
+        let value = serde_json::to_vec(&Pending::one_poll([imported.clone()])[0]).unwrap();
+        let page = pages::encode([(imported.key().as_bytes(), value.as_slice())]);
+        let key = pages::page_key(&a, next, imported.key().as_bytes());
+        store.outbox_pages.insert(&key, page).unwrap();
+        let mut mark = pages::Delivered::default();
+        mark.insert(1);
+        store
+            .outbox_delivered
+            .insert(&key, mark.as_record())
+            .unwrap();
+
+        let fresh = Loss::sample("fresh", "s1", 60);
+        store
+            .record(&[(fresh.clone(), vec![a.clone()])], |_| 1)
+            .await
+            .unwrap();
+        assert_eq!(store.outbox_pages.len(), 2, "the page was not overwritten");
+        assert_eq!(keys(&store.pending(&a).unwrap()), ["imported", "fresh"]);
+        store.complete(&a, &[fresh.key()]).await.unwrap();
+        assert_eq!(keys(&store.pending(&a).unwrap()), ["imported"]);
+    }
+
+    /// A loss queued twice for one destination (a page's copy and a single entry beside it)
+    /// is handed out once and completed whole; an unreadable page keeps its destination in
+    /// sight and fails it loudly instead of counting as empty.
+    #[tokio::test]
+    async fn a_loss_held_twice_is_sent_once_and_an_unreadable_page_is_not_empty() {
+        let store = Store::temporary().unwrap();
+        let a = robot("a");
+        let loss = Loss::sample("c", "s1", 100);
+        store
+            .record(&[(loss.clone(), vec![a.clone()])], |_| 1)
+            .await
+            .unwrap();
+        let moved = Pending::one_poll([loss.clone()]).remove(0);
+        store
+            .reroute(&robot("gone"), &[(moved, vec![a.clone()])])
+            .await
+            .unwrap();
+        assert_eq!(keys(&store.pending_batch(&a, 10).unwrap()), ["c"]);
+        store.complete(&a, &[loss.key()]).await.unwrap();
+        assert_eq!(store.pending_count(&a), 0, "both copies left");
+
+        let b = robot("b");
+        store
+            .outbox_pages
+            .insert(pages::page_key(&b, 1, b"x"), &[9u8, 0, 0][..])
+            .unwrap();
+        assert_eq!(store.pending_count(&b), 1);
+        assert_eq!(store.pending_counts().unwrap().get(&b), Some(&1));
+        let err = store.pending_batch(&b, 10).unwrap_err().to_string();
+        assert!(err.contains("outbox_pages"), "{err}");
     }
 }

@@ -1,5 +1,5 @@
 //! Outbox pages: the losses one recording (one poll page) queued for one destination, in one
-//! record of the `outbox_pages` tree, keyed `<destination id>\0<page id>`.
+//! record of the `outbox_pages` tree, keyed `<destination id>\0<page id><first loss key>`.
 //!
 //! Recording a page of 100 losses writes one record per destination instead of 100 entries:
 //! sled's cost is per operation far more than per byte (BENCHMARKS.md, issue 20, third pass).
@@ -29,10 +29,16 @@ const VERSION: u8 = 1;
 /// One loss in a page: its key and its `Pending` as JSON, borrowed from the record.
 pub(super) type Entry<'a> = (&'a [u8], &'a [u8]);
 
-/// The key of page `id` of `destination`.
-pub(super) fn page_key(destination: &DestinationId, id: u64) -> Vec<u8> {
+/// The key of page `id` of `destination`, whose first loss is `first`.
+///
+/// An id is unique only in the database that made it: a corp exported from another store
+/// (`state export`/`import`) brings pages whose ids this store may make again. The first
+/// loss tells such pages apart (a loss is new, so recorded, in one store at most once), so a
+/// page is never overwritten by another and never inherits another's delivered mark.
+pub(super) fn page_key(destination: &DestinationId, id: u64, first: &[u8]) -> Vec<u8> {
     let mut key = outbox_prefix(destination);
     key.extend_from_slice(&id.to_be_bytes());
+    key.extend_from_slice(first);
     key
 }
 
