@@ -365,7 +365,7 @@ impl Store {
             }
             for (destination, page) in paged {
                 let first = page.first().map_or(&[][..], |(loss, _)| *loss);
-                let key = pages::page_key(destination, page_id, first);
+                let key = pages::page_key(outbox::outbox_prefix(destination), page_id, first);
                 outbox_pages.insert(key, pages::encode(page))?;
             }
             for (bucket_key, bucket) in buckets {

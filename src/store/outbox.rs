@@ -625,7 +625,7 @@ mod tests {
         let next = store.db.generate_id().unwrap() + 1;
         let value = serde_json::to_vec(&Pending::one_poll([imported.clone()])[0]).unwrap();
         let page = pages::encode([(imported.key().as_bytes(), value.as_slice())]);
-        let key = pages::page_key(&a, next, imported.key().as_bytes());
+        let key = pages::page_key(outbox_prefix(&a), next, imported.key().as_bytes());
         store.outbox_pages.insert(&key, page).unwrap();
         let mut mark = pages::Delivered::default();
         mark.insert(1);
@@ -669,7 +669,10 @@ mod tests {
         let b = robot("b");
         store
             .outbox_pages
-            .insert(pages::page_key(&b, 1, b"x"), &[9u8, 0, 0][..])
+            .insert(
+                pages::page_key(outbox_prefix(&b), 1, b"x"),
+                &[9u8, 0, 0][..],
+            )
             .unwrap();
         assert_eq!(store.pending_count(&b), 1);
         assert_eq!(store.pending_counts().unwrap().get(&b), Some(&1));

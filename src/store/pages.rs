@@ -19,9 +19,7 @@
 //! losses are queued one by one (a reroute, a released hold) and by earlier releases; the
 //! outbox is both ([`super::outbox`]).
 
-use super::outbox::outbox_prefix;
 use super::StoreError;
-use crate::destination::DestinationId;
 
 /// The first byte of every page record: the layout below.
 const VERSION: u8 = 1;
@@ -29,14 +27,16 @@ const VERSION: u8 = 1;
 /// One loss in a page: its key and its `Pending` as JSON, borrowed from the record.
 pub(super) type Entry<'a> = (&'a [u8], &'a [u8]);
 
-/// The key of page `id` of `destination`, whose first loss is `first`.
+/// The key of page `id` of a destination, whose first loss is `first`.
 ///
 /// An id is unique only in the database that made it: a corp exported from another store
 /// (`state export`/`import`) brings pages whose ids this store may make again. The first
 /// loss tells such pages apart (a loss is new, so recorded, in one store at most once), so a
 /// page is never overwritten by another and never inherits another's delivered mark.
-pub(super) fn page_key(destination: &DestinationId, id: u64, first: &[u8]) -> Vec<u8> {
-    let mut key = outbox_prefix(destination);
+///
+/// `prefix` is the destination's, as the outbox spells it (`outbox_prefix`).
+pub(super) fn page_key(prefix: Vec<u8>, id: u64, first: &[u8]) -> Vec<u8> {
+    let mut key = prefix;
     key.extend_from_slice(&id.to_be_bytes());
     key.extend_from_slice(first);
     key
