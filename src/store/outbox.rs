@@ -15,9 +15,6 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use sled::transaction::ConflictableTransactionError;
-use sled::Transactional;
-
 use super::{pages, Pending, Store, StoreError};
 use crate::destination::DestinationId;
 use crate::loss::LossKey;
@@ -33,6 +30,9 @@ pub(super) struct Hint {
 /// The last batch handed out per destination: loss key → where it sits. Only a hint for
 /// [`Store::complete`], which checks it against the store; never the truth.
 pub(super) type Hints = std::sync::Mutex<HashMap<DestinationId, HashMap<Vec<u8>, Hint>>>;
+
+/// An entry of a page, with its position in the page.
+type Positioned<'a> = (usize, pages::Entry<'a>);
 
 /// Where some of a destination's losses sit, and what taking them out writes.
 #[derive(Default)]
@@ -105,7 +105,8 @@ impl Store {
 
     /// Everything waiting for `destination`, oldest loss first.
     pub fn pending(&self, destination: &DestinationId) -> Result<Vec<Pending>, StoreError> {
-        self.pending_batch(destination, usize::MAX)
+        // A listing, not a delivery: where its losses sit is not remembered.
+        self.read_pending(destination, usize::MAX, false)
     }
 
     /// `limit` losses waiting for `destination`, the earliest recorded first, in the order
@@ -114,6 +115,17 @@ impl Store {
         &self,
         destination: &DestinationId,
         limit: usize,
+    ) -> Result<Vec<Pending>, StoreError> {
+        self.read_pending(destination, limit, true)
+    }
+
+    /// [`Store::pending_batch`]; with `remember`, where each loss sits is kept for the
+    /// completions of this batch.
+    fn read_pending(
+        &self,
+        destination: &DestinationId,
+        limit: usize,
+        remember: bool,
     ) -> Result<Vec<Pending>, StoreError> {
         let prefix = outbox_prefix(destination);
         let decode = |value: &[u8]| {
@@ -146,8 +158,8 @@ impl Store {
             }
         }
         // What is handed out now is what the next completions ask for: remembered where it
-        // is, for this destination's last batch only (a whole listing is not delivered).
-        if limit != usize::MAX {
+        // is, for this destination's last batch only.
+        if remember {
             let mut known = self.hints.lock().unwrap_or_else(|e| e.into_inner());
             known.insert(destination.clone(), hints.into_iter().collect());
         }
@@ -218,9 +230,11 @@ impl Store {
         Ok(())
     }
 
-    /// Moves pending losses of `from` elsewhere, atomically: each listed loss leaves `from`
-    /// and is queued for its targets (none, when it is already delivered elsewhere). Losses
-    /// not listed stay with `from`. Returns how many losses left `from`.
+    /// Moves pending losses of `from` elsewhere: each listed loss is queued for its targets
+    /// (none, when it is already delivered elsewhere), then leaves `from`. Losses not listed
+    /// stay with `from`. Returns how many losses left `from`. Plain writes in that order, as
+    /// completions are ([`Store::take_delivered`]): a crash between them leaves a loss in both
+    /// places, sent twice, never in neither.
     pub async fn reroute(
         &self,
         from: &DestinationId,
@@ -239,7 +253,10 @@ impl Store {
         }
         let keys: Vec<LossKey> = moves.iter().map(|(p, _)| p.loss.key()).collect();
         let removal = self.locate(from, &keys)?;
-        self.remove_and_queue(removal, &queued)?;
+        for (key, value) in queued {
+            self.outbox.insert(key, value)?;
+        }
+        self.take_delivered(removal)?;
         if self.pending_count(from) == 0 {
             self.destinations.remove(from.to_string())?;
         }
@@ -298,13 +315,21 @@ impl Store {
             }
         };
         for (loss, hint) in &hinted {
-            let (delivered, _) = match marks.entry(hint.page.clone()) {
-                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-                std::collections::btree_map::Entry::Vacant(e) => {
+            let (delivered, _) = match marks.get_mut(&hint.page) {
+                Some(touched) => touched,
+                None => {
                     if !self.outbox_pages.contains_key(&hint.page)? {
                         continue;
                     }
-                    e.insert((self.delivered(&hint.page)?, hint.entries))
+                    let delivered = self.delivered(&hint.page)?;
+                    // Already delivered: not touched by this message (the scan below says
+                    // whether it is missing).
+                    if delivered.contains(hint.position) {
+                        continue;
+                    }
+                    marks
+                        .entry(hint.page.clone())
+                        .or_insert((delivered, hint.entries))
                 }
             };
             if !delivered.contains(hint.position) {
@@ -362,12 +387,11 @@ impl Store {
 
     /// The entries of page `key` (its `record`) not delivered yet, with their positions, and
     /// how many entries the page holds.
-    #[allow(clippy::type_complexity)]
     fn undelivered<'a>(
         &self,
         key: &[u8],
         record: &'a [u8],
-    ) -> Result<(Vec<(usize, pages::Entry<'a>)>, usize), StoreError> {
+    ) -> Result<(Vec<Positioned<'a>>, usize), StoreError> {
         let delivered = self.delivered(key)?;
         let entries = pages::decode(record)?;
         let total = entries.len();
@@ -401,41 +425,6 @@ impl Store {
                 }
             }
         }
-        Ok(())
-    }
-
-    /// Takes `removal` out of the outbox and queues `queued` as single entries, in one
-    /// transaction: a reroute moves losses, and a crash must leave them in one place or the
-    /// other.
-    fn remove_and_queue(
-        &self,
-        removal: Removal,
-        queued: &[(Vec<u8>, Vec<u8>)],
-    ) -> Result<(), StoreError> {
-        if removal.singles.is_empty() && removal.pages.is_empty() && queued.is_empty() {
-            return Ok(());
-        }
-        let trees = (&self.outbox, &self.outbox_pages, &self.outbox_delivered);
-        trees.transaction(|(outbox, outbox_pages, outbox_delivered)| {
-            for (key, value) in queued {
-                outbox.insert(key.as_slice(), value.as_slice())?;
-            }
-            for key in &removal.singles {
-                outbox.remove(key.as_slice())?;
-            }
-            for (key, mark) in &removal.pages {
-                match mark {
-                    Some(mark) => {
-                        outbox_delivered.insert(key, mark.as_slice())?;
-                    }
-                    None => {
-                        outbox_pages.remove(key)?;
-                        outbox_delivered.remove(key)?;
-                    }
-                }
-            }
-            Ok::<_, ConflictableTransactionError<StoreError>>(())
-        })?;
         Ok(())
     }
 }
