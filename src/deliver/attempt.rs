@@ -44,8 +44,23 @@ pub(crate) struct Attempt<'a> {
 }
 
 impl Attempt<'_> {
-    /// Sends `messages` through `sink`, one after the other.
+    /// Sends `messages` through `sink`, one after the other; what was delivered is durable
+    /// when this returns, however it ends.
     pub async fn run<S: Sink>(
+        &self,
+        sink: &S,
+        messages: Vec<Outgoing<S::Message>>,
+    ) -> Result<Sent, StoreError> {
+        let sent = self.send_all(sink, messages).await;
+        // Completions are flushed in groups ([`Store::durable_before_send`]); the last group
+        // here. After a store error the flush is tried all the same, and the error reported.
+        let settled = self.store.settle().await;
+        let sent = sent?;
+        settled?;
+        Ok(sent)
+    }
+
+    async fn send_all<S: Sink>(
         &self,
         sink: &S,
         messages: Vec<Outgoing<S::Message>>,
@@ -68,7 +83,8 @@ impl Attempt<'_> {
                     return Ok(sent);
                 }
             }
-            // Nothing leaves before what it reports is durable (the poll does not flush each page).
+            // Nothing leaves before what it reports is durable (the poll does not flush each
+            // page); the completions of the messages before it are flushed when due.
             self.store.durable_before_send().await?;
             let mut signal = self.shutdown.clone();
             let answer = tokio::select! {
@@ -144,7 +160,7 @@ mod tests {
     use crate::sink::Format;
 
     /// A sink that answers from a script and remembers what it was given (and, watching a
-    /// store, whether that store still held unflushed records at each send).
+    /// store, whether that store still held unflushed recordings at each send).
     struct FakeSink {
         answers: Mutex<VecDeque<Result<(), SendError>>>,
         got: Mutex<Vec<&'static str>>,
@@ -180,7 +196,7 @@ mod tests {
         }
         async fn send(&self, message: &&'static str) -> Result<(), SendError> {
             if let Some(store) = &self.watched {
-                let unflushed = store.awaits_flush();
+                let unflushed = store.records_await_flush();
                 self.unflushed_at_send.lock().unwrap().push(unflushed);
             }
             self.got.lock().unwrap().push(message);
@@ -207,6 +223,10 @@ mod tests {
         assert_eq!(sent.messages, 2);
         assert_eq!(*sink.unflushed_at_send.lock().unwrap(), [false, false]);
         assert!(store.pending(&id).unwrap().is_empty());
+        assert!(
+            !store.awaits_flush(),
+            "what was delivered is durable when the attempt ends"
+        );
     }
 
     async fn setup(customers: &[&str]) -> (tempfile::TempDir, Store, DestinationId) {

@@ -24,13 +24,14 @@
 //! made durable together, by one flush before the first message that could report them is
 //! sent ([`Store::durable_before_send`]), not one flush per page. A crash before that flush
 //! leaves a prefix of the pages (sled recovers a prefix of its log, each transaction whole)
-//! and the window's end where it was, so the window is polled again and nothing is lost. An
-//! loss leaves the outbox only after its destination accepted the message, durably at once. A
-//! crash therefore repeats at most the messages that were in flight, and never loses one.
+//! and the window's end where it was, so the window is polled again and nothing is lost. A
+//! loss leaves the outbox only after its destination accepted the message; those completions
+//! are flushed in groups ([`flushes`]: before a send once the last flush is 10 ms old, after 16
+//! of them, and when a destination's attempt ends). A crash therefore repeats the message in
+//! flight and those accepted in the 10 ms before it, and never loses one.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -38,6 +39,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
 mod destinations;
+mod flushes;
 mod held;
 pub use held::HeldLoss;
 pub(crate) use held::Release;
@@ -175,9 +177,9 @@ pub struct StoreStats {
 #[derive(Clone)]
 pub struct Store {
     db: sled::Db,
-    /// Set by writes that may wait for the flush before a send ([`Store::record_routed`]),
-    /// cleared by every flush; shared by every handle (and corp) of one database.
-    unflushed: Arc<AtomicBool>,
+    /// What waits for a flush ([`flushes`]); shared by every handle (and corp) of one
+    /// database.
+    flushes: Arc<flushes::Flushes>,
     /// Where the losses of each destination's last batch sit ([`outbox`]), so that completing
     /// a message does not read every page its losses might be in.
     hints: Arc<outbox::Hints>,
@@ -244,7 +246,7 @@ impl Store {
     /// The store over `db` whose trees are named with `prefix` (a corp's namespace).
     fn with_trees(
         db: sled::Db,
-        unflushed: Arc<AtomicBool>,
+        flushes: Arc<flushes::Flushes>,
         path: Option<std::path::PathBuf>,
         prefix: &str,
     ) -> Result<Self, StoreError> {
@@ -261,7 +263,7 @@ impl Store {
             held: tree("held")?,
             prepared: tree("prepared")?,
             db,
-            unflushed,
+            flushes,
             hints: Arc::default(),
             path,
         })
@@ -374,7 +376,7 @@ impl Store {
             Ok::<_, ConflictableTransactionError<StoreError>>(new)
         })?;
         if new > 0 {
-            self.unflushed.store(true, Ordering::Release);
+            self.flushes.recorded();
         }
         Ok(new)
     }
@@ -413,38 +415,6 @@ impl Store {
 
     pub async fn flush(&self) -> Result<(), StoreError> {
         self.durable().await
-    }
-
-    /// Waits until everything written so far is on disk: every write path calls it before it
-    /// returns. On this thread, not on another: sled's `flush_async` and tokio's
-    /// `spawn_blocking` both move the work to a thread of their own, which under paused time
-    /// (the tests) lets the clock jump ahead mid-write, and which costs 10 MB of peak memory in
-    /// the benchmark (malloc's per-thread arenas: 34 MB instead of 24.6 MB for 10 000 losses).
-    /// The fsync holds this thread for milliseconds, in a daemon whose sends wait seconds.
-    async fn durable(&self) -> Result<(), StoreError> {
-        // Cleared before the flush, so that a write racing it sets it again; set again when
-        // the flush fails, so that the next send tries once more instead of going ahead.
-        self.unflushed.store(false, Ordering::Release);
-        self.db.flush().map(drop).map_err(|e| {
-            self.unflushed.store(true, Ordering::Release);
-            StoreError::from(e)
-        })
-    }
-
-    /// Whether records wait for a flush (tests of the barrier below).
-    #[cfg(test)]
-    pub(crate) fn awaits_flush(&self) -> bool {
-        self.unflushed.load(Ordering::Acquire)
-    }
-
-    /// The barrier every send passes: what was recorded and not flushed yet is made durable
-    /// now, so that no message can report a loss that a crash could still forget. Free when
-    /// nothing waits for a flush.
-    pub async fn durable_before_send(&self) -> Result<(), StoreError> {
-        if self.unflushed.load(Ordering::Acquire) {
-            self.durable().await?;
-        }
-        Ok(())
     }
 }
 

@@ -87,7 +87,7 @@ impl Store {
     pub fn corp(&self, corp: &CorpName) -> Result<Store, StoreError> {
         Self::with_trees(
             self.db.clone(),
-            self.unflushed.clone(),
+            self.flushes.clone(),
             self.path.clone(),
             &prefix(corp),
         )

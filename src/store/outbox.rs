@@ -207,7 +207,9 @@ impl Store {
         Ok(false)
     }
 
-    /// Marks `losses` delivered to `destination`. Durable when this returns.
+    /// Marks `losses` delivered to `destination`. Durable by the next send's barrier or the
+    /// attempt's [`Store::settle`], whichever comes first ([`super::flushes`]): until then a
+    /// crash sends the message again.
     ///
     /// Fails when a loss to remove is not there: something that believes it delivered a
     /// loss which the outbox does not hold would otherwise be sent again every cycle.
@@ -219,7 +221,7 @@ impl Store {
         let removal = self.locate(destination, losses)?;
         let missing = removal.missing;
         self.take_delivered(removal)?;
-        self.durable().await?;
+        self.flushes.completed();
         if missing > 0 {
             return Err(StoreError::NotCompleted {
                 destination: destination.to_string(),
