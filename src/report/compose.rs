@@ -1,7 +1,8 @@
 //! A report's content, rendered once per destination: the summary through the `report.*`
 //! templates, the trend chart, the spreadsheet, and from them the messages each sink takes.
 //!
-//! A robot gets the summary as markdown (or text) split at line ends to fit its byte limit,
+//! A robot gets the summary as markdown (or text) split at line ends to fit its byte limit
+//! (by the byte arithmetic of loss messages, [`crate::render::split::fit`]),
 //! then the chart as an `image` message, then the spreadsheet as a `file` message. A mailbox
 //! gets one email: the summary as text and HTML, the chart inline (`cid:trend`), the
 //! spreadsheet attached. A period without losses sends no spreadsheet.
@@ -15,6 +16,7 @@ use super::chart::{self, ChartError, LEGEND};
 use super::stats::{Counts, Row, Step, Summary, KNOWN_BUCKETS};
 use super::xlsx::{self, direction_text, SheetError};
 use crate::config::WecomMsgType;
+use crate::render::split::lines::split_lines;
 use crate::render::{RenderError, Renderer};
 use crate::sink::wecom::IMAGE_LIMIT;
 use crate::sink::{EmailFile, EmailMessage, WecomBody};
@@ -310,68 +312,9 @@ fn change(now: usize, before: usize, word: &str) -> String {
     format!("较上{word} {diff:+}（{percent:+.0}%，上{word} {before} 位）")
 }
 
-/// Splits `text` at line ends into parts of at most `limit` bytes; parts after the first
-/// start with `title（续 i/n）`. A single line longer than a part is shortened with `…`.
-pub(crate) fn split_lines(text: &str, limit: usize, title: &str) -> Vec<String> {
-    if text.len() <= limit {
-        return vec![text.to_owned()];
-    }
-    // Room for the continuation heading of any part.
-    let heading_room = title.len() + 32;
-    let room = limit.saturating_sub(heading_room).max(64);
-    let mut parts: Vec<String> = vec![String::new()];
-    for line in text.lines() {
-        let line = shorten_bytes(line, room.saturating_sub(1));
-        let current = parts.last_mut().map_or(0, |p| p.len());
-        if current > 0 && current + 1 + line.len() > room {
-            parts.push(String::new());
-        }
-        if let Some(part) = parts.last_mut() {
-            if !part.is_empty() {
-                part.push('\n');
-            }
-            part.push_str(&line);
-        }
-    }
-    let n = parts.len();
-    parts
-        .into_iter()
-        .enumerate()
-        .map(|(i, part)| {
-            if i == 0 {
-                part
-            } else {
-                format!("{title}（续 {}/{n}）\n{part}", i + 1)
-            }
-        })
-        .collect()
-}
-
-fn shorten_bytes(line: &str, max: usize) -> String {
-    if line.len() <= max {
-        return line.to_owned();
-    }
-    let mut end = max.saturating_sub('…'.len_utf8());
-    while !line.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &line[..end])
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn long_summaries_split_at_line_ends_within_the_limit() {
-        let text: String = (0..400).map(|i| format!("- 员工{i}：3 位\n")).collect();
-        let parts = split_lines(&text, 4096, "客户流失周报");
-        assert!(parts.len() > 1);
-        assert!(parts.iter().all(|p| p.len() <= 4096));
-        assert!(parts[1].starts_with("客户流失周报（续 2/"));
-        let lines: usize = parts.iter().map(|p| p.lines().count()).sum();
-        assert_eq!(lines, 400 + parts.len() - 1, "no line lost");
-    }
 
     #[test]
     fn changes_are_signed_and_relative() {

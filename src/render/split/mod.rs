@@ -4,7 +4,8 @@
 //! every part repeats the heading with its number ("(2/3)"). With the built-in templates each
 //! entry is rendered once and parts are packed by adding up exact sizes ([`pieces`]); an
 //! operator's whole-message template of 0.1 is packed by renders of it ([`whole`]). Either
-//! way the limit is exact in UTF-8 bytes. The part count is unknown while packing, so parts
+//! way the limit is exact in UTF-8 bytes. How many pieces fit a part is one function
+//! ([`fit`]), which also cuts a report's summary at its line ends ([`lines`]). The part count is unknown while packing, so parts
 //! are measured with a wide placeholder count and rendered with the real one, which can only
 //! be shorter.
 //!
@@ -13,8 +14,10 @@
 //! until one entry fits: the heading and the fields shrink, the entry stays. Nothing is ever
 //! cut off the end of a message, so every loss a message reports is in it.
 
+pub(crate) mod fit;
 #[cfg(test)]
 mod golden;
+pub(crate) mod lines;
 mod pieces;
 mod sizes;
 mod whole;

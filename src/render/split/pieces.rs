@@ -14,6 +14,7 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
+use super::fit::{self, Measured};
 use super::{Packer, PLACEHOLDER_PARTS, SHORTEN_STEPS};
 use crate::render::{CustomerContext, FrameContext, GroupContext, RenderError, StaffContext};
 
@@ -178,35 +179,54 @@ impl<'p, 'a> Pieces<'p, 'a> {
         packer.renderer.render(&self.names.frame, &context)
     }
 
-    /// Walks the pieces of the entries in `range`, in message order.
-    fn walk(&self, range: Range<usize>, mut piece: impl FnMut(&str)) {
-        let entries = &self.packer.entries;
-        let mut previous: Option<usize> = None;
-        for e in range.clone() {
-            let (g, i) = entries[e];
-            if previous != Some(g) {
-                if let Some(p) = previous {
-                    piece(&self.groups[p].end[1]);
-                }
-                let department = self.staff[g].1;
-                let headed = self.packer.batch.by_department
-                    && previous.is_none_or(|p| self.staff[p].1 != department);
-                piece(&self.groups[g].heading[usize::from(headed)]);
-                previous = Some(g);
-            }
-            piece(&self.arena[self.entries[e].clone()]);
-            if e + 1 == range.end {
-                let last = self.packer.is_last_of_group(g, i);
-                piece(&self.groups[g].end[usize::from(last)]);
-            }
+    /// The heading of group `g` after group `previous` (`None`: at the top of a part): with
+    /// its department line when the digest goes by department and the department changes.
+    fn heading(&self, g: usize, previous: Option<usize>) -> &str {
+        let department = self.staff[g].1;
+        let headed = self.packer.batch.by_department
+            && previous.is_none_or(|p| self.staff[p].1 != department);
+        &self.groups[g].heading[usize::from(headed)]
+    }
+
+    /// What entry `e` brings when it opens a part: its group's heading, itself.
+    fn opening_pieces(&self, e: usize) -> [&str; 2] {
+        let (g, _) = self.packer.entries[e];
+        [self.heading(g, None), &self.arena[self.entries[e].clone()]]
+    }
+
+    /// What entry `e` brings after entry `e - 1` in one part: when it starts another group,
+    /// the previous group's end and its own heading; then itself.
+    fn following_pieces(&self, e: usize) -> [&str; 3] {
+        let (g, _) = self.packer.entries[e];
+        let (p, _) = self.packer.entries[e - 1];
+        let entry = &self.arena[self.entries[e].clone()];
+        if p == g {
+            ["", "", entry]
+        } else {
+            [&self.groups[p].end[1], self.heading(g, Some(p)), entry]
         }
     }
 
-    /// The body's bytes for the entries in `range`.
-    fn size(&self, range: Range<usize>) -> usize {
-        let mut size = 0;
-        self.walk(range, |p| size += p.len());
-        size
+    /// What closes a part after entry `e`: its group's end, the last one after the group's
+    /// last entry.
+    fn closing_piece(&self, e: usize) -> &str {
+        let (g, i) = self.packer.entries[e];
+        &self.groups[g].end[usize::from(self.packer.is_last_of_group(g, i))]
+    }
+
+    /// Walks the pieces of the entries in `range`, in message order: the same pieces
+    /// [`fit::Measured`] adds up.
+    fn walk(&self, range: Range<usize>, mut piece: impl FnMut(&str)) {
+        if range.is_empty() {
+            return;
+        }
+        self.opening_pieces(range.start)
+            .into_iter()
+            .for_each(&mut piece);
+        for e in range.start + 1..range.end {
+            self.following_pieces(e).into_iter().for_each(&mut piece);
+        }
+        piece(self.closing_piece(range.end - 1));
     }
 
     /// The longest run of entries from `start` that fits `limit` as they are, as part
@@ -219,12 +239,7 @@ impl<'p, 'a> Pieces<'p, 'a> {
         limit: usize,
     ) -> Result<usize, RenderError> {
         let frame = self.frame(part, PLACEHOLDER_PARTS, "", None)?.len();
-        let room = limit.saturating_sub(frame);
-        let mut len = 0;
-        while start + len < self.entries.len() && self.size(start..start + len + 1) <= room {
-            len += 1;
-        }
-        Ok(len)
+        Ok(fit::longest_run(self, start, limit.saturating_sub(frame)))
     }
 
     /// The message of the entries in `range`, part `part` of `parts`; `shorten` re-renders
@@ -301,5 +316,24 @@ impl<'p, 'a> Pieces<'p, 'a> {
             return Ok(Some((len, max)));
         }
         Ok(None)
+    }
+}
+
+/// Sizes in bytes of the pieces [`Pieces::walk`] writes.
+impl Measured for Pieces<'_, '_> {
+    fn count(&self) -> usize {
+        self.entries.len()
+    }
+
+    fn opening(&self, e: usize) -> usize {
+        self.opening_pieces(e).iter().map(|p| p.len()).sum()
+    }
+
+    fn following(&self, e: usize) -> usize {
+        self.following_pieces(e).iter().map(|p| p.len()).sum()
+    }
+
+    fn closing(&self, e: usize) -> usize {
+        self.closing_piece(e).len()
     }
 }
