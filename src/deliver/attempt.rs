@@ -45,7 +45,9 @@ pub(crate) struct Attempt<'a> {
 
 impl Attempt<'_> {
     /// Sends `messages` through `sink`, one after the other; what was delivered is durable
-    /// when this returns, however it ends.
+    /// when this returns. (An attempt abandoned mid-way, a cycle cut short at shutdown, leaves
+    /// that to the shutdown's flush and to sled's own, every half second: a crash before
+    /// them repeats messages, never loses one.)
     pub async fn run<S: Sink>(
         &self,
         sink: &S,
@@ -88,7 +90,7 @@ impl Attempt<'_> {
             self.store.durable_before_send().await?;
             let mut signal = self.shutdown.clone();
             let answer = tokio::select! {
-                answer = sink.send(&outgoing.message) => answer,
+                answer = self.send_settling(sink.send(&outgoing.message)) => answer?,
                 () = signal.recv() => {
                     tracing::info!(destination = %self.id, "abandoned an in-flight send for shutdown; it stays pending");
                     sent.stop = Stop::Shutdown;
@@ -146,6 +148,23 @@ impl Attempt<'_> {
             sent.losses += outgoing.losses.len();
         }
         Ok(sent)
+    }
+
+    /// Runs `send`; when completions wait for a flush and the send takes longer than the
+    /// flushing gap (a paced robot waits its turn, a slow one answers), they are flushed while
+    /// it runs, so that a completion waits no longer than that behind any send.
+    async fn send_settling<F: std::future::Future>(
+        &self,
+        send: F,
+    ) -> Result<F::Output, StoreError> {
+        let mut send = std::pin::pin!(send);
+        if self.store.completions_wait() {
+            tokio::select! {
+                answer = &mut send => return Ok(answer),
+                () = tokio::time::sleep(crate::store::COMPLETION_GAP) => self.store.settle().await?,
+            }
+        }
+        Ok(send.await)
     }
 }
 
@@ -227,6 +246,69 @@ mod tests {
             !store.awaits_flush(),
             "what was delivered is durable when the attempt ends"
         );
+    }
+
+    /// A sink that takes the next of `latencies` (of tokio's clock) to accept each message,
+    /// and says, as it accepts one, whether the completions of the messages before it still
+    /// waited for a flush.
+    struct SlowSink {
+        store: Store,
+        latencies: Mutex<VecDeque<std::time::Duration>>,
+        completions_waited: Mutex<Vec<bool>>,
+    }
+
+    impl Sink for SlowSink {
+        type Message = &'static str;
+        fn channel(&self) -> Channel {
+            Channel::Wecom
+        }
+        fn limit(&self, _: Format) -> Option<usize> {
+            Some(10)
+        }
+        async fn send(&self, _: &&'static str) -> Result<(), SendError> {
+            let latency = self
+                .latencies
+                .lock()
+                .unwrap()
+                .pop_front()
+                .unwrap_or_default();
+            tokio::time::sleep(latency).await;
+            let waiting = self.store.completions_wait();
+            self.completions_waited.lock().unwrap().push(waiting);
+            Ok(())
+        }
+    }
+
+    /// Completions are flushed in groups, but none waits behind a send that takes long (a
+    /// paced or slow robot): a crash during such a send repeats that message alone.
+    #[tokio::test(start_paused = true)]
+    async fn a_completion_waits_no_longer_than_the_gap_behind_a_slow_send() {
+        let (_dir, store, id) = setup(&["a", "b", "c"]).await;
+        let shutdown = Shutdown::never();
+        let gap = crate::store::COMPLETION_GAP;
+        let fast = std::time::Duration::from_millis(1);
+        let sink = SlowSink {
+            store: store.clone(),
+            latencies: Mutex::new([fast, fast, gap * 3].into()),
+            completions_waited: Mutex::default(),
+        };
+        let sent = always_on(&store, &id, &shutdown)
+            .run(&sink, outgoing(&["a", "b", "c"]))
+            .await
+            .unwrap();
+        assert_eq!(sent.messages, 3);
+        assert_eq!(
+            *sink.completions_waited.lock().unwrap(),
+            [false, true, false],
+            "b went out 1 ms after a's completion, which waited (sends faster than the gap \
+             share a flush); c took three gaps, and the completions before it were flushed \
+             while it was sent"
+        );
+        assert!(
+            !store.awaits_flush(),
+            "an attempt ends with what it delivered on disk"
+        );
+        assert!(store.pending(&id).unwrap().is_empty());
     }
 
     async fn setup(customers: &[&str]) -> (tempfile::TempDir, Store, DestinationId) {

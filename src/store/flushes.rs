@@ -6,15 +6,18 @@
 //! - **Completions** (losses taken out of the outbox after their destination accepted them)
 //!   only decide what a crash repeats: a completion that did not reach the disk is a message
 //!   sent again, never a loss. A sled flush costs a log write on sled's I/O pool, which wakes
-//!   all of its idle threads, so completions are flushed in groups: before a send when the
-//!   last flush is [`COMPLETION_GAP`] old or [`MAX_UNFLUSHED_COMPLETIONS`] completions wait,
-//!   and when a destination's attempt ends ([`Store::settle`]).
+//!   all of its idle threads, so completions are flushed in groups, at the first of: a send
+//!   that starts [`COMPLETION_GAP`] or more after the last flush, [`MAX_UNFLUSHED_COMPLETIONS`]
+//!   completions waiting, a send still running [`COMPLETION_GAP`] after it started (a paced
+//!   robot waiting its turn, a slow answer: `Attempt::send_settling`), and the end of a
+//!   destination's attempt ([`Store::settle`]). sled's own flusher also writes every half
+//!   second.
 //!
-//! A crash therefore repeats the message in flight plus the messages accepted in the
-//! [`COMPLETION_GAP`] before it (at most [`MAX_UNFLUSHED_COMPLETIONS`]). A real robot takes
-//! longer than the gap to answer, and a paced one sends a message every 3 seconds, so there
-//! every completion is flushed before the next send; only a burst into a fast local endpoint
-//! shares flushes.
+//! A completion therefore waits less than two gaps (20 ms) for the disk, and a crash repeats
+//! the message in flight plus at most those accepted in the 20 ms before it (about
+//! [`MAX_UNFLUSHED_COMPLETIONS`] at most). A real robot takes longer than the gap to answer, so
+//! there every completion is flushed before or while the next message goes out; only a burst
+//! into a fast local endpoint shares flushes.
 //!
 //! The state is shared by every handle (and corp) of one database, since a flush is the
 //! database's. Time is tokio's, so tests under paused time decide when a gap has passed.
@@ -28,7 +31,7 @@ use tokio::time::Instant;
 use super::{Store, StoreError};
 
 /// A completion waits for a flush at most until a send starts this long after the last one.
-pub(crate) const COMPLETION_GAP: Duration = Duration::from_millis(10);
+pub const COMPLETION_GAP: Duration = Duration::from_millis(10);
 /// At most this many completions wait for a flush, however fast the sends.
 pub(crate) const MAX_UNFLUSHED_COMPLETIONS: usize = 16;
 
@@ -130,6 +133,11 @@ impl Store {
             self.durable().await?;
         }
         Ok(())
+    }
+
+    /// Whether completions wait for a flush.
+    pub fn completions_wait(&self) -> bool {
+        self.flushes.completions_wait() > 0
     }
 
     /// Makes waiting completions durable: when a destination's attempt ends, so that what it

@@ -232,8 +232,10 @@ impl Store {
     ) -> Result<(), StoreError> {
         let removal = self.locate(destination, losses)?;
         let missing = removal.missing;
-        self.take_delivered(removal)?;
+        let taken = self.take_delivered(removal);
+        // Counted even when the writes stopped part way: those that happened wait for a flush.
         self.flushes.completed();
+        taken?;
         if missing > 0 {
             return Err(StoreError::NotCompleted {
                 destination: destination.to_string(),

@@ -16,7 +16,9 @@ use super::PLACEHOLDER_PARTS;
 const MIN_LINE: usize = 64;
 
 /// Splits `text` at line ends into parts of at most `limit` bytes; parts after the first
-/// start with `title（续 i/n）`. A text within the limit stays as it is.
+/// start with `title（续 i/n）`. A text within the limit stays as it is. A line always gets
+/// [`MIN_LINE`] bytes, so a limit under that plus the heading (about 110 bytes for a report's
+/// title; the channels' limits are 2048 and 4096) can give parts over it.
 pub(crate) fn split_lines(text: &str, limit: usize, title: &str) -> Vec<String> {
     if text.len() <= limit {
         return vec![text.to_owned()];
