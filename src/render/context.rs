@@ -1,6 +1,8 @@
 //! What templates receive: the contexts of a loss message and its pieces, built from losses.
 //! Every field here is part of the template contract documented in docs/templates.md.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 
 use super::helpers;
@@ -33,7 +35,7 @@ pub(crate) struct MessageFacts<'a> {
 pub(crate) struct MessageContext<'a> {
     #[serde(flatten)]
     pub facts: MessageFacts<'a>,
-    pub groups: Vec<StaffGroup>,
+    pub groups: Vec<StaffGroup<'a>>,
 }
 
 /// What a loss message's frame (`digest.md.hbs`…) receives: the facts, and its groups
@@ -93,14 +95,14 @@ pub(crate) const NO_DEPARTMENT: &str = "未分配部门";
 
 /// One staff member's losses in this message.
 #[derive(Debug, Serialize)]
-pub(crate) struct StaffGroup {
+pub(crate) struct StaffGroup<'a> {
     /// Set on the first group of each department in a department-grouped digest: the
     /// department path to show as a heading.
     pub department_heading: Option<String>,
     pub staff: StaffContext,
     /// This staff member's losses in the whole batch (a group may span parts).
     pub count: usize,
-    pub customers: Vec<CustomerContext>,
+    pub customers: Vec<CustomerContext<'a>>,
     /// Losses of this staff member left out of every message (storm protection).
     pub omitted: usize,
 }
@@ -155,57 +157,67 @@ fn shorten(text: &mut String, max: usize) {
 }
 
 /// One lost customer. Every key is always present (null when unknown), as strict mode wants.
+/// Its texts are borrowed from the loss, and copied only when they are shortened.
 #[derive(Debug, Clone, Serialize)]
-pub(crate) struct CustomerContext {
-    pub id: String,
-    pub name: String,
+pub(crate) struct CustomerContext<'a> {
+    pub id: &'a str,
+    pub name: Cow<'a, str>,
     /// The remark, when it differs from the name.
-    pub remark: Option<String>,
-    pub corp_name: Option<String>,
+    pub remark: Option<Cow<'a, str>>,
+    pub corp_name: Option<Cow<'a, str>>,
     pub outflow_at: i64,
     /// `customer` or `staff`.
     pub delete_by: DeleteBy,
-    pub tags: Vec<String>,
+    pub tags: Cow<'a, [String]>,
     pub added_at: Option<i64>,
     /// Whole days between being added and the loss.
     pub days_known: Option<i64>,
     /// The channel (渠道) parameter the customer came in by, when known.
-    pub channel: Option<String>,
+    pub channel: Option<Cow<'a, str>>,
     /// How the customer was added (扫描二维码, 名片分享…), when known.
     pub add_way: Option<&'static str>,
     /// Colleagues who still follow the customer (仍由…跟进); empty when none or not known.
-    pub still_followed_by: Vec<String>,
+    pub still_followed_by: &'a [String],
 }
 
-impl CustomerContext {
+impl CustomerContext<'_> {
     /// Shortens the customer-controlled texts to `max` characters (see [`super::split`]).
     pub(crate) fn shorten(&mut self, max: usize) {
-        shorten(&mut self.name, max);
+        shorten_borrowed(&mut self.name, max);
         for text in [&mut self.remark, &mut self.corp_name, &mut self.channel]
             .into_iter()
             .flatten()
         {
-            shorten(text, max);
+            shorten_borrowed(text, max);
         }
-        self.tags.iter_mut().for_each(|t| shorten(t, max));
+        if self.tags.iter().any(|t| t.chars().count() > max) {
+            self.tags.to_mut().iter_mut().for_each(|t| shorten(t, max));
+        }
     }
 }
 
-impl From<&Loss> for CustomerContext {
-    fn from(loss: &Loss) -> Self {
+/// [`shorten`] for a borrowed text: copied only when it is longer than `max`.
+fn shorten_borrowed(text: &mut Cow<'_, str>, max: usize) {
+    if text.chars().count() > max {
+        shorten(text.to_mut(), max);
+    }
+}
+
+impl<'a> From<&'a Loss> for CustomerContext<'a> {
+    fn from(loss: &'a Loss) -> Self {
         Self {
-            id: loss.customer_id.clone(),
-            name: loss.customer_name.clone(),
-            remark: loss.display_remark().map(str::to_owned),
-            corp_name: loss.corp_name.clone(),
+            id: &loss.customer_id,
+            name: Cow::Borrowed(&loss.customer_name),
+            remark: loss.display_remark().map(Cow::Borrowed),
+            corp_name: loss.corp_name.as_deref().map(Cow::Borrowed),
             outflow_at: loss.outflow_at,
             delete_by: loss.delete_by,
-            tags: loss.tags.clone(),
+            tags: Cow::Borrowed(&loss.tags),
             added_at: loss.added_at,
             days_known: helpers::days_between(loss.added_at, loss.outflow_at),
-            channel: loss.channel.clone(),
+            channel: loss.channel.as_deref().map(Cow::Borrowed),
             add_way: loss.add_way.and_then(helpers::add_way_text),
-            still_followed_by: loss.still_followed_by.clone(),
+            still_followed_by: &loss.still_followed_by,
         }
     }
 }

@@ -133,7 +133,7 @@ impl Packer<'_> {
         parts: usize,
         shorten: Option<usize>,
     ) -> Result<String, RenderError> {
-        let mut groups: Vec<StaffGroup> = Vec::new();
+        let mut groups: Vec<StaffGroup<'_>> = Vec::new();
         let mut current: Option<usize> = None;
         let mut last_department: Option<&str> = None;
         for &(g, i) in picked {
