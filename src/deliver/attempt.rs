@@ -178,22 +178,28 @@ mod tests {
     use crate::loss::Loss;
     use crate::sink::Format;
 
-    /// A sink that answers from a script and remembers what it was given (and, watching a
-    /// store, whether that store still held unflushed recordings at each send).
+    /// A sink that answers from a script, each answer after the next of `latencies` (of
+    /// tokio's clock; none when they run out), and remembers what it was given. Watching a
+    /// store, it also notes at each send whether recordings still waited for a flush, and as
+    /// it accepts a message whether the completions before it did.
     struct FakeSink {
         answers: Mutex<VecDeque<Result<(), SendError>>>,
+        latencies: Mutex<VecDeque<std::time::Duration>>,
         got: Mutex<Vec<&'static str>>,
         watched: Option<Store>,
         unflushed_at_send: Mutex<Vec<bool>>,
+        completions_waited: Mutex<Vec<bool>>,
     }
 
     impl FakeSink {
         fn new(answers: impl IntoIterator<Item = Result<(), SendError>>) -> Self {
             Self {
                 answers: Mutex::new(answers.into_iter().collect()),
+                latencies: Mutex::default(),
                 got: Mutex::new(Vec::new()),
                 watched: None,
                 unflushed_at_send: Mutex::default(),
+                completions_waited: Mutex::default(),
             }
         }
 
@@ -217,6 +223,12 @@ mod tests {
             if let Some(store) = &self.watched {
                 let unflushed = store.records_await_flush();
                 self.unflushed_at_send.lock().unwrap().push(unflushed);
+            }
+            let latency = self.latencies.lock().unwrap().pop_front();
+            tokio::time::sleep(latency.unwrap_or_default()).await;
+            if let Some(store) = &self.watched {
+                let waiting = store.completions_wait();
+                self.completions_waited.lock().unwrap().push(waiting);
             }
             self.got.lock().unwrap().push(message);
             self.answers.lock().unwrap().pop_front().unwrap_or(Ok(()))
@@ -248,37 +260,6 @@ mod tests {
         );
     }
 
-    /// A sink that takes the next of `latencies` (of tokio's clock) to accept each message,
-    /// and says, as it accepts one, whether the completions of the messages before it still
-    /// waited for a flush.
-    struct SlowSink {
-        store: Store,
-        latencies: Mutex<VecDeque<std::time::Duration>>,
-        completions_waited: Mutex<Vec<bool>>,
-    }
-
-    impl Sink for SlowSink {
-        type Message = &'static str;
-        fn channel(&self) -> Channel {
-            Channel::Wecom
-        }
-        fn limit(&self, _: Format) -> Option<usize> {
-            Some(10)
-        }
-        async fn send(&self, _: &&'static str) -> Result<(), SendError> {
-            let latency = self
-                .latencies
-                .lock()
-                .unwrap()
-                .pop_front()
-                .unwrap_or_default();
-            tokio::time::sleep(latency).await;
-            let waiting = self.store.completions_wait();
-            self.completions_waited.lock().unwrap().push(waiting);
-            Ok(())
-        }
-    }
-
     /// Completions are flushed in groups, but none waits behind a send that takes long (a
     /// paced or slow robot): a crash during such a send repeats that message alone.
     #[tokio::test(start_paused = true)]
@@ -287,11 +268,8 @@ mod tests {
         let shutdown = Shutdown::never();
         let gap = crate::store::COMPLETION_GAP;
         let fast = std::time::Duration::from_millis(1);
-        let sink = SlowSink {
-            store: store.clone(),
-            latencies: Mutex::new([fast, fast, gap * 3].into()),
-            completions_waited: Mutex::default(),
-        };
+        let sink = FakeSink::watching(&store);
+        *sink.latencies.lock().unwrap() = [fast, fast, gap * 3].into();
         let sent = always_on(&store, &id, &shutdown)
             .run(&sink, outgoing(&["a", "b", "c"]))
             .await
