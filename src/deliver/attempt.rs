@@ -90,7 +90,7 @@ impl Attempt<'_> {
             self.store.durable_before_send().await?;
             let mut signal = self.shutdown.clone();
             let answer = tokio::select! {
-                answer = self.send_settling(sink.send(&outgoing.message)) => answer?,
+                answer = self.send_settling(sink.send(&outgoing.message)) => answer,
                 () = signal.recv() => {
                     tracing::info!(destination = %self.id, "abandoned an in-flight send for shutdown; it stays pending");
                     sent.stop = Stop::Shutdown;
@@ -150,21 +150,25 @@ impl Attempt<'_> {
         Ok(sent)
     }
 
-    /// Runs `send`; when completions wait for a flush and the send takes longer than the
-    /// flushing gap (a paced robot waits its turn, a slow one answers), they are flushed while
-    /// it runs, so that a completion waits no longer than that behind any send.
-    async fn send_settling<F: std::future::Future>(
-        &self,
-        send: F,
-    ) -> Result<F::Output, StoreError> {
+    /// Runs `send`; when completions wait for a flush and the send is still running when it
+    /// falls due (a paced robot waits its turn, a slow one answers), they are flushed while it
+    /// runs, so that no completion waits more than the flushing gap behind a send.
+    async fn send_settling<F: std::future::Future>(&self, send: F) -> F::Output {
         let mut send = std::pin::pin!(send);
-        if self.store.completions_wait() {
+        if let Some(due) = self.store.completions_due() {
             tokio::select! {
-                answer = &mut send => return Ok(answer),
-                () = tokio::time::sleep(crate::store::COMPLETION_GAP) => self.store.settle().await?,
+                biased;
+                answer = &mut send => return answer,
+                () = tokio::time::sleep_until(due) => {
+                    // Not a barrier: what fails to flush here waits for the next flush (before
+                    // the next send, or at the attempt's end), which reports the error.
+                    if let Err(e) = self.store.settle().await {
+                        tracing::warn!(destination = %self.id, "could not flush the delivered messages while sending ({e}); trying again before the next send");
+                    }
+                }
             }
         }
-        Ok(send.await)
+        send.await
     }
 }
 

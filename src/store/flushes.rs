@@ -6,18 +6,18 @@
 //! - **Completions** (losses taken out of the outbox after their destination accepted them)
 //!   only decide what a crash repeats: a completion that did not reach the disk is a message
 //!   sent again, never a loss. A sled flush costs a log write on sled's I/O pool, which wakes
-//!   all of its idle threads, so completions are flushed in groups, at the first of: a send
-//!   that starts [`COMPLETION_GAP`] or more after the last flush, [`MAX_UNFLUSHED_COMPLETIONS`]
-//!   completions waiting, a send still running [`COMPLETION_GAP`] after it started (a paced
-//!   robot waiting its turn, a slow answer: `Attempt::send_settling`), and the end of a
-//!   destination's attempt ([`Store::settle`]). sled's own flusher also writes every half
-//!   second.
+//!   all of its idle threads, so completions are flushed in groups: a flush begins at the
+//!   latest [`COMPLETION_GAP`] after the last one while completions wait — before a send that
+//!   starts later than that, or during a send still running then (a paced robot waiting its
+//!   turn, a slow answer: `Attempt::send_settling`) — or as soon as
+//!   [`MAX_UNFLUSHED_COMPLETIONS`] wait, and when a destination's attempt ends
+//!   ([`Store::settle`]). sled's own flusher also writes every half second.
 //!
-//! A completion therefore waits less than two gaps (20 ms) for the disk, and a crash repeats
-//! the message in flight plus at most those accepted in the 20 ms before it (about
-//! [`MAX_UNFLUSHED_COMPLETIONS`] at most). A real robot takes longer than the gap to answer, so
-//! there every completion is flushed before or while the next message goes out; only a burst
-//! into a fast local endpoint shares flushes.
+//! A completion therefore waits for the disk at most the gap (10 ms) plus the flush's own
+//! time, and a crash repeats the message in flight plus at most those accepted in the 10 ms
+//! before it (about [`MAX_UNFLUSHED_COMPLETIONS`] at most). A real robot takes longer than the
+//! gap to answer, so there every completion is flushed before or while the next message goes
+//! out; only a burst into a fast local endpoint shares flushes.
 //!
 //! The state is shared by every handle (and corp) of one database, since a flush is the
 //! database's. Time is tokio's, so tests under paused time decide when a gap has passed.
@@ -30,7 +30,8 @@ use tokio::time::Instant;
 
 use super::{Store, StoreError};
 
-/// A completion waits for a flush at most until a send starts this long after the last one.
+/// A flush begins at the latest this long after the last one while completions wait (before
+/// or during a send, see the module's doc).
 pub const COMPLETION_GAP: Duration = Duration::from_millis(10);
 /// At most this many completions wait for a flush, however fast the sends.
 pub(crate) const MAX_UNFLUSHED_COMPLETIONS: usize = 16;
@@ -138,6 +139,13 @@ impl Store {
     /// Whether completions wait for a flush.
     pub fn completions_wait(&self) -> bool {
         self.flushes.completions_wait() > 0
+    }
+
+    /// When the completions waiting now are due for a flush: a gap after the last flush.
+    /// `None` when none wait.
+    pub fn completions_due(&self) -> Option<Instant> {
+        self.completions_wait()
+            .then(|| self.flushes.last_flush() + COMPLETION_GAP)
     }
 
     /// Makes waiting completions durable: when a destination's attempt ends, so that what it

@@ -26,9 +26,9 @@
 //! leaves a prefix of the pages (sled recovers a prefix of its log, each transaction whole)
 //! and the window's end where it was, so the window is polled again and nothing is lost. A
 //! loss leaves the outbox only after its destination accepted the message; those completions
-//! are flushed in groups ([`flushes`]: within 20 ms, and when a destination's attempt ends). A
-//! crash therefore repeats the message in flight and those accepted in the 20 ms before it,
-//! and never loses one.
+//! are flushed in groups ([`flushes`]: a flush begins within 10 ms, and when a destination's
+//! attempt ends). A crash therefore repeats the message in flight and those accepted in the
+//! 10 ms before it, and never loses one.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
