@@ -15,8 +15,6 @@ pub(crate) mod prepared;
 pub(crate) mod release;
 pub(crate) mod reroute;
 
-use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
 use std::ops::ControlFlow;
 use std::time::Duration;
 
@@ -438,22 +436,11 @@ impl Delivery {
         now: i64,
         report: &mut DeliveryReport,
     ) -> Result<(), StoreError> {
-        // Each sibling's outbox read once, not once per loss that moves (10 000 losses
-        // against a sibling's 100 pages would read a million pages).
-        let siblings: RefCell<HashMap<DestinationId, HashSet<Vec<u8>>>> = RefCell::default();
         let plan = reroute::plan(
             from,
             self.store.pending(from)?,
             |loss| router.destinations_for(loss),
-            |id, key| {
-                if let Some(keys) = siblings.borrow().get(id) {
-                    return Ok(keys.contains(key.as_bytes()));
-                }
-                let keys = self.store.pending_keys(id)?;
-                let pending = keys.contains(key.as_bytes());
-                siblings.borrow_mut().insert(id.clone(), keys);
-                Ok(pending)
-            },
+            |id| self.store.pending_keys(id),
         )?;
         if !plan.moves.is_empty() {
             let moved = self.store.reroute(from, &plan.moves).await?;

@@ -73,19 +73,26 @@ impl Flushes {
         self.completions.load(Ordering::Acquire)
     }
 
-    fn last_flush(&self) -> Instant {
-        *self
+    /// Whether anything waits for a flush.
+    fn waiting(&self) -> bool {
+        self.records_wait() || self.completions_wait() > 0
+    }
+
+    /// When the completions waiting now are due for a flush: a gap after the last flush.
+    /// `None` when none wait.
+    fn completions_due(&self) -> Option<Instant> {
+        let last = *self
             .last
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        (self.completions_wait() > 0).then_some(last + COMPLETION_GAP)
     }
 
     /// Whether a send starting `now` must flush first.
     fn due_before_send(&self, now: Instant) -> bool {
-        let completions = self.completions_wait();
         self.records_wait()
-            || completions >= MAX_UNFLUSHED_COMPLETIONS
-            || (completions > 0 && now.duration_since(self.last_flush()) >= COMPLETION_GAP)
+            || self.completions_wait() >= MAX_UNFLUSHED_COMPLETIONS
+            || self.completions_due().is_some_and(|due| now >= due)
     }
 
     /// Called before a flush: what was written until now is in it. A write racing the flush
@@ -136,22 +143,16 @@ impl Store {
         Ok(())
     }
 
-    /// Whether completions wait for a flush.
-    pub fn completions_wait(&self) -> bool {
-        self.flushes.completions_wait() > 0
-    }
-
-    /// When the completions waiting now are due for a flush: a gap after the last flush.
-    /// `None` when none wait.
+    /// When the completions waiting now are due for a flush (`Attempt::send_settling`): a gap
+    /// after the last flush. `None` when none wait.
     pub fn completions_due(&self) -> Option<Instant> {
-        self.completions_wait()
-            .then(|| self.flushes.last_flush() + COMPLETION_GAP)
+        self.flushes.completions_due()
     }
 
     /// Makes waiting completions durable: when a destination's attempt ends, so that what it
     /// delivered is on disk before anything else looks (the next cycle, `state`, a restart).
     pub async fn settle(&self) -> Result<(), StoreError> {
-        if self.flushes.completions_wait() > 0 || self.flushes.records_wait() {
+        if self.flushes.waiting() {
             self.durable().await?;
         }
         Ok(())
@@ -163,10 +164,16 @@ impl Store {
         self.flushes.records_wait()
     }
 
+    /// Whether completions wait for a flush (tests of the barrier).
+    #[cfg(test)]
+    pub(crate) fn completions_wait(&self) -> bool {
+        self.flushes.completions_wait() > 0
+    }
+
     /// Whether anything waits for a flush (tests of the barrier).
     #[cfg(test)]
     pub(crate) fn awaits_flush(&self) -> bool {
-        self.flushes.records_wait() || self.flushes.completions_wait() > 0
+        self.flushes.waiting()
     }
 }
 

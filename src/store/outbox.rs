@@ -188,8 +188,7 @@ impl Store {
     }
 
     /// The keys of every loss waiting for `destination`, from one read of its outbox (no loss
-    /// decoded): what a reroute asks of a sibling for each loss it moves, read once instead of
-    /// once per loss.
+    /// decoded): what a reroute asks of each sibling ([`crate::deliver::reroute::plan`]).
     pub fn pending_keys(
         &self,
         destination: &DestinationId,

@@ -5,9 +5,9 @@
 //! entry is rendered once and parts are packed by adding up exact sizes ([`pieces`]); an
 //! operator's whole-message template of 0.1 is packed by renders of it ([`whole`]). Either
 //! way the limit is exact in UTF-8 bytes. How many pieces fit a part is one function
-//! ([`fit`]), which also cuts a report's summary at its line ends ([`lines`]). The part count is unknown while packing, so parts
-//! are measured with a wide placeholder count and rendered with the real one, which can only
-//! be shorter.
+//! ([`fit`]), which also cuts a report's summary at its line ends ([`lines`]). The part count
+//! is unknown while packing, so parts are measured with a wide placeholder count and rendered
+//! with the real one, which can only be shorter.
 //!
 //! When not even one entry fits (a 3000-character staff name in the heading, a huge remark),
 //! the customer-controlled texts of that part are shortened, with a visible `…`, in steps
