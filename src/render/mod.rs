@@ -9,6 +9,7 @@ pub(crate) mod compose;
 mod context;
 pub(crate) mod escape;
 pub(crate) mod helpers;
+pub(crate) mod reuse;
 pub(crate) mod split;
 
 use std::collections::BTreeMap;
@@ -354,16 +355,16 @@ impl Renderer {
             })
     }
 
-    /// A piece of a message appended to `out`: many pieces share one buffer, so that
-    /// thousands of entries cost one allocation instead of one each.
-    pub fn render_piece_into<C: Serialize>(
+    /// An entry appended to `out`, from a context reused entry to entry ([`reuse`]): many
+    /// entries share one buffer, so that thousands of entries cost one allocation.
+    pub fn render_entry_into(
         &self,
         name: &str,
-        context: &C,
+        context: &handlebars::Context,
         out: &mut Vec<u8>,
     ) -> Result<(), RenderError> {
         self.registry(name)
-            .render_to_write(name, context, out)
+            .render_with_context_to_write(name, context, out)
             .map_err(|e| RenderError::Template {
                 name: name.to_owned(),
                 reason: e.to_string(),

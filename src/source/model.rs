@@ -156,7 +156,7 @@ pub(crate) struct RawCustomer {
     pub staff_relation: Option<RawRelation>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 pub(crate) struct RawStaff {
     #[serde(default, deserialize_with = "lenient::text")]
     pub id: Option<String>,
@@ -166,7 +166,7 @@ pub(crate) struct RawStaff {
     pub email: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 pub(crate) struct RawRelation {
     #[serde(default, deserialize_with = "lenient::text")]
     pub delete_by: Option<String>,
@@ -202,49 +202,47 @@ impl RawCustomer {
     }
 
     /// Converts one list item; `None` when it lacks what identifies a loss (customer id and time).
+    /// Its texts move into the loss, none copied.
     pub fn into_loss(self) -> Option<Loss> {
-        let customer_id = non_empty(self.id)?;
-        let relation = self.staff_relation;
-        let outflow_at = self
-            .outflow_at
-            .or_else(|| relation.as_ref().and_then(|r| r.deleted_at))?;
-        let staff = self.staff;
-        let staff_id = staff
-            .as_ref()
-            .and_then(|s| non_empty(s.id.clone()))
-            .or_else(|| {
-                relation
-                    .as_ref()
-                    .and_then(|r| non_empty(r.staff_ext_id.clone()))
-            })
+        let Self {
+            id,
+            name,
+            corp_name,
+            corp_full_name,
+            outflow_at,
+            tags,
+            staff,
+            staff_relation,
+        } = self;
+        let customer_id = non_empty(id)?;
+        let relation = staff_relation.unwrap_or_default();
+        let outflow_at = outflow_at.or(relation.deleted_at)?;
+        let staff = staff.unwrap_or_default();
+        let staff_id = non_empty(staff.id)
+            .or_else(|| non_empty(relation.staff_ext_id))
             .unwrap_or_else(|| "unknown".to_owned());
-        let staff_name = staff
-            .as_ref()
-            .and_then(|s| non_empty(s.name.clone()))
-            .unwrap_or_else(|| staff_id.clone());
+        let staff_name = non_empty(staff.name).unwrap_or_else(|| staff_id.clone());
         let delete_by = DeleteBy::from_weiban(
-            relation.as_ref().and_then(|r| r.delete_by.as_deref()),
-            relation
-                .as_ref()
-                .and_then(|r| r.deleted_each_other)
-                .unwrap_or(false),
+            relation.delete_by.as_deref(),
+            relation.deleted_each_other.unwrap_or(false),
         );
         Some(Loss {
-            customer_name: non_empty(self.name).unwrap_or_else(|| customer_id.clone()),
+            customer_name: non_empty(name).unwrap_or_else(|| customer_id.clone()),
             customer_id,
-            remark: relation.as_ref().and_then(|r| non_empty(r.remark.clone())),
-            corp_name: non_empty(self.corp_name).or_else(|| non_empty(self.corp_full_name)),
-            staff_email: staff.and_then(|s| non_empty(s.email)),
+            remark: non_empty(relation.remark),
+            corp_name: non_empty(corp_name).or_else(|| non_empty(corp_full_name)),
+            staff_email: non_empty(staff.email),
             staff_id,
             staff_name,
             outflow_at,
             delete_by,
-            tags: self.tags,
+            tags,
             added_at: relation
-                .as_ref()
-                .and_then(|r| r.createtime.filter(|t| *t > 0).or(r.created_at)),
-            channel: relation.as_ref().and_then(|r| non_empty(r.state.clone())),
-            add_way: relation.and_then(|r| r.add_way),
+                .createtime
+                .filter(|t| *t > 0)
+                .or(relation.created_at),
+            channel: non_empty(relation.state),
+            add_way: relation.add_way,
             departments: Vec::new(),
             staff_left: false,
             still_followed_by: Vec::new(),

@@ -119,6 +119,32 @@ pub struct Pending {
     pub robots: Vec<String>,
 }
 
+/// [`Pending`] as [`Store::record_routed`] writes it: the same fields under the same names,
+/// borrowed from the poll's losses rather than copied, since they are only serialized.
+#[derive(Serialize)]
+struct PendingRecord<'a> {
+    #[serde(rename = "l")]
+    loss: &'a Loss,
+    #[serde(rename = "q")]
+    enqueued_at: i64,
+    #[serde(rename = "w", skip_serializing_if = "Vec::is_empty")]
+    robots: Vec<&'a DestinationId>,
+}
+
+impl<'a> PendingRecord<'a> {
+    fn new(loss: &'a Loss, enqueued_at: i64, destinations: &'a [DestinationId]) -> Self {
+        let robots = destinations
+            .iter()
+            .filter(|d| d.kind == crate::destination::DestinationKind::Wecom)
+            .collect();
+        Self {
+            loss,
+            enqueued_at,
+            robots,
+        }
+    }
+}
+
 impl Pending {
     /// Losses that would be queued by one poll now (previews, dry runs, checks).
     pub fn one_poll(losses: impl IntoIterator<Item = Loss>) -> Vec<Pending> {
@@ -300,20 +326,11 @@ impl Store {
         let entries: Vec<(LossKey, Vec<u8>)> = batch
             .iter()
             .map(|(loss, destinations, _)| {
-                let robots = destinations
-                    .iter()
-                    .filter(|d| d.kind == crate::destination::DestinationKind::Wecom)
-                    .map(ToString::to_string)
-                    .collect();
-                let value = serde_json::to_vec(&Pending {
-                    loss: loss.clone(),
-                    enqueued_at: poll(loss),
-                    robots,
-                })
-                .map_err(|e| StoreError::Corrupt {
-                    tree: "outbox",
-                    reason: e.to_string(),
-                })?;
+                let value = serde_json::to_vec(&PendingRecord::new(loss, poll(loss), destinations))
+                    .map_err(|e| StoreError::Corrupt {
+                        tree: "outbox",
+                        reason: e.to_string(),
+                    })?;
                 Ok((loss.key(), value))
             })
             .collect::<Result<_, StoreError>>()?;
@@ -425,6 +442,29 @@ mod tests {
 
     fn loss(customer: &str, at: i64) -> Loss {
         Loss::sample(customer, "s1", at)
+    }
+
+    #[test]
+    fn a_record_is_written_as_the_pending_it_reads_back_as() {
+        let mut loss = loss("a", 10);
+        loss.tags = vec!["VIP".into()];
+        let robot = DestinationId::robot("m", "https://h/send?key=AAA");
+        let mailbox = DestinationId::mailbox("m", "boss@example.com");
+        let destinations = [robot.clone(), mailbox];
+        let written = serde_json::to_vec(&PendingRecord::new(&loss, 7, &destinations)).unwrap();
+        let owned = Pending {
+            loss: loss.clone(),
+            enqueued_at: 7,
+            robots: vec![robot.to_string()],
+        };
+        assert_eq!(written, serde_json::to_vec(&owned).unwrap());
+        let read: Pending = serde_json::from_slice(&written).unwrap();
+        assert_eq!(
+            (read.loss, read.enqueued_at, read.robots),
+            (loss, 7, owned.robots)
+        );
+        let no_robots = serde_json::to_vec(&PendingRecord::new(&owned.loss, 7, &[])).unwrap();
+        assert!(!String::from_utf8(no_robots).unwrap().contains("\"w\""));
     }
 
     #[tokio::test]

@@ -57,6 +57,10 @@ pub struct BenchArgs {
     /// scale only when already built).
     #[arg(long)]
     pub floor_exe: Option<PathBuf>,
+    /// Scenario 6 before and after: this other `churn-alert` binary runs in every round too,
+    /// right after `--exe` on the same losses, and its median is reported beside it.
+    #[arg(long)]
+    pub against: Option<PathBuf>,
 }
 
 /// Now, in unix seconds.
@@ -178,7 +182,14 @@ pub async fn bench(args: &BenchArgs, exe: &Path, out: &mut dyn Write) -> anyhow:
             .floor_exe
             .clone()
             .or_else(|| side::floor_exe(!args.smoke));
-        let side = side::side_by_side(&exe, floor.as_deref(), losses, runs).await?;
+        let side = side::side_by_side(
+            &exe,
+            args.against.as_deref(),
+            floor.as_deref(),
+            losses,
+            runs,
+        )
+        .await?;
         writeln!(out, "{}", side::line(&side, losses))?;
     }
     // Two daemons waiting on real schedule ticks (about a minute): not part of `--smoke`,

@@ -31,6 +31,8 @@ pub(crate) struct SideBySide {
     pub floor: Option<Cost>,
     pub python: Option<Cost>,
     pub churn: Cost,
+    /// `--against`: the other churn-alert binary of a before-and-after round.
+    pub against: Option<Cost>,
     pub runs: usize,
 }
 
@@ -136,6 +138,7 @@ fn median(mut costs: Vec<Cost>) -> Option<Cost> {
 /// neither reference paces itself; churn-alert paces itself as configured).
 pub(crate) async fn side_by_side(
     exe: &Path,
+    against: Option<&Path>,
     floor: Option<&Path>,
     losses: usize,
     runs: usize,
@@ -152,6 +155,7 @@ pub(crate) async fn side_by_side(
         eprintln!("churn-alert-bench: python3 with `requests` is missing; the Python peer's figure is left out");
     }
     let (mut churn, mut floors, mut pythons) = (Vec::new(), Vec::new(), Vec::new());
+    let mut againsts = Vec::new();
     for _ in 0..runs {
         let rig = fresh().await?;
         let args = ["once".to_owned(), "--config".to_owned(), rig.config.clone()];
@@ -173,6 +177,11 @@ pub(crate) async fn side_by_side(
             !rig.robot.received().is_empty(),
             "churn-alert sent nothing to the robot"
         );
+        if let Some(against) = against {
+            let rig = fresh().await?;
+            let args = ["once".to_owned(), "--config".to_owned(), rig.config.clone()];
+            againsts.push(timed(against, &args).await?);
+        }
         if let Some(floor) = floor {
             let rig = fresh().await?;
             let args = [
@@ -202,6 +211,7 @@ pub(crate) async fn side_by_side(
         floor: median(floors),
         python: median(pythons),
         churn: median(churn).context("no run")?,
+        against: median(againsts),
         runs,
     })
 }
@@ -223,5 +233,7 @@ pub(crate) fn line(side: &SideBySide, losses: usize) -> String {
         show(Some(side.churn)),
         side.floor.map_or("-".to_owned(), |f| format!("{:.2}x", churn / f.cpu.max(1e-6))),
         side.python.map_or("-".to_owned(), |p| format!("{:.2}x", p.cpu / churn)),
-    )
+    ) + &side.against.map_or(String::new(), |against| {
+        format!("; against: churn-alert `once` {}", show(Some(against)))
+    })
 }

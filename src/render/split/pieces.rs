@@ -16,6 +16,7 @@ use std::ops::Range;
 
 use super::fit::{self, Measured};
 use super::{Packer, PLACEHOLDER_PARTS, SHORTEN_STEPS};
+use crate::render::reuse::EntryContext;
 use crate::render::{CustomerContext, FrameContext, GroupContext, RenderError, StaffContext};
 
 /// Template names of a loss message's pieces, from its frame's name (`digest.md.hbs`).
@@ -82,9 +83,10 @@ impl<'p, 'a> Pieces<'p, 'a> {
             pieces.groups.push(group);
         }
         let mut arena = Vec::new();
+        let mut context = EntryContext::new();
         for &(g, i) in &packer.entries {
             let start = arena.len();
-            pieces.entry_into(g, i, None, &mut arena)?;
+            pieces.entry_into(g, i, None, &mut context, &mut arena)?;
             pieces.entries.push(start..arena.len());
         }
         pieces.arena = pieces.text(arena)?;
@@ -135,18 +137,19 @@ impl<'p, 'a> Pieces<'p, 'a> {
         g: usize,
         i: usize,
         shorten: Option<usize>,
+        reused: &mut EntryContext,
         out: &mut Vec<u8>,
     ) -> Result<(), RenderError> {
         let Some(loss) = self.packer.groups[g].listed.get(i) else {
             return Ok(());
         };
-        let mut context = CustomerContext::from(*loss);
+        let mut customer = CustomerContext::from(*loss);
         if let Some(max) = shorten {
-            context.shorten(max);
+            customer.shorten(max);
         }
         self.packer
             .renderer
-            .render_piece_into(&self.names.entry, &context, out)
+            .render_entry_into(&self.names.entry, reused.holding(&customer), out)
     }
 
     /// The entries' buffer as text (Handlebars writes UTF-8 only).
@@ -278,10 +281,11 @@ impl<'p, 'a> Pieces<'p, 'a> {
                         });
                 }
                 let mut arena = Vec::new();
+                let mut context = EntryContext::new();
                 for e in range.clone() {
                     let (g, i) = self.packer.entries[e];
                     let start = arena.len();
-                    self.entry_into(g, i, Some(max), &mut arena)?;
+                    self.entry_into(g, i, Some(max), &mut context, &mut arena)?;
                     short.entries[e] = start..arena.len();
                 }
                 short.arena = self.text(arena)?;
