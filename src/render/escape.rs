@@ -34,7 +34,7 @@ pub(crate) fn markdown(text: &str) -> String {
             c => out.push(c),
         }
     }
-    break_links(&out)
+    break_links(out)
 }
 
 /// Escapes text for plain-text messages (WeCom `text`, the text part of email): one line,
@@ -53,13 +53,13 @@ pub(crate) fn text(text: &str) -> String {
         }
         rest = &rest[c.len_utf8()..];
     }
-    break_links(&out)
+    break_links(out)
 }
 
 /// Escapes text for HTML email, after the same clean-up as the other channels.
 pub(crate) fn html(text: &str) -> String {
     let cleaned: String = visible(text).collect();
-    handlebars::html_escape(&break_links(&cleaned))
+    handlebars::html_escape(&break_links(cleaned))
 }
 
 /// Whether `id` can only be a WeCom userid (letters, digits, `_ . @ -`, starting with a letter
@@ -90,13 +90,14 @@ fn starts_with_ignoring_case(text: &str, prefix: &str) -> bool {
 }
 
 /// Breaks `://`, `www.` and `mailto:` (any case) so that no client turns them into links.
-fn break_links(text: &str) -> String {
+/// Takes the escaped text and hands it back as it is when there is nothing to break.
+fn break_links(text: String) -> String {
     // All three need a `:` or a `.`; most names have neither.
     if !text.bytes().any(|b| b == b':' || b == b'.') {
-        return text.to_owned();
+        return text;
     }
     let mut out = String::with_capacity(text.len());
-    let mut rest = text;
+    let mut rest = text.as_str();
     while let Some(c) = rest.chars().next() {
         if rest.starts_with("://") {
             out.push('：');
