@@ -34,3 +34,4 @@ pub(crate) mod source;
 pub mod store;
 pub mod time;
 pub(crate) mod transform;
+pub mod zone;

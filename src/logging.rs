@@ -17,10 +17,10 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::EnvFilter;
 
 /// The zone log times are shown in: the configured one once a config is loaded.
-static LOG_ZONE: OnceLock<chrono_tz::Tz> = OnceLock::new();
+static LOG_ZONE: OnceLock<crate::zone::Zone> = OnceLock::new();
 
 /// Shows log times in `tz` from now on (the first call wins).
-pub fn set_timezone(tz: chrono_tz::Tz) {
+pub fn set_timezone(tz: crate::zone::Zone) {
     let _ = LOG_ZONE.set(tz);
 }
 

@@ -10,8 +10,8 @@
 
 use std::str::FromStr;
 
+use crate::zone::Zone;
 use chrono::{DateTime, NaiveTime, TimeZone, Utc};
-use chrono_tz::Tz;
 
 /// Why a schedule could not be parsed.
 #[derive(Debug, thiserror::Error)]
@@ -27,13 +27,13 @@ pub enum ScheduleError {
 pub struct Schedule {
     /// One schedule, or two whose runs are merged (day-of-month OR weekday).
     inner: Vec<cron::Schedule>,
-    tz: Tz,
+    tz: Zone,
 }
 
 impl Schedule {
     /// Parses a crontab expression (5 or 6 fields, or a shortcut) for time zone `tz`.
     pub fn parse(expr: &str, tz: &str) -> Result<Self, ScheduleError> {
-        let tz: Tz = tz
+        let tz: Zone = tz
             .parse()
             .map_err(|_| ScheduleError::Timezone(tz.to_owned()))?;
         let inner = to_cron_crate(expr)?
@@ -48,12 +48,12 @@ impl Schedule {
         Ok(Self { inner, tz })
     }
 
-    pub fn timezone(&self) -> Tz {
+    pub fn timezone(&self) -> Zone {
         self.tz
     }
 
     /// The first run strictly after `now`, in the schedule's zone.
-    pub fn next_after(&self, now: DateTime<Utc>) -> Option<DateTime<Tz>> {
+    pub fn next_after(&self, now: DateTime<Utc>) -> Option<DateTime<Zone>> {
         self.upcoming(now, 1).into_iter().next()
     }
 
@@ -66,9 +66,9 @@ impl Schedule {
     }
 
     /// The next `n` runs strictly after `now`.
-    pub fn upcoming(&self, now: DateTime<Utc>, n: usize) -> Vec<DateTime<Tz>> {
+    pub fn upcoming(&self, now: DateTime<Utc>, n: usize) -> Vec<DateTime<Zone>> {
         let local = now.with_timezone(&self.tz);
-        let mut runs: Vec<DateTime<Tz>> = self
+        let mut runs: Vec<DateTime<Zone>> = self
             .inner
             .iter()
             .flat_map(|s| s.after(&local).take(n))
@@ -257,7 +257,7 @@ impl QuietHours {
     }
 
     /// If `now` is quiet, when the quiet span ends (in `now`'s zone).
-    pub fn ends_after(&self, now: DateTime<Tz>) -> Option<DateTime<Tz>> {
+    pub fn ends_after(&self, now: DateTime<Zone>) -> Option<DateTime<Zone>> {
         if !self.contains(now.time()) {
             return None;
         }
@@ -281,7 +281,7 @@ impl QuietHours {
 
 /// If `now` (unix seconds) falls in `quiet` hours in `tz`, when they end: the one place that
 /// says it, for delivery and for `state pending`.
-pub(crate) fn quiet_until(quiet: Option<QuietHours>, tz: Tz, now: i64) -> Option<i64> {
+pub(crate) fn quiet_until(quiet: Option<QuietHours>, tz: Zone, now: i64) -> Option<i64> {
     let local = crate::time::local(tz, now)?;
     quiet?.ends_after(local).map(|end| end.timestamp())
 }
@@ -316,7 +316,7 @@ mod tests {
     #[test]
     fn quiet_hours_cross_midnight() {
         let quiet = QuietHours::parse("21:00-08:30").unwrap();
-        let tz: Tz = "Asia/Shanghai".parse().unwrap();
+        let tz: Zone = "Asia/Shanghai".parse().unwrap();
         let at = |h, m| tz.with_ymd_and_hms(2026, 11, 25, h, m, 0).unwrap();
         assert!(quiet.contains(at(22, 0).time()) && quiet.contains(at(3, 0).time()));
         assert!(!quiet.contains(at(8, 30).time()) && !quiet.contains(at(12, 0).time()));
@@ -342,7 +342,7 @@ mod tests {
         assert_eq!(runs[2].to_rfc3339(), "2026-03-08T09:00:00-04:00");
     }
 
-    fn runs(expr: &str, n: usize) -> Vec<DateTime<Tz>> {
+    fn runs(expr: &str, n: usize) -> Vec<DateTime<Zone>> {
         let schedule = Schedule::parse(expr, "Asia/Shanghai").unwrap();
         // Saturday 2026-11-21 00:00 +08:00.
         let start = Utc.with_ymd_and_hms(2026, 11, 20, 16, 0, 0).unwrap();

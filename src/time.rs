@@ -11,8 +11,8 @@
 
 use std::time::{Duration, SystemTime};
 
+use crate::zone::Zone;
 use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
 
 /// Now, as a UTC time.
 pub fn now_utc() -> DateTime<Utc> {
@@ -33,7 +33,7 @@ pub fn unix_now() -> i64 {
 }
 
 /// The date of unix second `at` in `tz`.
-pub fn date_of(at: i64, tz: Tz) -> chrono::NaiveDate {
+pub fn date_of(at: i64, tz: Zone) -> chrono::NaiveDate {
     DateTime::from_timestamp(at, 0)
         .unwrap_or_default()
         .with_timezone(&tz)
@@ -41,13 +41,13 @@ pub fn date_of(at: i64, tz: Tz) -> chrono::NaiveDate {
 }
 
 /// `unix` seconds as a time in `tz`; `None` when out of chrono's range.
-pub(crate) fn local(tz: Tz, unix: i64) -> Option<DateTime<Tz>> {
+pub(crate) fn local(tz: Zone, unix: i64) -> Option<DateTime<Zone>> {
     DateTime::from_timestamp(unix, 0).map(|t| t.with_timezone(&tz))
 }
 
 /// `unix` seconds in `tz` as RFC 3339, with the year and the zone's offset
 /// (`2026-11-26T20:00:00+08:00`); the bare number when out of range.
-pub(crate) fn rfc3339(tz: Tz, unix: i64) -> String {
+pub(crate) fn rfc3339(tz: Zone, unix: i64) -> String {
     local(tz, unix).map_or_else(|| unix.to_string(), |t| t.to_rfc3339())
 }
 
@@ -76,11 +76,11 @@ mod tests {
     #[test]
     fn times_carry_year_and_offset() {
         assert_eq!(
-            rfc3339(chrono_tz::Asia::Shanghai, 1_736_314_633),
+            rfc3339(crate::zone::Zone::shanghai(), 1_736_314_633),
             "2025-01-08T13:37:13+08:00"
         );
         assert_eq!(
-            rfc3339(chrono_tz::Asia::Shanghai, i64::MAX),
+            rfc3339(crate::zone::Zone::shanghai(), i64::MAX),
             i64::MAX.to_string()
         );
     }

@@ -156,7 +156,7 @@ async fn move_live_window(pipeline: &Pipeline, from: i64, now: i64) -> anyhow::R
 }
 
 /// A date (midnight in `tz`) or an RFC 3339 time, as unix seconds.
-fn parse_since(text: &str, tz: chrono_tz::Tz) -> anyhow::Result<i64> {
+fn parse_since(text: &str, tz: crate::zone::Zone) -> anyhow::Result<i64> {
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Ok(t.timestamp());
     }

@@ -90,7 +90,7 @@ async fn corps_to_show(
     opts: &StateOpts,
     configs: &[Config],
     opened: &Opened,
-) -> anyhow::Result<Vec<(CorpName, chrono_tz::Tz)>> {
+) -> anyhow::Result<Vec<(CorpName, crate::zone::Zone)>> {
     let in_store: Vec<CorpName> = match opened {
         Opened::Store(store) => store.corps()?,
         Opened::Daemon(daemon) => from_daemon(daemon, "corps").await?,
@@ -100,7 +100,7 @@ async fn corps_to_show(
             .iter()
             .find(|c| &c.corp == corp)
             .or(configs.first())
-            .map_or(chrono_tz::Asia::Shanghai, Config::timezone)
+            .map_or(crate::zone::Zone::shanghai(), Config::timezone)
     };
     if let Some(name) = &opts.config.corp {
         let corp: CorpName = name.parse()?;
@@ -214,7 +214,7 @@ fn print_json(value: &impl Serialize) -> anyhow::Result<()> {
 
 /// Whether `corps` is more than the one corp of a single-corp config: then each corp's part
 /// of the output is headed by its name (JSON: an object by corp).
-fn by_corp(corps: &[(CorpName, chrono_tz::Tz)]) -> bool {
+fn by_corp(corps: &[(CorpName, crate::zone::Zone)]) -> bool {
     !matches!(corps, [(corp, _)] if corp.is_default())
 }
 
@@ -248,7 +248,7 @@ async fn stats(opts: &StateOpts) -> anyhow::Result<ExitCode> {
 /// `--json`: one corp's value as it always was, or an object of them by corp.
 fn print_all_json<T: Serialize>(
     opts: &StateOpts,
-    corps: &[(CorpName, chrono_tz::Tz)],
+    corps: &[(CorpName, crate::zone::Zone)],
     all: std::collections::BTreeMap<String, T>,
 ) -> anyhow::Result<()> {
     if !opts.json {
@@ -263,7 +263,7 @@ fn print_all_json<T: Serialize>(
     }
 }
 
-fn show_stats(stats: &StoreStats, tz: chrono_tz::Tz) {
+fn show_stats(stats: &StoreStats, tz: crate::zone::Zone) {
     crate::cmd::console::show!("remembered losses:   {}", stats.remembered_losses);
     crate::cmd::console::show!(
         "last window fetched: {}",
@@ -310,7 +310,7 @@ async fn pending(opts: &StateOpts) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn show_pending(reports: &[inspect::PendingReport], tz: chrono_tz::Tz) {
+fn show_pending(reports: &[inspect::PendingReport], tz: crate::zone::Zone) {
     if reports.is_empty() {
         crate::cmd::console::show!("nothing is pending: every loss found so far was delivered");
     }

@@ -22,7 +22,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use chrono_tz::Tz;
+use crate::zone::Zone;
 
 #[cfg(any(test, feature = "demo"))]
 pub use env::env_from;
@@ -216,7 +216,7 @@ impl Config {
     }
 
     /// The configured time zone: schedules, quiet hours and times in messages.
-    pub fn timezone(&self) -> Tz {
+    pub fn timezone(&self) -> Zone {
         self.schedule.schedule.timezone()
     }
 
@@ -337,7 +337,7 @@ wecom_webhooks = ["http://127.0.0.1:1/cgi-bin/webhook/send?key=k"]
         assert_eq!(config.weiban.base_url, "https://open.weibanzhushou.com");
         assert_eq!(config.weiban.corp_id, "corp");
         assert_eq!(config.weiban.secret.expose(), "s3cret");
-        assert_eq!(config.timezone(), chrono_tz::Asia::Shanghai);
+        assert_eq!(config.timezone(), crate::zone::Zone::shanghai());
         assert_eq!(config.weiban.overlap, Duration::from_secs(900));
     }
 

@@ -18,7 +18,7 @@ pub(crate) mod reroute;
 use std::ops::ControlFlow;
 use std::time::Duration;
 
-use chrono_tz::Tz;
+use crate::zone::Zone;
 use futures::future::join_all;
 
 use crate::config::Config;
@@ -97,7 +97,7 @@ pub(crate) struct Delivery {
     pub renderer: Renderer,
     pub sinks: Sinks,
     pub quiet_hours: Option<QuietHours>,
-    pub tz: Tz,
+    pub tz: Zone,
     pub blocked_wait: Duration,
     /// The org chart, for department destinations named by department name.
     pub org: std::sync::Arc<crate::transform::enrich::OrgChart>,

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use chrono_tz::Tz;
+use crate::zone::Zone;
 
 use super::PollReport;
 use crate::deliver::DeliveryReport;
@@ -26,7 +26,7 @@ impl CycleReport {
 }
 
 impl CycleReport {
-    pub(super) fn log(&self, tz: Tz) {
+    pub(super) fn log(&self, tz: Zone) {
         let time = |t: i64| crate::time::rfc3339(tz, t);
         let window = self
             .poll

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use chrono_tz::Tz;
+use crate::zone::Zone;
 
 use crate::config::Config;
 use crate::deliver::Delivery;
@@ -97,7 +97,7 @@ pub(crate) struct Pipeline {
     weiban: WeibanClient,
     delivery: Delivery,
     org: std::sync::Arc<OrgChart>,
-    tz: Tz,
+    tz: Zone,
     overlap: i64,
     first_lookback: i64,
     retention: i64,

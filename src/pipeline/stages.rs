@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use chrono_tz::Tz;
+use crate::zone::Zone;
 
 use crate::directory::Directory;
 use crate::loss::{DeleteBy, Loss, LossKey};
@@ -40,7 +40,7 @@ pub(crate) struct PageStages<'a> {
     pub directory: Option<&'a Directory>,
     pub router: Router<'a>,
     pub cutoff: i64,
-    pub tz: Tz,
+    pub tz: Zone,
     pub outcome: Outcome,
     /// Whether a route alerts on staff deletions (then they are counted).
     pub counts_deletions: bool,
@@ -59,7 +59,7 @@ impl<'a> PageStages<'a> {
         directory: Option<&'a Directory>,
         router: Router<'a>,
         cutoff: i64,
-        tz: Tz,
+        tz: Zone,
         outcome: Outcome,
     ) -> Self {
         let config = router.config();
@@ -136,7 +136,7 @@ pub(crate) fn dedup(
 pub(crate) async fn count_deletions(
     store: &Store,
     fresh: &[Loss],
-    tz: Tz,
+    tz: Zone,
 ) -> Result<(), StoreError> {
     let mut by_day: BTreeMap<String, Vec<StaffDelete<'_>>> = BTreeMap::new();
     for loss in fresh {
@@ -236,7 +236,7 @@ wecom_webhooks = ["http://h/send?key=team"]
     #[tokio::test]
     async fn deletions_by_staff_are_counted_per_day_and_staff_member() {
         let store = Store::temporary().unwrap();
-        let tz = chrono_tz::Asia::Shanghai;
+        let tz = crate::zone::Zone::shanghai();
         // 2026-11-25 12:00 +08:00, and the next day.
         let day = 1_795_579_200;
         let fresh = [
@@ -312,7 +312,7 @@ wecom_webhooks = ["http://h/send?key=team"]
             loss("c1", "zhang", 1_795_579_200, DeleteBy::Staff),
             loss("c2", "stranger", 1_795_579_200, DeleteBy::Customer),
         ];
-        let tz = chrono_tz::Asia::Shanghai;
+        let tz = crate::zone::Zone::shanghai();
         let router = Router::with_directory(&config, Some(&directory));
         let mut plan = PageStages::new(
             &store,

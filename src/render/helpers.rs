@@ -1,7 +1,7 @@
 //! Template helpers: time in the configured zone, days known, delete_by wording, joining,
 //! truncation.
 
-use chrono_tz::Tz;
+use crate::zone::Zone;
 use handlebars::{
     handlebars_helper, Context, Handlebars, Helper, HelperDef, RenderContext, RenderError,
     RenderErrorReason, ScopedJson,
@@ -11,7 +11,7 @@ use serde_json::Value;
 /// Formats unix seconds as `YYYY-MM-DD HH:MM` in the configured zone: `{{time outflow_at}}`.
 /// An optional second parameter is a chrono format: `{{time outflow_at "%m-%d %H:%M"}}`.
 struct TimeHelper {
-    tz: Tz,
+    tz: Zone,
 }
 
 impl HelperDef for TimeHelper {
@@ -127,7 +127,7 @@ handlebars_helper!(mention: |id: str| {
     if super::escape::is_userid(id) { format!("<@{id}>") } else { String::new() }
 });
 
-pub(crate) fn register(registry: &mut Handlebars<'static>, tz: Tz) {
+pub(crate) fn register(registry: &mut Handlebars<'static>, tz: Zone) {
     registry.register_helper("mention", Box::new(mention));
     registry.register_helper("time", Box::new(TimeHelper { tz }));
     registry.register_helper("delete_by_text", Box::new(delete_by_text));

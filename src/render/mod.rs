@@ -15,7 +15,7 @@ pub(crate) mod split;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use chrono_tz::Tz;
+use crate::zone::Zone;
 use handlebars::Handlebars;
 use serde::Serialize;
 
@@ -214,7 +214,7 @@ fn is_loss_frame(name: &str) -> bool {
 /// One Handlebars registry per escape rule: WeCom markdown ([`escape::markdown`]), HTML
 /// (Handlebars' own escaping) and plain text (none). Strict mode everywhere.
 pub(crate) struct Renderer {
-    tz: Tz,
+    tz: Zone,
     markdown: Handlebars<'static>,
     html: Handlebars<'static>,
     text: Handlebars<'static>,
@@ -225,7 +225,7 @@ pub(crate) struct Renderer {
 
 impl Renderer {
     /// Loads the built-in templates and the overrides in `dir`.
-    pub fn new(tz: Tz, dir: Option<&Path>) -> Result<Self, RenderError> {
+    pub fn new(tz: Zone, dir: Option<&Path>) -> Result<Self, RenderError> {
         let registry = |escape: fn(&str) -> String| {
             let mut registry = Handlebars::new();
             registry.set_strict_mode(true);
@@ -310,7 +310,7 @@ impl Renderer {
     }
 
     /// The zone times are shown in.
-    pub fn timezone(&self) -> Tz {
+    pub fn timezone(&self) -> Zone {
         self.tz
     }
 

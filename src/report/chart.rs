@@ -219,13 +219,13 @@ mod tests {
         let period = Period::last_whole(crate::config::PeriodKind::Day, today);
         let losses: Vec<Loss> = (0..40)
             .map(|i| {
-                let at = crate::report::period::midnight(today, chrono_tz::Asia::Shanghai)
+                let at = crate::report::period::midnight(today, crate::zone::Zone::shanghai())
                     - 3600
                     - i * 86_400 / 4;
                 Loss::sample(&format!("c{i}"), "s1", at)
             })
             .collect();
-        let summary = Summary::of(&losses, period, chrono_tz::Asia::Shanghai, 5);
+        let summary = Summary::of(&losses, period, crate::zone::Zone::shanghai(), 5);
         let png = draw(&summary).expect("the chart draws");
         // `CHART_PNG=/tmp/chart.png cargo test chart` keeps the picture to look at.
         if let Some(path) = std::env::var_os("CHART_PNG") {

@@ -9,7 +9,7 @@
 
 use std::sync::Arc;
 
-use chrono_tz::Tz;
+use crate::zone::Zone;
 use serde::Serialize;
 
 use super::chart::{self, ChartError, LEGEND};
@@ -117,7 +117,7 @@ pub(crate) fn render(
     renderer: &Renderer,
     heading: &Heading<'_>,
     summary: &Summary,
-    tz: Tz,
+    tz: Zone,
 ) -> Result<Rendered, BuildError> {
     let png = chart::draw(summary)?;
     if png.len() > IMAGE_LIMIT {

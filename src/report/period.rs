@@ -5,8 +5,8 @@
 //! day's midnight to the second before the midnight after the last day, in the zone, so that
 //! a loss at 23:59:59 on Sunday belongs to that week and one at 00:00:00 on Monday to the next.
 
+use crate::zone::Zone;
 use chrono::{Datelike, Days, Months, NaiveDate, TimeZone};
-use chrono_tz::Tz;
 
 use crate::source::Window;
 
@@ -95,7 +95,7 @@ impl Period {
     }
 
     /// The period's outflow times, in unix seconds, both ends included.
-    pub fn window(&self, tz: Tz) -> Window {
+    pub fn window(&self, tz: Zone) -> Window {
         let after = self.last.succ_opt().unwrap_or(self.last);
         Window {
             start: midnight(self.first, tz),
@@ -125,7 +125,7 @@ impl Period {
 
 /// The first second of `date` in `tz` (the first existing one, should midnight be skipped by a
 /// daylight-saving change).
-pub fn midnight(date: NaiveDate, tz: Tz) -> i64 {
+pub fn midnight(date: NaiveDate, tz: Zone) -> i64 {
     (0..4)
         .find_map(|hour| {
             tz.from_local_datetime(&date.and_hms_opt(hour, 0, 0)?)
@@ -178,7 +178,7 @@ mod tests {
 
     #[test]
     fn windows_are_whole_local_days() {
-        let tz = chrono_tz::Asia::Shanghai;
+        let tz = crate::zone::Zone::shanghai();
         let day = Period::parse("2026-11-16..2026-11-16").unwrap();
         let w = day.window(tz);
         assert_eq!(w.end - w.start, 86_399);

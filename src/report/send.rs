@@ -11,7 +11,7 @@
 
 use std::path::Path;
 
-use chrono_tz::Tz;
+use crate::zone::Zone;
 
 use super::period::Period;
 use super::plan::{plan, Planned, ReportError};
@@ -160,7 +160,7 @@ pub(crate) async fn run(
 
 /// The documented example moved into the middle of `period`: what `check` and `preview`
 /// render a report from without asking Weiban.
-pub(crate) fn sample_in(period: &Period, tz: Tz) -> Vec<Loss> {
+pub(crate) fn sample_in(period: &Period, tz: Zone) -> Vec<Loss> {
     let window = period.window(tz);
     crate::source::model::documented_example()
         .into_iter()
@@ -299,6 +299,6 @@ fn prepare(
 }
 
 /// The date today in `tz`.
-pub(crate) fn today(tz: Tz, now: i64) -> chrono::NaiveDate {
+pub(crate) fn today(tz: Zone, now: i64) -> chrono::NaiveDate {
     super::period::date_of(now, tz)
 }

@@ -4,8 +4,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::zone::Zone;
 use chrono::{Datelike, Days, NaiveDate};
-use chrono_tz::Tz;
 
 use super::period::{date_of, Period};
 use crate::loss::{DeleteBy, Loss};
@@ -122,7 +122,7 @@ pub struct Summary {
 
 impl Summary {
     /// Counts `losses` (which cover at least the period, the previous one and the trend).
-    pub fn of(losses: &[Loss], period: Period, tz: Tz, top_tags: usize) -> Self {
+    pub fn of(losses: &[Loss], period: Period, tz: Zone, top_tags: usize) -> Self {
         let previous = period.previous();
         let (step, span) = trend_span(&period);
         let mut summary = Self {
@@ -256,7 +256,7 @@ mod tests {
 
     #[test]
     fn counts_only_the_period_and_compares_with_the_one_before() {
-        let tz = chrono_tz::Asia::Shanghai;
+        let tz = crate::zone::Zone::shanghai();
         let week = Period::parse("2026-11-16..2026-11-22").unwrap();
         let w = week.window(tz);
         let mut losses = vec![

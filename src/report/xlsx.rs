@@ -2,7 +2,7 @@
 //! header row and filters on; sheet 2 the losses per staff member by who ended them. Used by
 //! reports and by storm summaries that leave customers out of the message.
 
-use chrono_tz::Tz;
+use crate::zone::Zone;
 use rust_xlsxwriter::{Color, Format, Workbook, Worksheet, XlsxError};
 
 use super::stats::{staff_rows, Counts, Row};
@@ -28,7 +28,7 @@ pub fn direction_text(who: DeleteBy) -> &'static str {
 }
 
 /// The workbook for `losses` (in the order given), as XLSX bytes.
-pub fn workbook(losses: &[Loss], tz: Tz) -> Result<Vec<u8>, SheetError> {
+pub fn workbook(losses: &[Loss], tz: Zone) -> Result<Vec<u8>, SheetError> {
     let mut book = Workbook::new();
     let header = Format::new()
         .set_bold()
@@ -41,7 +41,7 @@ pub fn workbook(losses: &[Loss], tz: Tz) -> Result<Vec<u8>, SheetError> {
 fn list_sheet(
     sheet: &mut Worksheet,
     losses: &[Loss],
-    tz: Tz,
+    tz: Zone,
     header: &Format,
 ) -> Result<(), SheetError> {
     sheet.set_name("流失明细")?;

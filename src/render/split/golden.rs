@@ -66,13 +66,13 @@ pub(crate) fn varied(n: usize) -> Vec<Loss> {
 }
 
 fn builtin() -> Renderer {
-    Renderer::new(chrono_tz::Asia::Shanghai, None).expect("built-in templates")
+    Renderer::new(crate::zone::Zone::shanghai(), None).expect("built-in templates")
 }
 
 /// A renderer with the 0.1 whole-message templates as an operator's override.
 fn whole_templates() -> Renderer {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/templates-0.1");
-    Renderer::new(chrono_tz::Asia::Shanghai, Some(&dir)).expect("0.1 templates")
+    Renderer::new(crate::zone::Zone::shanghai(), Some(&dir)).expect("0.1 templates")
 }
 
 const WINDOW: Option<WindowContext> = Some(WindowContext {
@@ -296,7 +296,7 @@ fn a_frame_without_its_body_is_refused_at_load() {
         ("{{{body}}}\n{{{body}}}\n", "twice"),
     ] {
         std::fs::write(dir.path().join("digest.md.hbs"), frame).expect("written");
-        let refused = Renderer::new(chrono_tz::Asia::Shanghai, Some(dir.path()));
+        let refused = Renderer::new(crate::zone::Zone::shanghai(), Some(dir.path()));
         let Err(error) = refused else {
             panic!("{fault}: accepted");
         };

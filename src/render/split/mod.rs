@@ -359,7 +359,7 @@ mod tests {
     }
 
     fn renderer() -> Renderer {
-        Renderer::new(chrono_tz::Asia::Shanghai, None).unwrap()
+        Renderer::new(crate::zone::Zone::shanghai(), None).unwrap()
     }
 
     #[test]
