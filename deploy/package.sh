@@ -99,7 +99,7 @@ else
         if [ "$stage_only" = 1 ]; then
             die "$binary is missing: build it (cargo build --profile dist --locked --no-default-features) or pass --binary"
         fi
-        note "building $binary (cargo build --profile dist; about 5 minutes on 2 cores)"
+        note "building $binary (cargo build --profile dist; about 3 minutes on 2 cores)"
         cargo build --profile dist --locked --no-default-features --bin churn-alert
         [ -x "$binary" ] || die "cargo build did not produce $binary"
     fi

@@ -16,8 +16,8 @@ use chrono::{DateTime, NaiveTime, TimeZone, Utc};
 /// Why a schedule could not be parsed.
 #[derive(Debug, thiserror::Error)]
 pub enum ScheduleError {
-    #[error("`{0}` is not an IANA time zone (for example `Asia/Shanghai`)")]
-    Timezone(String),
+    #[error(transparent)]
+    Timezone(#[from] crate::zone::UnknownZone),
     #[error("`{expr}` is not a valid schedule: {reason}")]
     Cron { expr: String, reason: String },
 }
@@ -33,9 +33,7 @@ pub struct Schedule {
 impl Schedule {
     /// Parses a crontab expression (5 or 6 fields, or a shortcut) for time zone `tz`.
     pub fn parse(expr: &str, tz: &str) -> Result<Self, ScheduleError> {
-        let tz: Zone = tz
-            .parse()
-            .map_err(|_| ScheduleError::Timezone(tz.to_owned()))?;
+        let tz: Zone = tz.parse().map_err(ScheduleError::Timezone)?;
         let inner = to_cron_crate(expr)?
             .iter()
             .map(|cron_expr| {

@@ -13,29 +13,32 @@
 
 use std::fmt;
 use std::str::FromStr;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use chrono::{
     FixedOffset, MappedLocalTime, NaiveDate, NaiveDateTime, NaiveTime, Offset as _, TimeZone,
 };
-use jiff::tz::AmbiguousOffset;
+use jiff::tz::{AmbiguousOffset, TimeZoneDatabase};
 
 /// The zone every config starts from.
 pub const DEFAULT_ZONE: &str = "Asia/Shanghai";
 
-/// An IANA time zone (`Asia/Shanghai`), loaded once per process and kept.
+/// An IANA time zone (`Asia/Shanghai`), loaded once per process and name, and kept.
 #[derive(Clone, Copy)]
 pub struct Zone(&'static Loaded);
 
 struct Loaded {
-    /// The name as the tz database spells it (as configured when it gives none).
+    /// The name, as configured and as the tz database spells it.
     name: String,
     tz: jiff::tz::TimeZone,
 }
 
 /// A zone name that neither the system's tz database nor the built-in copy knows.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown time zone `{0}`: use an IANA name such as `Asia/Shanghai` or `UTC`")]
+#[error(
+    "`{}` is not a time zone of the system's tz database (/usr/share/zoneinfo, or TZDIR) or of the copy built into churn-alert: use an IANA name such as `Asia/Shanghai` or `UTC` (names are case-sensitive)",
+    .0.escape_default()
+)]
 pub struct UnknownZone(String);
 
 /// Every zone loaded so far. Zones are few (one per configured name), so a list will do.
@@ -48,18 +51,10 @@ impl Zone {
         if let Some(zone) = loaded.iter().find(|z| z.name == name) {
             return Ok(Self(zone));
         }
-        let unknown = || UnknownZone(name.to_owned());
-        if name.trim().is_empty() {
-            return Err(unknown());
-        }
-        let tz = jiff::tz::TimeZone::get(name).map_err(|_| unknown())?;
-        let canonical = tz.iana_name().unwrap_or(name).to_owned();
-        if let Some(zone) = loaded.iter().find(|z| z.name == canonical) {
-            return Ok(Self(zone));
-        }
+        let tz = lookup(name)?;
         // Kept for the process's life: one small table per distinct zone name.
         let zone: &'static Loaded = Box::leak(Box::new(Loaded {
-            name: canonical,
+            name: name.to_owned(),
             tz,
         }));
         loaded.push(zone);
@@ -67,16 +62,15 @@ impl Zone {
     }
 
     /// Asia/Shanghai, the default zone. The built-in database always has it; were it missing,
-    /// China's fixed UTC+8 (no daylight saving since 1991) stands in.
+    /// China's fixed UTC+8 (no daylight saving since 1991) would stand in, kept apart from the
+    /// zones loaded by name.
     pub fn shanghai() -> Self {
         Self::named(DEFAULT_ZONE).unwrap_or_else(|_| {
-            let mut loaded = LOADED.lock().unwrap_or_else(|e| e.into_inner());
-            let zone: &'static Loaded = Box::leak(Box::new(Loaded {
+            static FIXED: OnceLock<Loaded> = OnceLock::new();
+            Self(FIXED.get_or_init(|| Loaded {
                 name: DEFAULT_ZONE.to_owned(),
                 tz: jiff::tz::TimeZone::fixed(jiff::tz::Offset::constant(8)),
-            }));
-            loaded.push(zone);
-            Self(zone)
+            }))
         })
     }
 
@@ -132,13 +126,22 @@ impl FromStr for Zone {
 
 /// A [`Zone`]'s offset at one instant, as chrono keeps it in every `DateTime<Zone>`. It shows
 /// as the zone's abbreviation then (`CST`, `EDT`), as chrono-tz's did.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 pub struct ZoneOffset {
     zone: Zone,
     fixed: FixedOffset,
     /// The unix second it is the offset of: what the abbreviation is looked up by.
     at: i64,
 }
+
+/// One zone's one offset, whichever instant it was looked up for.
+impl PartialEq for ZoneOffset {
+    fn eq(&self, other: &Self) -> bool {
+        (self.zone, self.fixed) == (other.zone, other.fixed)
+    }
+}
+
+impl Eq for ZoneOffset {}
 
 impl chrono::Offset for ZoneOffset {
     fn fix(&self) -> FixedOffset {
@@ -176,7 +179,8 @@ impl TimeZone for Zone {
     /// the earlier first (as chrono-tz answered).
     fn offset_from_local_datetime(&self, local: &NaiveDateTime) -> MappedLocalTime<ZoneOffset> {
         let Some(civil) = civil(local) else {
-            return MappedLocalTime::None;
+            // Beyond jiff's years (±9999): the zone's last rule, as for a UTC time there.
+            return MappedLocalTime::Single(self.offset_from_utc_datetime(local));
         };
         match self.0.tz.to_ambiguous_timestamp(civil).offset() {
             AmbiguousOffset::Unambiguous { offset } => {
@@ -196,10 +200,42 @@ impl TimeZone for Zone {
 
     fn offset_from_utc_datetime(&self, utc: &NaiveDateTime) -> ZoneOffset {
         let at = utc.and_utc().timestamp();
-        let offset = jiff::Timestamp::from_second(at)
+        // Beyond jiff's years (±9999, an `outflow_at` in milliseconds): the nearest it knows.
+        let known = at.clamp(
+            jiff::Timestamp::MIN.as_second(),
+            jiff::Timestamp::MAX.as_second(),
+        );
+        let offset = jiff::Timestamp::from_second(known)
             .map_or(jiff::tz::Offset::UTC, |t| self.0.tz.to_offset(t));
-        self.at(offset, at)
+        self.at(offset, known)
     }
+}
+
+/// `name` from the system's tz database, or from the built-in copy when the system's lacks it
+/// (no database at all, or an old one). Exactly as spelled: jiff would also take
+/// `asia/shanghai`, which IANA, chrono-tz and earlier releases do not, and it answers
+/// `Etc/Unknown` with a zone that has no name.
+fn lookup(name: &str) -> Result<jiff::tz::TimeZone, UnknownZone> {
+    static BUNDLED: OnceLock<TimeZoneDatabase> = OnceLock::new();
+    lookup_in(
+        name,
+        jiff::tz::db(),
+        BUNDLED.get_or_init(TimeZoneDatabase::bundled),
+    )
+}
+
+fn lookup_in(
+    name: &str,
+    system: &TimeZoneDatabase,
+    bundled: &TimeZoneDatabase,
+) -> Result<jiff::tz::TimeZone, UnknownZone> {
+    let exact = |tz: jiff::tz::TimeZone| (tz.iana_name() == Some(name)).then_some(tz);
+    system
+        .get(name)
+        .ok()
+        .and_then(exact)
+        .or_else(|| bundled.get(name).ok().and_then(exact))
+        .ok_or_else(|| UnknownZone(name.to_owned()))
 }
 
 /// chrono's wall-clock time as jiff's; `None` outside jiff's range (years -9999 to 9999).
@@ -211,8 +247,8 @@ fn civil(local: &NaiveDateTime) -> Option<jiff::civil::DateTime> {
         i8::try_from(local.day()).ok()?,
         i8::try_from(local.hour()).ok()?,
         i8::try_from(local.minute()).ok()?,
-        // A leap second (chrono's 60th second) counts as the 59th.
-        i8::try_from(local.second().min(59)).ok()?,
+        i8::try_from(local.second()).ok()?,
+        // chrono keeps a leap second as second 59 with a nanosecond count past a billion.
         i32::try_from(local.nanosecond().min(999_999_999)).ok()?,
     )
     .ok()
@@ -287,9 +323,41 @@ mod tests {
 
     #[test]
     fn unknown_names_are_refused_by_name() {
-        for bad in ["Mars/Olympus", "", "  ", "../../etc/passwd"] {
+        for bad in [
+            "Mars/Olympus",
+            "",
+            "  ",
+            "../../etc/passwd",
+            "asia/shanghai",
+            "Etc/Unknown",
+        ] {
             let err = Zone::named(bad).unwrap_err();
             assert!(err.to_string().contains(&format!("`{bad}`")), "{err}");
+            assert!(err.to_string().contains("case-sensitive"), "{err}");
         }
+    }
+
+    #[test]
+    fn a_zone_the_system_lacks_comes_from_the_built_in_copy() {
+        let lacking = TimeZoneDatabase::none();
+        let bundled = TimeZoneDatabase::bundled();
+        let tz = lookup_in("Asia/Kathmandu", &lacking, &bundled).unwrap();
+        assert_eq!(tz.iana_name(), Some("Asia/Kathmandu"));
+        let at = jiff::Timestamp::from_second(1_736_314_633).unwrap();
+        assert_eq!(tz.to_offset(at).seconds(), 20_700);
+        assert!(lookup_in("asia/kathmandu", &lacking, &bundled).is_err());
+        assert!(lookup_in("Mars/Olympus", &lacking, &bundled).is_err());
+    }
+
+    #[test]
+    fn times_past_the_year_9999_keep_the_zones_offset() {
+        let zone = Zone::shanghai();
+        let far = DateTime::<Utc>::from_timestamp(400_000_000_000, 0).unwrap();
+        assert_eq!(
+            far.with_timezone(&zone).offset().fix().local_minus_utc(),
+            8 * 3600
+        );
+        let local = far.naive_utc();
+        assert!(zone.from_local_datetime(&local).single().is_some());
     }
 }

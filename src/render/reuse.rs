@@ -39,20 +39,36 @@ impl EntryContext {
     }
 }
 
-/// `customer` into `map`, key by key as its `Serialize` writes them.
+/// `customer` into `map`, key by key as its `Serialize` writes them. Taken apart field by
+/// field, so that a field added to [`CustomerContext`] does not compile until it is written
+/// here too.
 fn write(map: &mut Map<String, Value>, customer: &CustomerContext<'_>) {
-    text(map, "id", Some(customer.id));
-    text(map, "name", Some(&customer.name));
-    text(map, "remark", customer.remark.as_deref());
-    text(map, "corp_name", customer.corp_name.as_deref());
-    int(map, "outflow_at", Some(customer.outflow_at));
-    text(map, "delete_by", Some(delete_by(customer.delete_by)));
-    texts(map, "tags", &customer.tags);
-    int(map, "added_at", customer.added_at);
-    int(map, "days_known", customer.days_known);
-    text(map, "channel", customer.channel.as_deref());
-    text(map, "add_way", customer.add_way);
-    texts(map, "still_followed_by", customer.still_followed_by);
+    let CustomerContext {
+        id,
+        name,
+        remark,
+        corp_name,
+        outflow_at,
+        delete_by: ended_by,
+        tags,
+        added_at,
+        days_known,
+        channel,
+        add_way,
+        still_followed_by,
+    } = customer;
+    text(map, "id", Some(id));
+    text(map, "name", Some(name));
+    text(map, "remark", remark.as_deref());
+    text(map, "corp_name", corp_name.as_deref());
+    int(map, "outflow_at", Some(*outflow_at));
+    text(map, "delete_by", Some(delete_by(*ended_by)));
+    texts(map, "tags", tags);
+    int(map, "added_at", *added_at);
+    int(map, "days_known", *days_known);
+    text(map, "channel", channel.as_deref());
+    text(map, "add_way", *add_way);
+    texts(map, "still_followed_by", still_followed_by);
 }
 
 /// As `DeleteBy` serializes (`snake_case`).

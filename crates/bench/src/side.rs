@@ -122,6 +122,37 @@ pub(crate) async fn timed(exe: &Path, args: &[String]) -> anyhow::Result<Cost> {
     })
 }
 
+/// One `churn-alert once` of `exe` against fresh simulators, which must have received
+/// messages: a build that fetches and sends nothing must not pass for a fast one.
+/// `BENCH_PROFILE="perf record -g -o /tmp/once.perf"` runs it under that command (whose own
+/// cost then counts too), for profiling only.
+async fn churn_once<F, Fut>(exe: &Path, fresh: &F) -> anyhow::Result<Cost>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Rig>>,
+{
+    let rig = fresh().await?;
+    let args = ["once".to_owned(), "--config".to_owned(), rig.config.clone()];
+    let cost = match std::env::var("BENCH_PROFILE") {
+        Ok(wrapper) => {
+            let mut words = wrapper.split_whitespace().map(str::to_owned);
+            let program = words.next().context("BENCH_PROFILE is empty")?;
+            let args: Vec<String> = words
+                .chain([exe.display().to_string()])
+                .chain(args)
+                .collect();
+            timed(Path::new(&program), &args).await?
+        }
+        Err(_) => timed(exe, &args).await?,
+    };
+    anyhow::ensure!(
+        !rig.robot.received().is_empty(),
+        "{} sent nothing to the robot",
+        exe.display()
+    );
+    Ok(cost)
+}
+
 fn median(mut costs: Vec<Cost>) -> Option<Cost> {
     costs.sort_by(|a, b| a.cpu.total_cmp(&b.cpu));
     let mid = costs.get(costs.len() / 2).copied()?;
@@ -156,31 +187,21 @@ pub(crate) async fn side_by_side(
     }
     let (mut churn, mut floors, mut pythons) = (Vec::new(), Vec::new(), Vec::new());
     let mut againsts = Vec::new();
-    for _ in 0..runs {
-        let rig = fresh().await?;
-        let args = ["once".to_owned(), "--config".to_owned(), rig.config.clone()];
-        churn.push(match std::env::var("BENCH_PROFILE") {
-            // For profiling only: `BENCH_PROFILE="perf record -g -o /tmp/once.perf"` runs
-            // churn-alert under that command (whose own cost then counts too).
-            Ok(wrapper) => {
-                let mut words = wrapper.split_whitespace().map(str::to_owned);
-                let program = words.next().context("BENCH_PROFILE is empty")?;
-                let args: Vec<String> = words
-                    .chain([exe.display().to_string()])
-                    .chain(args)
-                    .collect();
-                timed(Path::new(&program), &args).await?
+    for round in 0..runs {
+        // Before and after take turns going first, so that neither always runs on a warmer
+        // machine.
+        let order: Vec<(&Path, bool)> = match against {
+            Some(against) if round % 2 == 1 => vec![(against, true), (exe, false)],
+            Some(against) => vec![(exe, false), (against, true)],
+            None => vec![(exe, false)],
+        };
+        for (program, is_against) in order {
+            let cost = churn_once(program, &fresh).await?;
+            if is_against {
+                againsts.push(cost);
+            } else {
+                churn.push(cost);
             }
-            Err(_) => timed(exe, &args).await?,
-        });
-        anyhow::ensure!(
-            !rig.robot.received().is_empty(),
-            "churn-alert sent nothing to the robot"
-        );
-        if let Some(against) = against {
-            let rig = fresh().await?;
-            let args = ["once".to_owned(), "--config".to_owned(), rig.config.clone()];
-            againsts.push(timed(against, &args).await?);
         }
         if let Some(floor) = floor {
             let rig = fresh().await?;
