@@ -14,11 +14,10 @@ use std::path::Path;
 use anyhow::Context as _;
 
 use crate::cli::CheckArgs;
-use crate::render::compose::compose;
+use crate::render::compose::{compose, Queued};
 use crate::render::Renderer;
 use crate::sink::Sinks;
 use crate::source::model::documented_example;
-use crate::store::Pending;
 use crate::transform::route::listed;
 use crate::transform::Router;
 
@@ -74,7 +73,7 @@ async fn check_corp(config: &crate::config::Config, args: &CheckArgs) -> anyhow:
         .context("the staff deletion alert's templates (alert.*) cannot be rendered")?;
     for (id, losses) in router.route_all(&sample) {
         if let Some(destination) = router.get(&id) {
-            compose(&renderer, &sinks, &destination, &Pending::one_poll(losses))
+            compose(&renderer, &sinks, &destination, &Queued::one_poll(losses))
                 .with_context(|| format!("{} cannot be rendered", destination.describe()))?;
         }
     }

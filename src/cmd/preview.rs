@@ -13,13 +13,12 @@ use crate::cli::PreviewArgs;
 use crate::config::Config;
 use crate::destination::DestinationId;
 use crate::loss::Loss;
-use crate::render::compose::{compose, Composed};
+use crate::render::compose::{compose, Composed, Queued};
 use crate::render::escape::{terminal, terminal_lines};
 use crate::render::Renderer;
 use crate::sink::{EmailMessage, Sinks, WecomBody, WecomMessage};
 use crate::source::model::documented_example;
 use crate::source::{WeibanClient, Window};
-use crate::store::Pending;
 use crate::time::unix_now;
 use crate::transform::{Router, Routing};
 
@@ -80,7 +79,7 @@ pub(super) fn print_plan(
             continue;
         };
         let described = terminal(&destination.describe()).into_owned();
-        let composed = match compose(renderer, sinks, &destination, &Pending::one_poll(losses)) {
+        let composed = match compose(renderer, sinks, &destination, &Queued::one_poll(losses)) {
             Ok(composed) => composed,
             Err(e) => {
                 crate::cmd::console::show!("══ {described} ══\n(cannot be delivered: {e})\n");

@@ -23,7 +23,7 @@ use futures::future::join_all;
 
 use crate::config::Config;
 use crate::destination::DestinationId;
-use crate::render::compose::{compose, ComposeError, Composed};
+use crate::render::compose::{compose, ComposeError, Composed, Queued};
 use crate::render::Renderer;
 use crate::schedule::QuietHours;
 use crate::shutdown::Shutdown;
@@ -306,7 +306,9 @@ impl Delivery {
             if pending.is_empty() {
                 break;
             }
-            let sent = match compose(&self.renderer, &self.sinks, destination, &pending) {
+            let whole_batch = pending.len() == DELIVERY_BATCH;
+            let queued = Queued::from(pending);
+            let sent = match compose(&self.renderer, &self.sinks, destination, &queued) {
                 Ok(Composed::Wecom(sink, messages)) => attempt.run(sink, messages).await?,
                 Ok(Composed::Email(sink, messages)) => attempt.run(sink, messages).await?,
                 // A staff member without an address: their losses reach the route's other
@@ -315,7 +317,7 @@ impl Delivery {
                     let robots = !destination.route.wecom_webhooks.is_empty()
                         || !destination.route.department_webhooks.is_empty()
                         || destination.route.staff_webhooks.contains_key(&staff);
-                    self.skip(id, &pending, &staff, &route, robots, state.as_ref())
+                    self.skip(id, &queued.losses, &staff, &route, robots, state.as_ref())
                         .await?;
                     outcome.waiting = None;
                     break;
@@ -336,7 +338,7 @@ impl Delivery {
                 self.store.clear_destination_state(id).await?;
             }
             match sent.stop {
-                Stop::Done if pending.len() == DELIVERY_BATCH => continue,
+                Stop::Done if whole_batch => continue,
                 Stop::Done => break,
                 Stop::Shutdown => {
                     outcome.waiting = Some("shutting down".into());
@@ -361,13 +363,13 @@ impl Delivery {
     async fn skip(
         &self,
         id: &DestinationId,
-        pending: &[crate::store::Pending],
+        losses: &[crate::loss::Loss],
         staff: &str,
         route: &str,
         robots: bool,
         previous: Option<&DestinationState>,
     ) -> Result<(), StoreError> {
-        let keys: Vec<_> = pending.iter().map(|p| p.loss.key()).collect();
+        let keys: Vec<_> = losses.iter().map(crate::loss::Loss::key).collect();
         self.store.complete(id, &keys).await?;
         let skipped = previous
             .filter(|p| p.status == DeliveryStatus::Skipped)

@@ -58,45 +58,69 @@ pub(crate) enum ComposeError {
     NoSmtp(#[from] crate::sink::NoSmtp),
 }
 
-/// The messages `destination` receives for `pending`, in sending order.
+/// What a destination has pending, as composing reads it: the losses, and when each entered
+/// the outbox (storm protection counts per poll). Made from the outbox's records by moving
+/// their losses, not copying them: a delivery batch holds thousands.
+pub(crate) struct Queued {
+    pub losses: Vec<Loss>,
+    enqueued: HashMap<LossKey, i64>,
+}
+
+impl From<Vec<Pending>> for Queued {
+    fn from(pending: Vec<Pending>) -> Self {
+        let enqueued = pending
+            .iter()
+            .map(|p| (p.loss.key(), p.enqueued_at))
+            .collect();
+        Self {
+            losses: pending.into_iter().map(|p| p.loss).collect(),
+            enqueued,
+        }
+    }
+}
+
+impl Queued {
+    /// Losses as one poll would queue them now (previews, checks).
+    pub fn one_poll(losses: Vec<Loss>) -> Self {
+        Self::from(Pending::one_poll(losses))
+    }
+}
+
+/// The messages `destination` receives for what it has `queued`, in sending order.
 pub(crate) fn compose<'s>(
     renderer: &Renderer,
     sinks: &'s Sinks,
     destination: &Destination<'_>,
-    pending: &[Pending],
+    queued: &Queued,
 ) -> Result<Composed<'s>, ComposeError> {
-    let losses: Vec<Loss> = pending.iter().map(|p| p.loss.clone()).collect();
-    let enqueued: HashMap<LossKey, i64> = pending
-        .iter()
-        .map(|p| (p.loss.key(), p.enqueued_at))
-        .collect();
+    let Queued { losses, enqueued } = queued;
     match &destination.target {
         Target::Wecom { robot, msgtype, .. } => {
             let robot = Robot {
                 renderer,
                 destination,
-                enqueued: &enqueued,
+                enqueued,
                 robot,
                 msgtype: *msgtype,
                 limit: sinks.wecom.limit(format_of(*msgtype)).unwrap_or(usize::MAX),
             };
-            Ok(Composed::Wecom(&sinks.wecom, robot.compose(&losses)?))
+            Ok(Composed::Wecom(&sinks.wecom, robot.compose(losses)?))
         }
         Target::Email { to, staff } => {
             let email = sinks.email_for(&destination.route.name)?;
             let limit = email.limit(Format::Email).unwrap_or(usize::MAX);
-            let to = address(destination, to.as_deref(), staff.as_deref(), &losses)?;
+            let to = address(destination, to.as_deref(), staff.as_deref(), losses)?;
             let mut message = mail(
                 renderer,
-                &losses,
+                losses,
                 to,
                 staff.is_some(),
                 by_department(destination.route),
                 limit,
             )?;
             // Email lists everyone, but a storm's list is easier to work through in a sheet.
-            if is_storm(destination.route, &losses, &enqueued) {
-                if let Some(WecomBody::File { filename, bytes }) = full_list(renderer, &losses) {
+            if is_storm(destination.route, losses, enqueued) {
+                if let Some(WecomBody::File { filename, bytes }) = full_list(renderer, losses) {
                     message.message.files.push(crate::sink::EmailFile {
                         filename,
                         content_type:
