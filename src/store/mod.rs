@@ -53,6 +53,7 @@ pub(crate) mod namespace;
 mod outbox;
 mod pages;
 mod prepared;
+mod reopen;
 pub(crate) mod seen;
 
 use crate::destination::DestinationId;
@@ -223,13 +224,20 @@ pub struct Store {
     ledger: sled::Tree,
     held: sled::Tree,
     prepared: sled::Tree,
+    /// Marks the store closed when its last handle goes ([`reopen`]); last, so that it goes
+    /// after every sled handle of this struct.
+    open: Arc<reopen::OpenStore>,
 }
 
 impl Store {
     /// Opens (or creates) the store at `path`; fails at once if another process holds it.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let mut store = Self::open_with(sled::Config::new().path(path), path)?;
+        let locked = |e: &StoreError| matches!(e, StoreError::Locked { .. });
+        let mut store = reopen::retrying(path, locked, || {
+            Self::open_with(sled::Config::new().path(path), path)
+        })?;
         store.path = Some(path.to_owned());
+        store.open = Arc::new(reopen::OpenStore::new(Some(path)));
         Ok(store)
     }
 
@@ -267,13 +275,20 @@ impl Store {
                     source,
                 },
             })?;
-        Self::with_trees(db, Arc::default(), None, "")
+        Self::with_trees(
+            db,
+            Arc::default(),
+            Arc::new(reopen::OpenStore::new(None)),
+            None,
+            "",
+        )
     }
 
     /// The store over `db` whose trees are named with `prefix` (a corp's namespace).
     fn with_trees(
         db: sled::Db,
         flushes: Arc<flushes::Flushes>,
+        open: Arc<reopen::OpenStore>,
         path: Option<std::path::PathBuf>,
         prefix: &str,
     ) -> Result<Self, StoreError> {
@@ -292,6 +307,7 @@ impl Store {
             db,
             flushes,
             hints: Arc::default(),
+            open,
             path,
         })
     }

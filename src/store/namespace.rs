@@ -9,6 +9,7 @@
 //! or a refused file leaves the target as it was.
 
 use std::io::{BufRead, Write};
+use std::sync::Arc;
 
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
@@ -88,6 +89,7 @@ impl Store {
         Self::with_trees(
             self.db.clone(),
             self.flushes.clone(),
+            Arc::clone(&self.open),
             self.path.clone(),
             &prefix(corp),
         )
