@@ -232,10 +232,7 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the store at `path`; fails at once if another process holds it.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let locked = |e: &StoreError| matches!(e, StoreError::Locked { .. });
-        let mut store = reopen::retrying(path, locked, || {
-            Self::open_with(sled::Config::new().path(path), path)
-        })?;
+        let mut store = Self::open_with(sled::Config::new().path(path), path)?;
         store.path = Some(path.to_owned());
         store.open = Arc::new(reopen::OpenStore::new(Some(path)));
         Ok(store)
