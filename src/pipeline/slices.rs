@@ -3,7 +3,9 @@
 //! hold the whole window in the outbox (and in memory); instead the window is counted (one
 //! request of one item) and polled in time slices of about [`SLICE_LOSSES`], each delivered
 //! before the next is fetched. Each slice is a whole window of its own, so the window moves
-//! slice by slice and a crash resumes at the last whole slice.
+//! slice by slice and a crash resumes at the last whole slice. A slice starts where the last
+//! one ended, not an overlap before it, unless that end is within the overlap of now
+//! ([`Pipeline::window_after`]).
 
 use super::{CycleError, Pipeline, PollReport};
 use crate::shutdown::Shutdown;
@@ -14,7 +16,7 @@ use crate::time::unix_now;
 /// an outage, a backfill-sized burst) is polled in time slices of about this many, each
 /// delivered before the next is fetched, so the outbox, and the memory that holds it, stay
 /// bounded whatever the window. A regular window is polled whole, with no extra request.
-pub(crate) const SLICE_LOSSES: u64 = 5_000;
+pub(crate) const SLICE_LOSSES: u64 = 2_000;
 
 impl Pipeline {
     /// Polls up to `now`; a long window slice by slice ([`SLICE_LOSSES`]), each slice's
@@ -30,7 +32,7 @@ impl Pipeline {
             if let Err(e) = self.deliver(unix_now(), shutdown).await {
                 tracing::error!("delivering a slice of the window failed: {e}");
             }
-            let next = self.poll(now).await?;
+            let next = self.poll_after(now, true).await?;
             total = PollReport {
                 window: match (total.window, next.window) {
                     (Some(a), Some(b)) => Some(Window {

@@ -255,7 +255,9 @@ impl Store {
     fn open_with(config: sled::Config, path: &Path) -> Result<Self, StoreError> {
         let shown = path.display().to_string();
         let db = config
-            .cache_capacity(2 * 1024 * 1024)
+            // sled's page cache (BENCHMARKS.md, sixth pass: 2 MB held more at the peak and
+            // gained no speed).
+            .cache_capacity(1024 * 1024)
             .mode(sled::Mode::LowSpace)
             .open()
             .map_err(|source| match &source {

@@ -145,11 +145,23 @@ where
         }
         Err(_) => timed(exe, &args).await?,
     };
+    let received = rig.robot.received();
     anyhow::ensure!(
-        !rig.robot.received().is_empty(),
+        !received.is_empty(),
         "{} sent nothing to the robot",
         exe.display()
     );
+    if std::env::var_os("BENCH_SHOW_OUTPUT").is_some() {
+        let bytes: usize = received.iter().map(|m| m.content.len()).sum();
+        let served = rig.weiban.stats();
+        eprintln!(
+            "{}: {} messages, {bytes} bytes of markdown; {} outflow requests, {} items served",
+            exe.display(),
+            received.len(),
+            served.outflow_requests,
+            served.items_served
+        );
+    }
     Ok(cost)
 }
 

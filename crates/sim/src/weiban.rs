@@ -196,6 +196,8 @@ impl SimLoss {
 pub struct WeibanSimStats {
     pub token_requests: u64,
     pub outflow_requests: u64,
+    /// Items of the outflow list answered, over all pages.
+    pub items_served: u64,
     /// Injected faults by kind.
     pub faults: BTreeMap<String, u64>,
     /// Real limit answers (not injected): 10052 and 10053.
@@ -528,6 +530,7 @@ fn decide(s: &mut SimState, q: &OutflowQuery) -> Decision {
         .take(limit)
         .map(|v| (*v).clone())
         .collect();
+    s.stats.items_served += page.len() as u64;
     let mut answer = json!({
         "errcode": 0,
         "errmsg": "ok",
