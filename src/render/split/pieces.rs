@@ -121,11 +121,18 @@ impl<'p, 'a> Pieces<'p, 'a> {
             String::new()
         };
         let middle = renderer.render_piece(&self.names.end, &context)?;
-        let last = GroupContext {
-            omitted: self.packer.groups[g].omitted.len(),
-            ..self.group_context(g, &staff)
+        // The group's last end differs from the others only by what storm protection left
+        // out: with nothing left out, the context and so the text are the same.
+        let omitted = self.packer.groups[g].omitted.len();
+        let last = if omitted == 0 {
+            middle.clone()
+        } else {
+            let last = GroupContext {
+                omitted,
+                ..self.group_context(g, &staff)
+            };
+            renderer.render_piece(&self.names.end, &last)?
         };
-        let last = renderer.render_piece(&self.names.end, &last)?;
         Ok(GroupPieces {
             heading: [plain, headed],
             end: [middle, last],
