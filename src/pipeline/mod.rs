@@ -224,17 +224,11 @@ impl Pipeline {
     }
 
     /// [`Pipeline::next_window`]; `after_slice` when the last window was a slice of this
-    /// catch-up, fetched at `now` or later. The overlap is for records Weiban lists late: a
-    /// loss is taken to be listed within the overlap of its outflow time, so what left before
-    /// `now - overlap` was listed when that slice was fetched. The next slice then starts where
-    /// that one ended (its last second again, never a gap), instead of fetching the overlap a
-    /// second time at every slice: a 100 000-loss catch-up fetched a quarter of it twice.
+    /// catch-up, fetched at `now` or later: the next slice starts as
+    /// [`slices::next_slice_start`] says.
     fn window_after(&self, now: i64, after_slice: bool) -> Result<Window, CycleError> {
         let wanted = match self.store.last_window_end()? {
-            Some(end) if after_slice => now
-                .saturating_sub(self.overlap)
-                .max(end - self.overlap)
-                .min(end),
+            Some(end) if after_slice => slices::next_slice_start(end, now, self.overlap),
             Some(end) => end - self.overlap,
             None => now - self.first_lookback,
         };
