@@ -29,15 +29,20 @@ use crate::schedule::QuietHours;
 use crate::shutdown::Shutdown;
 use crate::sink::{SendError, Sinks};
 use crate::store::{DeliveryStatus, DestinationState, Store, StoreError};
+use crate::transform::route::Target;
 use crate::transform::{Destination, Router};
 use attempt::{Attempt, Stop};
 use gate::Gate;
 
-/// Most losses rendered for one destination at a time. A batch's losses, rendered entries and
+/// Most losses rendered for one robot at a time. A batch's losses, rendered entries and
 /// messages are the largest thing in memory while delivering (about 2 KB per loss): 2 000
-/// made the peak of a 10 000-loss run 19 MB, 500 makes it under 16, for one more digest per
-/// 500 losses (a group cut at a batch's end continues in the next digest).
-const DELIVERY_BATCH: usize = 500;
+/// made the peak of a 10 000-loss run 19 MB, 500 makes it 15, for one more digest per 500
+/// losses (a group cut at a batch's end continues in the next digest).
+const ROBOT_BATCH: usize = 500;
+
+/// Most losses in one email: a batch is one email, and a manager would rather read one long
+/// list than four short ones.
+const EMAIL_BATCH: usize = 2000;
 
 /// What one delivery pass did.
 #[derive(Debug, Default)]
@@ -305,11 +310,15 @@ impl Delivery {
         // A batch at a time, so that a huge backlog (a backfill, a long outage) never sits in
         // memory whole; delivered losses leave the outbox, so each read starts with what is due.
         loop {
-            let pending = self.store.pending_batch(id, DELIVERY_BATCH)?;
+            let limit = match destination.target {
+                Target::Email { .. } => EMAIL_BATCH,
+                Target::Wecom { .. } => ROBOT_BATCH,
+            };
+            let pending = self.store.pending_batch(id, limit)?;
             if pending.is_empty() {
                 break;
             }
-            let whole_batch = pending.len() == DELIVERY_BATCH;
+            let whole_batch = pending.len() == limit;
             let queued = Queued::from(pending);
             let sent = match compose(&self.renderer, &self.sinks, destination, &queued) {
                 Ok(Composed::Wecom(sink, messages)) => attempt.run(sink, messages).await?,

@@ -334,3 +334,43 @@ async fn a_burst_of_45_messages_never_exceeds_20_a_minute() {
         );
     }
 }
+
+/// A robot's digest takes at most 500 losses at a time (memory), an email up to 2 000 (one
+/// long list rather than several short ones): 600 losses are two robot digests, one email.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_email_takes_a_larger_batch_than_a_robot_digest() {
+    let env = Env::new().await;
+    let smtp = SmtpServer::start();
+    let routes = format!(
+        r#"
+[[route]]
+name = "boss"
+audience = "managers"
+storm_threshold = 0
+email_to = ["boss@example.com"]
+wecom_webhooks = ["{robot}"]
+"#,
+        robot = env.robot.url("k1"),
+    );
+    env.write_config(&routes, &format!("{FAST}\n{}", smtp.config()));
+    let losses = SimLoss::generate("批", 600, 6, now() - 30, 1);
+    env.weiban.add_losses(&losses);
+    // Pacing is not under test: the robot takes them as fast as they come.
+    env.robot.set_per_minute(None);
+    let out = env.once().await;
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    let mails = smtp.mails();
+    assert_eq!(mails.len(), 1, "one email for 600 losses");
+    let parsed = MessageParser::default()
+        .parse(&mails[0].raw)
+        .expect("parse");
+    assert_eq!(parsed.subject(), Some("【客户流失提醒】共 600 位客户流失"));
+    let digests = env
+        .robot
+        .received()
+        .iter()
+        .filter(|m| m.content.starts_with("## 客户流失提醒 (1/"))
+        .count();
+    assert_eq!(digests, 2, "600 losses in robot digests of at most 500");
+}
