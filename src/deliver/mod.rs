@@ -36,12 +36,13 @@ use gate::Gate;
 
 /// Most losses rendered for one robot at a time. A batch's losses, rendered entries and
 /// messages are the largest thing in memory while delivering (about 2 KB per loss): 2 000
-/// made the peak of a 10 000-loss run 19 MB, 500 makes it 15, for one more digest per 500
-/// losses (a group cut at a batch's end continues in the next digest).
+/// made the peak of a 10 000-loss run 19.3 MB, 500 made it 16.0 (BENCHMARKS.md, sixth pass),
+/// for one more digest per 500 losses (a group cut at a batch's end continues in the next
+/// digest, and storm protection judges each part on its own).
 const ROBOT_BATCH: usize = 500;
 
 /// Most losses in one email: a batch is one email, and a manager would rather read one long
-/// list than four short ones.
+/// list than four short ones. A route with email therefore peaks about as before.
 const EMAIL_BATCH: usize = 2000;
 
 /// What one delivery pass did.

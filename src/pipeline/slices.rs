@@ -65,8 +65,9 @@ impl Pipeline {
 
     /// The first slice of a long `window` that holds about [`SLICE_LOSSES`] losses, by the
     /// count Weiban reports (one request of one item); the whole window when it holds fewer
-    /// or says no count. A slice always reaches past the overlap, so that the next poll,
-    /// which starts an overlap before this slice's end, moves on.
+    /// or says no count. A slice always reaches past the overlap, so that the next poll moves
+    /// on even when it starts an overlap before this slice's end (after a restart, or when the
+    /// end is within the overlap of now: [`next_slice_start`]).
     pub(super) async fn slice(&self, window: Window) -> Result<Window, CycleError> {
         let (count, _) = self.weiban.probe(window).await?;
         let Some(total) = count.filter(|n| *n > SLICE_LOSSES) else {

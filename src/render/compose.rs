@@ -60,7 +60,8 @@ pub(crate) enum ComposeError {
 
 /// What a destination has pending, as composing reads it: the losses, and when each entered
 /// the outbox (storm protection counts per poll). Made from the outbox's records by moving
-/// their losses, not copying them: a delivery batch holds thousands.
+/// their losses, not copying them: a delivery batch holds hundreds (a robot's) or thousands
+/// (an email's).
 pub(crate) struct Queued {
     pub losses: Vec<Loss>,
     enqueued: HashMap<LossKey, i64>,
