@@ -52,6 +52,15 @@ max_retries = 8
 "#;
 
 impl Env {
+    /// How many managers' digests the robot received, counted by their first parts.
+    pub fn digests_received(&self) -> usize {
+        self.robot
+            .received()
+            .iter()
+            .filter(|m| m.content.starts_with("## 客户流失提醒 (1/"))
+            .count()
+    }
+
     pub async fn new() -> Self {
         Self::with_options(WeibanSimOptions::default()).await
     }
