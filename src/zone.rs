@@ -2,8 +2,9 @@
 //!
 //! A [`Zone`] is loaded by name from the system's tz database (`/usr/share/zoneinfo`, or
 //! `TZDIR`) by jiff, and from the copy of the database built into the binary when the
-//! system's lacks the zone (a slim container image without tzdata, an old tzdata). It implements chrono's `TimeZone`, so that the cron
-//! crate, chrono's formatting and every `DateTime<Zone>` work with it as with any zone.
+//! system's lacks the zone (a slim container image without tzdata, an old tzdata). It
+//! implements chrono's `TimeZone`, so that the cron crate, chrono's formatting and every
+//! `DateTime<Zone>` work with it as with any zone.
 //!
 //! Why not chrono-tz: it compiles all 600 zones into the binary as tables of pointers, and the
 //! loader relocates each of their 29 000 transitions at every start. That was 1.9 MB of the

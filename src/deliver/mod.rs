@@ -308,13 +308,13 @@ impl Delivery {
         mut outcome: Outcome,
     ) -> Result<Outcome, StoreError> {
         let id = &destination.id;
+        let limit = match destination.target {
+            Target::Email { .. } => EMAIL_BATCH,
+            Target::Wecom { .. } => ROBOT_BATCH,
+        };
         // A batch at a time, so that a huge backlog (a backfill, a long outage) never sits in
         // memory whole; delivered losses leave the outbox, so each read starts with what is due.
         loop {
-            let limit = match destination.target {
-                Target::Email { .. } => EMAIL_BATCH,
-                Target::Wecom { .. } => ROBOT_BATCH,
-            };
             let pending = self.store.pending_batch(id, limit)?;
             if pending.is_empty() {
                 break;

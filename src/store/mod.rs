@@ -232,10 +232,7 @@ pub struct Store {
 impl Store {
     /// Opens (or creates) the store at `path`; fails at once if another process holds it.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let mut store = Self::open_with(sled::Config::new().path(path), path)?;
-        store.path = Some(path.to_owned());
-        store.open = Arc::new(reopen::OpenStore::new(Some(path)));
-        Ok(store)
+        Self::open_with(sled::Config::new().path(path), path, Some(path))
     }
 
     /// Whether a store was ever created at `path` (sled's own files are there).
@@ -249,11 +246,18 @@ impl Store {
         Self::open_with(
             sled::Config::new().temporary(true),
             Path::new("(temporary)"),
+            None,
         )
     }
 
-    fn open_with(config: sled::Config, path: &Path) -> Result<Self, StoreError> {
-        let shown = path.display().to_string();
+    /// Opens `config`'s database, shown as `shown` in errors; `path` is where it lives on disk
+    /// (`None`: a temporary store, which has no files and no lock).
+    fn open_with(
+        config: sled::Config,
+        shown: &Path,
+        path: Option<&Path>,
+    ) -> Result<Self, StoreError> {
+        let shown = shown.display().to_string();
         let db = config
             // sled's page cache (BENCHMARKS.md, sixth pass: 2 MB held more at the peak and
             // gained no speed).
@@ -277,8 +281,8 @@ impl Store {
         Self::with_trees(
             db,
             Arc::default(),
-            Arc::new(reopen::OpenStore::new(None)),
-            None,
+            Arc::new(reopen::OpenStore::new(path)),
+            path.map(Path::to_owned),
             "",
         )
     }
