@@ -5,10 +5,10 @@
 //! module knows nothing of them.
 //!
 //! [`Pipeline::poll`] fetches the window since the last one fetched whole (minus an overlap for
-//! late records) and records each page in the store as it arrives; only when every page
-//! answered does the window advance. [`Pipeline::deliver`] then works from the outbox alone:
-//! per destination it renders what is pending, sends it part by part, and marks each part
-//! delivered only after the destination accepted it. A destination that failed keeps its
+//! late records) and records its pages in the store as they arrive, a few pages per
+//! transaction; only when every page answered does the window advance. [`Pipeline::deliver`]
+//! then works from the outbox alone: per destination it renders what is pending, sends it part
+//! by part, and marks each part delivered only after the destination accepted it. A destination that failed keeps its
 //! pending losses and a [`DestinationState`] saying why and when to try again.
 
 mod cycle_report;
@@ -32,7 +32,7 @@ use crate::render::{RenderError, Renderer};
 use crate::shutdown::Shutdown;
 use crate::sink::Sinks;
 use crate::source::{FetchError, WeibanClient, WeibanError, Window};
-use crate::store::{Store, StoreError};
+use crate::store::{Recorded, Store, StoreError};
 use crate::time::unix_now;
 use crate::transform::enrich::OrgChart;
 use stages::{Outcome, PageStages};
@@ -78,6 +78,13 @@ impl Recording {
         }
     }
 }
+
+/// About how many decided losses one transaction records: the pages of a window are recorded
+/// in groups of this many, not one by one. Every sled transaction costs two log writes (its
+/// batch manifest, then its data), each handed to sled's I/O pool, which wakes all of its idle
+/// threads; a page of 100 losses is a small unit for that (BENCHMARKS.md, seventh pass). The
+/// group waits in memory until it is recorded, so it stays the size of a robot's batch.
+const RECORD_GROUP: usize = 500;
 
 /// What one poll found.
 #[derive(Debug, Default, Clone, Copy)]
@@ -245,15 +252,15 @@ impl Pipeline {
         })
     }
 
-    /// Fetches `window` and records its new losses page by page, as `how` says, through the
-    /// poll's [`stages`]. Returns (fetched, new). Does not move the window.
+    /// Fetches `window` and records its new losses as the pages arrive, a group of pages
+    /// ([`RECORD_GROUP`] losses) per transaction, as `how` says, through the poll's
+    /// [`stages`]. Returns (fetched, new). Does not move the window.
     pub async fn record_window(
         &self,
         window: Window,
         now: i64,
         how: Recording,
     ) -> Result<(u64, usize), CycleError> {
-        let per_interval = how != Recording::OnePoll;
         // While losses are held for want of routing data, every poll reads the org chart.
         let holding = !self.store.held_counts()?.is_empty();
         self.org.refresh(&self.weiban, now, holding).await;
@@ -265,20 +272,21 @@ impl Pipeline {
         };
         let mut stages = self.stages(&routing, now, outcome);
         let mut new_losses = 0;
+        let mut group: Vec<Recorded> = Vec::new();
         let fetched = self
             .weiban
             .fetch_window(window, async |page: Vec<Loss>| {
-                let batch = stages.decide(page).await?;
-                // Record: seen marks, outbox entries and holds, in one transaction per page.
-                new_losses += self
-                    .store
-                    .record_routed(&batch, now, |loss| {
-                        self.poll_stamp(window, now, loss.outflow_at, per_interval)
-                    })
-                    .await?;
+                group.extend(stages.decide(page).await?);
+                if group.len() >= RECORD_GROUP {
+                    new_losses += self.record_group(&mut group, window, now, how).await?;
+                }
                 Ok::<_, StoreError>(())
             })
-            .await?;
+            .await;
+        // The last pages' losses are recorded whether or not the window came whole, as every
+        // page was before it: what arrived is kept, and a window fetched again is deduplicated.
+        new_losses += self.record_group(&mut group, window, now, how).await?;
+        let fetched = fetched?;
         metrics::counter!("churn_alert_losses_found_total").increment(new_losses as u64);
         if stages.strangers {
             // A colleague the org chart does not know yet: read it again, for the next poll
@@ -286,6 +294,29 @@ impl Pipeline {
             self.org.refresh(&self.weiban, now, true).await;
         }
         Ok((fetched, new_losses))
+    }
+
+    /// Records the decided losses of `group` (seen marks, outbox entries and holds) in one
+    /// transaction, and empties it. Returns how many were new.
+    async fn record_group(
+        &self,
+        group: &mut Vec<Recorded>,
+        window: Window,
+        now: i64,
+        how: Recording,
+    ) -> Result<usize, StoreError> {
+        if group.is_empty() {
+            return Ok(0);
+        }
+        let per_interval = how != Recording::OnePoll;
+        let new = self
+            .store
+            .record_routed(group, now, |loss| {
+                self.poll_stamp(window, now, loss.outflow_at, per_interval)
+            })
+            .await?;
+        group.clear();
+        Ok(new)
     }
 
     /// The poll's stages for one window, with the org chart as read now.

@@ -6,7 +6,7 @@
 //!   before it keep their hour records in `seen_hourly`, read and pruned, never written.
 //! - `outbox_pages` and `outbox`: what each destination still has to be told, holding each
 //!   loss itself so that a restart can render and send it without asking Weiban again; a poll
-//!   writes one record per page and destination ([`pages`]; what of it was delivered is
+//!   writes one record per transaction (a few pages) and destination ([`pages`]; what of it was delivered is
 //!   marked in `outbox_delivered`), a loss queued on its own one entry per destination and
 //!   loss ([`outbox`]).
 //! - `destinations`: why a destination is waiting ([`DestinationState`]), when it has failed.
@@ -20,9 +20,10 @@
 //! the same names under `corp/NAME/`. One sled database serves them all, so a corp costs a
 //! few trees, not a database of its own.
 //!
-//! A page of losses enters `seen` and the outbox in one transaction; the pages of a window are
-//! made durable together, by one flush before the first message that could report them is
-//! sent ([`Store::durable_before_send`]), not one flush per page. A crash before that flush
+//! A group of pages' losses enters `seen` and the outbox in one transaction (the poll groups
+//! about 500, `RECORD_GROUP` in `src/pipeline/mod.rs`); the pages of a window are made durable
+//! together, by one flush before the first message that could report them is sent
+//! ([`Store::durable_before_send`]), not one flush per page. A crash before that flush
 //! leaves a prefix of the pages (sled recovers a prefix of its log, each transaction whole)
 //! and the window's end where it was, so the window is polled again and nothing is lost. A
 //! loss leaves the outbox only after its destination accepted the message; those completions

@@ -431,3 +431,35 @@ async fn a_long_window_is_polled_and_delivered_in_slices_and_nothing_is_lost() {
         out.stderr
     );
 }
+
+/// A window's pages are recorded a few at a time (`RECORD_GROUP`, 500 losses), not one
+/// transaction per page: 1 050 losses in 11 pages of 100 make 3 outbox records for the robot
+/// that refuses them (500, 500 and the last 50), and every one of them stays pending.
+#[tokio::test(start_paused = true)]
+async fn a_windows_pages_are_recorded_a_group_at_a_time() {
+    let env = Env::new().await;
+    env.write_config(&route(&env, &["k1"]), FAST);
+    env.robot.set_removed("k1", true);
+    let losses = SimLoss::generate("组", 1_050, 10, now() - 60, 5);
+    env.weiban.add_losses(&losses);
+    let out = env.once_in_process().await;
+    assert_ne!(
+        out.code,
+        std::process::ExitCode::SUCCESS,
+        "the robot refuses"
+    );
+
+    let db = sled::open(env.store_path()).expect("open store");
+    let records = db.open_tree("outbox_pages").expect("tree").len();
+    assert_eq!(
+        records, 3,
+        "one record per transaction: 1 050 losses in 11 pages"
+    );
+    drop(db);
+    let pending = env.in_process(&["state", "pending"]).await;
+    assert!(
+        pending.stdout.contains("1050 pending"),
+        "{}",
+        pending.stdout
+    );
+}
