@@ -10,8 +10,25 @@ use serde_json::Value;
 
 /// Formats unix seconds as `YYYY-MM-DD HH:MM` in the configured zone: `{{time outflow_at}}`.
 /// An optional second parameter is a chrono format: `{{time outflow_at "%m-%d %H:%M"}}`.
+///
+/// The default format is parsed once, here, not at every call: every entry of every message
+/// shows a time, and parsing the format string was most of the helper's cost.
 struct TimeHelper {
     tz: Zone,
+    /// [`DEFAULT_TIME_FORMAT`], parsed (`None` only if chrono refused it: then it is parsed
+    /// at each call, as any other format).
+    default: Option<Vec<chrono::format::Item<'static>>>,
+}
+
+const DEFAULT_TIME_FORMAT: &str = "%Y-%m-%d %H:%M";
+
+impl TimeHelper {
+    fn new(tz: Zone) -> Self {
+        let default = chrono::format::StrftimeItems::new(DEFAULT_TIME_FORMAT)
+            .parse_to_owned()
+            .ok();
+        Self { tz, default }
+    }
 }
 
 impl HelperDef for TimeHelper {
@@ -25,18 +42,27 @@ impl HelperDef for TimeHelper {
         let seconds = h.param(0).and_then(|p| p.value().as_i64()).ok_or_else(|| {
             RenderErrorReason::ParamTypeMismatchForName("time", "0".into(), "unix seconds".into())
         })?;
-        let format = h
-            .param(1)
-            .and_then(|p| p.value().as_str())
-            .unwrap_or("%Y-%m-%d %H:%M");
+        let format = h.param(1).and_then(|p| p.value().as_str());
         let text = match crate::time::local(self.tz, seconds) {
             Some(t) => {
                 // A bad format string is a template error, not a panic.
                 let mut out = String::new();
-                std::fmt::Write::write_fmt(&mut out, format_args!("{}", t.format(format)))
-                    .map_err(|_| {
-                        RenderErrorReason::Other(format!("`{format}` is not a valid time format"))
-                    })?;
+                let written = match (format, &self.default) {
+                    (None, Some(items)) => std::fmt::Write::write_fmt(
+                        &mut out,
+                        format_args!("{}", t.format_with_items(items.iter())),
+                    ),
+                    (format, _) => std::fmt::Write::write_fmt(
+                        &mut out,
+                        format_args!("{}", t.format(format.unwrap_or(DEFAULT_TIME_FORMAT))),
+                    ),
+                };
+                written.map_err(|_| {
+                    RenderErrorReason::Other(format!(
+                        "`{}` is not a valid time format",
+                        format.unwrap_or(DEFAULT_TIME_FORMAT)
+                    ))
+                })?;
                 out
             }
             None => seconds.to_string(),
@@ -129,10 +155,50 @@ handlebars_helper!(mention: |id: str| {
 
 pub(crate) fn register(registry: &mut Handlebars<'static>, tz: Zone) {
     registry.register_helper("mention", Box::new(mention));
-    registry.register_helper("time", Box::new(TimeHelper { tz }));
+    registry.register_helper("time", Box::new(TimeHelper::new(tz)));
     registry.register_helper("delete_by_text", Box::new(delete_by_text));
     registry.register_helper("directions_text", Box::new(directions_text));
     registry.register_helper("days_known_between", Box::new(days_known_between));
     registry.register_helper("join", Box::new(join));
     registry.register_helper("truncate", Box::new(truncate));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn render(template: &str, data: &Value) -> Result<String, RenderError> {
+        let mut registry = Handlebars::new();
+        register(&mut registry, Zone::shanghai());
+        registry.render_template(template, data)
+    }
+
+    /// 2025-01-08 05:37:13 UTC is 13:37 in Shanghai.
+    const AT: i64 = 1_736_314_633;
+
+    #[test]
+    fn time_shows_the_zones_local_time_in_the_default_or_a_given_format() {
+        let data = serde_json::json!({ "at": AT });
+        assert_eq!(render("{{time at}}", &data).unwrap(), "2025-01-08 13:37");
+        assert_eq!(
+            render(r#"{{time at "%m-%d %H:%M:%S"}}"#, &data).unwrap(),
+            "01-08 13:37:13"
+        );
+        // The default, parsed once, and the same format given again agree.
+        assert_eq!(
+            render(r#"{{time at "%Y-%m-%d %H:%M"}}|{{time at}}"#, &data).unwrap(),
+            "2025-01-08 13:37|2025-01-08 13:37"
+        );
+    }
+
+    #[test]
+    fn a_bad_time_format_is_a_template_error_that_names_it() {
+        let data = serde_json::json!({ "at": AT });
+        let err = render(r#"{{time at "%Q"}}"#, &data).unwrap_err();
+        assert!(
+            err.to_string().contains("`%Q` is not a valid time format"),
+            "{err}"
+        );
+        assert!(render(r#"{{time "x"}}"#, &data).is_err());
+    }
 }
