@@ -82,9 +82,10 @@ impl Recording {
 /// About how many decided losses one transaction records: the pages of a window are recorded
 /// in groups of this many, not one by one. Every sled transaction costs two log writes (its
 /// batch manifest, then its data), each handed to sled's I/O pool, which wakes all of its idle
-/// threads; a page of 100 losses is a small unit for that (BENCHMARKS.md, seventh pass). The
-/// group waits in memory until it is recorded, so it stays the size of a robot's batch.
-const RECORD_GROUP: usize = 500;
+/// threads; a page of 100 losses is a small unit for that. The group waits in memory until it
+/// is recorded: 500 raised the peak of a 10 000-loss run by about 0.9 MB, 300 by 0.6 MB for
+/// the same CPU (BENCHMARKS.md, seventh pass).
+const RECORD_GROUP: usize = 300;
 
 /// What one poll found.
 #[derive(Debug, Default, Clone, Copy)]

@@ -6,9 +6,9 @@
 //!   before it keep their hour records in `seen_hourly`, read and pruned, never written.
 //! - `outbox_pages` and `outbox`: what each destination still has to be told, holding each
 //!   loss itself so that a restart can render and send it without asking Weiban again; a poll
-//!   writes one record per transaction (a few pages) and destination ([`pages`]; what of it was delivered is
-//!   marked in `outbox_delivered`), a loss queued on its own one entry per destination and
-//!   loss ([`outbox`]).
+//!   writes records of at most 100 losses per transaction (a few pages) and destination
+//!   ([`pages`]; what of it was delivered is marked in `outbox_delivered`), a loss queued on
+//!   its own one entry per destination and loss ([`outbox`]).
 //! - `destinations`: why a destination is waiting ([`DestinationState`]), when it has failed.
 //! - `meta`: the end of the last window fetched whole.
 //! - `held`: losses that routing could not place yet, per route, with why ([`crate::hold`]).
@@ -21,7 +21,7 @@
 //! few trees, not a database of its own.
 //!
 //! A group of pages' losses enters `seen` and the outbox in one transaction (the poll groups
-//! about 500, `RECORD_GROUP` in `src/pipeline/mod.rs`); the pages of a window are made durable
+//! about 300, `RECORD_GROUP` in `src/pipeline/mod.rs`); the pages of a window are made durable
 //! together, by one flush before the first message that could report them is sent
 //! ([`Store::durable_before_send`]), not one flush per page. A crash before that flush
 //! leaves a prefix of the pages (sled recovers a prefix of its log, each transaction whole)
@@ -404,9 +404,12 @@ impl Store {
                 new += 1;
             }
             for (destination, page) in paged {
-                let first = page.first().map_or(&[][..], |(loss, _)| *loss);
-                let key = pages::page_key(outbox::outbox_prefix(destination), page_id, first);
-                outbox_pages.insert(key, pages::encode(page))?;
+                for record in page.chunks(pages::RECORD_LOSSES) {
+                    let first = record.first().map_or(&[][..], |(loss, _)| *loss);
+                    let prefix = outbox::outbox_prefix(destination);
+                    let key = pages::page_key(prefix, page_id, first);
+                    outbox_pages.insert(key, pages::encode(record.iter().copied()))?;
+                }
             }
             for (bucket_key, bucket) in buckets {
                 seen_tree.insert(&bucket_key, bucket)?;

@@ -24,6 +24,14 @@ use super::StoreError;
 /// The first byte of every page record: the layout below.
 const VERSION: u8 = 1;
 
+/// The most losses one page record holds. A recording (a group of pages, about 300 losses)
+/// is cut into records of this many, all under the recording's id. A delivery batch takes
+/// whole records, so it runs over its size by less than a record. And a record of 100 losses
+/// (about 30 KB) stays below glibc's 128 KB threshold for `mmap`: records of 500 were read
+/// (at the store's opening) through `mmap`, whose freeing raises that threshold, and left the
+/// heap of the next idle daemon 0.6 MB larger (BENCHMARKS.md, seventh pass).
+pub(super) const RECORD_LOSSES: usize = 100;
+
 /// One loss in a page: its key and its `Pending` as JSON, borrowed from the record.
 pub(super) type Entry<'a> = (&'a [u8], &'a [u8]);
 

@@ -432,9 +432,10 @@ async fn a_long_window_is_polled_and_delivered_in_slices_and_nothing_is_lost() {
     );
 }
 
-/// A window's pages are recorded a few at a time (`RECORD_GROUP`, 500 losses), not one
-/// transaction per page: 1 050 losses in 11 pages of 100 make 3 outbox records for the robot
-/// that refuses them (500, 500 and the last 50), and every one of them stays pending.
+/// A window's pages are recorded a few at a time (`RECORD_GROUP`, 300 losses), not one
+/// transaction per page: 1 050 losses in 11 pages of 100 are recorded in 4 transactions
+/// (300, 300, 300 and the last 150), each written as records of at most 100 losses
+/// (`RECORD_LOSSES`) under its own id, for the robot that refuses them; all stay pending.
 #[tokio::test(start_paused = true)]
 async fn a_windows_pages_are_recorded_a_group_at_a_time() {
     let env = Env::new().await;
@@ -449,17 +450,29 @@ async fn a_windows_pages_are_recorded_a_group_at_a_time() {
         "the robot refuses"
     );
 
-    let db = sled::open(env.store_path()).expect("open store");
-    let records = db.open_tree("outbox_pages").expect("tree").len();
-    assert_eq!(
-        records, 3,
-        "one record per transaction: 1 050 losses in 11 pages"
-    );
-    drop(db);
+    // Asked first: the daemon's store waits for sled to let go of its lock when it closes
+    // (`store/reopen.rs`), a bare `sled::open` does not.
     let pending = env.in_process(&["state", "pending"]).await;
     assert!(
         pending.stdout.contains("1050 pending"),
-        "{}",
-        pending.stdout
+        "{}{}",
+        pending.stdout,
+        pending.stderr
     );
+    let db = sled::open(env.store_path()).expect("open store");
+    let pages = db.open_tree("outbox_pages").expect("tree");
+    // A record's key: the destination, a NUL, the recording's id (8 bytes), its first loss.
+    let mut ids = std::collections::BTreeSet::new();
+    for entry in pages.iter() {
+        let (key, _) = entry.expect("read record");
+        let at = key.iter().position(|b| *b == 0).expect("destination's end") + 1;
+        ids.insert(key[at..at + 8].to_vec());
+    }
+    assert_eq!(ids.len(), 4, "transactions for 1 050 losses in 11 pages");
+    assert_eq!(
+        pages.len(),
+        11,
+        "records of at most 100 losses: 3 + 3 + 3 + 2"
+    );
+    drop(db);
 }
