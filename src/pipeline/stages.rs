@@ -1,5 +1,6 @@
-//! The poll's stages, applied to each page of a window as it arrives:
-//! dedup → enrich (departments) → count deletions → still-followed lookups → route → record.
+//! The poll's stages, applied to each page of a window as it arrives: dedup → enrich
+//! (departments) → still-followed lookups → route; then, a group of pages at a time (about 300
+//! losses), count deletions → record.
 //!
 //! Each stage is a small function of its input and what it needs (the store, the directory,
 //! the router), testable on its own; [`PageStages`] holds what one window's pages share (one
@@ -85,17 +86,15 @@ impl<'a> PageStages<'a> {
         }
     }
 
-    /// Runs every stage but the last on one page: the page's new losses, each with what
-    /// routing decided. Records nothing.
+    /// Runs the stages up to routing on one page: the page's new losses, each with what
+    /// routing decided. Counts and records nothing ([`PageStages::count_deletions`] and the
+    /// store's recording come once per group of pages).
     pub async fn decide(&mut self, page: Vec<Loss>) -> Result<Vec<Recorded>, StoreError> {
         let mut fresh = dedup(self.store, page, self.cutoff, &mut self.passed)?;
         self.strangers |= self
             .directory
             .is_some_and(|d| fresh.iter().any(|l| !d.knows(&l.staff_id)));
         enrich::departments(&mut fresh, self.directory);
-        if self.counts_deletions {
-            count_deletions(self.store, &fresh, self.tz).await?;
-        }
         // Only the first page is looked up: later pages come while others are in flight and
         // hold the request slots, where a lookup would only time out.
         enrich::still_followed(&mut fresh, self.weiban, &mut self.lookups).await;
@@ -105,6 +104,16 @@ impl<'a> PageStages<'a> {
             fresh,
             self.outcome == Outcome::MarkOnly,
         ))
+    }
+
+    /// Counts the staff deletions of a group of decided losses, when a route alerts on them:
+    /// right before the group is recorded, so that a crash in between counts a loss twice at
+    /// worst (the group is fetched again), and a group costs one flush, not one per page.
+    pub async fn count_deletions(&self, group: &[Recorded]) -> Result<(), StoreError> {
+        if !self.counts_deletions {
+            return Ok(());
+        }
+        count_deletions(self.store, group.iter().map(|(loss, _, _)| loss), self.tz).await
     }
 }
 
@@ -133,9 +142,9 @@ pub(crate) fn dedup(
 /// Count deletions: staff deletions per day and staff member, for `staff_delete_alert`,
 /// counted before the losses are recorded as seen, so that a crash in between can count a
 /// loss twice, never miss it.
-pub(crate) async fn count_deletions(
+pub(crate) async fn count_deletions<'l>(
     store: &Store,
-    fresh: &[Loss],
+    fresh: impl IntoIterator<Item = &'l Loss>,
     tz: Zone,
 ) -> Result<(), StoreError> {
     let mut by_day: BTreeMap<String, Vec<StaffDelete<'_>>> = BTreeMap::new();
@@ -355,6 +364,16 @@ wecom_webhooks = ["http://h/send?key=team"]
             ids(&planned),
             "a plan decides what the poll decides"
         );
+        assert!(
+            store.deletes_on("2026-11-25").unwrap().is_empty(),
+            "deciding counts nothing: a group is counted right before it is recorded"
+        );
+        plan.count_deletions(&planned).await.unwrap();
+        assert!(
+            store.deletes_on("2026-11-25").unwrap().is_empty(),
+            "a plan counts nothing"
+        );
+        record.count_deletions(&decided).await.unwrap();
         assert_eq!(store.deletes_on("2026-11-25").unwrap()[0].1.count, 1);
     }
 }

@@ -6,9 +6,10 @@
 //!   before it keep their hour records in `seen_hourly`, read and pruned, never written.
 //! - `outbox_pages` and `outbox`: what each destination still has to be told, holding each
 //!   loss itself so that a restart can render and send it without asking Weiban again; a poll
-//!   writes records of at most 100 losses per transaction (a few pages) and destination
-//!   ([`pages`]; what of it was delivered is marked in `outbox_delivered`), a loss queued on
-//!   its own one entry per destination and loss ([`outbox`]).
+//!   writes, per transaction (a group of pages, about 300 losses) and destination, records of
+//!   at most 100 losses under one id ([`pages`]; what of a record was delivered is marked in
+//!   `outbox_delivered`), a loss queued on its own one entry per destination and loss
+//!   ([`outbox`]).
 //! - `destinations`: why a destination is waiting ([`DestinationState`]), when it has failed.
 //! - `meta`: the end of the last window fetched whole.
 //! - `held`: losses that routing could not place yet, per route, with why ([`crate::hold`]).
@@ -24,7 +25,7 @@
 //! about 300, `RECORD_GROUP` in `src/pipeline/mod.rs`); the pages of a window are made durable
 //! together, by one flush before the first message that could report them is sent
 //! ([`Store::durable_before_send`]), not one flush per page. A crash before that flush
-//! leaves a prefix of the pages (sled recovers a prefix of its log, each transaction whole)
+//! leaves a prefix of the groups (sled recovers a prefix of its log, each transaction whole)
 //! and the window's end where it was, so the window is polled again and nothing is lost. A
 //! loss leaves the outbox only after its destination accepted the message; those completions
 //! are flushed in groups ([`flushes`]: a flush begins within 10 ms, and when a destination's
@@ -362,8 +363,8 @@ impl Store {
             let losses = batch.iter().map(|(loss, _, _)| loss);
             Self::in_buckets(&self.seen_hourly, losses, seen::legacy_bucket_key)?
         };
-        // One page record per destination for this batch: ids only grow, so a destination's
-        // pages stay in the order they were recorded.
+        // One id for this batch, under which each destination's entries are cut into records of
+        // at most `RECORD_LOSSES`: ids only grow, so a destination's recordings stay in order.
         let page_id = self.db.generate_id()?;
         let trees = (&self.seen, &self.outbox_pages, &self.held);
         let new = trees.transaction(|(seen_tree, outbox_pages, held_tree)| {

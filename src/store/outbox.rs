@@ -4,7 +4,7 @@
 //!
 //! It is kept in two forms, read as one:
 //! - page records (`outbox_pages`, [`super::pages`]): what one recording queued for one
-//!   destination, written by every poll;
+//!   destination, at most 100 losses a record, written by every poll;
 //! - single entries (`outbox`), keyed `<destination id>\0<loss key>`: losses queued one by one
 //!   (a reroute, a released hold) and everything earlier releases wrote.
 //!
@@ -489,6 +489,64 @@ mod tests {
 
     fn keys(pending: &[Pending]) -> Vec<String> {
         pending.iter().map(|p| p.loss.customer_id.clone()).collect()
+    }
+
+    /// A recording of more than `RECORD_LOSSES` losses is written as several records under
+    /// one id, per destination; a batch and a completion that span records read and empty
+    /// them like any others, and a record leaves with its delivered mark.
+    #[tokio::test]
+    async fn a_large_recording_is_cut_into_records_under_one_id() {
+        let store = Store::temporary().unwrap();
+        let (a, b) = (robot("a"), robot("b"));
+        let losses: Vec<Loss> = (0..250)
+            .map(|i| Loss::sample(&format!("c{i:03}"), "s1", 1_000 + i64::from(i)))
+            .collect();
+        let batch: Vec<_> = losses
+            .iter()
+            .map(|l| (l.clone(), vec![a.clone(), b.clone()]))
+            .collect();
+        assert_eq!(store.record(&batch, |_| 1).await.unwrap(), 250);
+        assert_eq!(store.outbox_pages.len(), 6, "3 records per destination");
+        let ids: HashSet<Vec<u8>> = store
+            .outbox_pages
+            .iter()
+            .map(|entry| {
+                let (key, _) = entry.unwrap();
+                let at = key.iter().position(|b| *b == 0).unwrap() + 1;
+                key[at..at + 8].to_vec()
+            })
+            .collect();
+        assert_eq!(ids.len(), 1, "one recording, one id");
+        assert_eq!(store.pending_count(&a), 250);
+
+        // A batch of 150 reads two records (200 losses) and keeps the oldest 150.
+        let first = store.pending_batch(&a, 150).unwrap();
+        assert_eq!(keys(&first).first().map(String::as_str), Some("c000"));
+        assert_eq!(keys(&first).last().map(String::as_str), Some("c149"));
+        let delivered: Vec<_> = first.iter().map(|p| p.loss.key()).collect();
+        store.complete(&a, &delivered).await.unwrap();
+        assert_eq!(store.pending_count(&a), 100);
+        assert_eq!(store.pending_count(&b), 250, "b untouched");
+        assert_eq!(store.outbox_pages.len(), 5, "a's first record is gone");
+        assert_eq!(
+            store.outbox_delivered.len(),
+            1,
+            "the record half delivered is marked"
+        );
+
+        let rest: Vec<_> = store
+            .pending(&a)
+            .unwrap()
+            .iter()
+            .map(|p| p.loss.key())
+            .collect();
+        store.complete(&a, &rest).await.unwrap();
+        assert_eq!(store.pending_count(&a), 0);
+        assert_eq!(store.outbox_pages.len(), 3, "only b's records are left");
+        assert!(
+            store.outbox_delivered.is_empty(),
+            "no mark outlives its record"
+        );
     }
 
     /// Pages (what polls record) and single entries (what a reroute queues) read as one

@@ -1,8 +1,9 @@
-//! Outbox pages: the losses one recording (one poll page) queued for one destination, in one
-//! record of the `outbox_pages` tree, keyed `<destination id>\0<page id><first loss key>`.
+//! Outbox pages: the losses one recording (a group of poll pages, about 300 losses) queued for
+//! one destination, in records of at most [`RECORD_LOSSES`] in the `outbox_pages` tree, keyed
+//! `<destination id>\0<page id><first loss key>`; the records of one recording share its id.
 //!
-//! Recording a page of 100 losses writes one record per destination instead of 100 entries:
-//! sled's cost is per operation far more than per byte (BENCHMARKS.md, issue 20, third pass).
+//! Recording 100 losses writes one record per destination instead of 100 entries: sled's cost
+//! is per operation far more than per byte (BENCHMARKS.md, issue 20, third pass).
 //! A page record is written once and never rewritten: what of it was delivered is a small
 //! record of its own under the same key in `outbox_delivered` (a bit per entry), and
 //! the page and that record leave together when the last of its losses is delivered. Rewriting
@@ -12,8 +13,8 @@
 //! A page record is a version byte, then for each loss its key and its [`super::Pending`]
 //! (JSON) with their lengths (`u32`, big-endian) before them. Entries are read as bytes: only
 //! the losses handed to a sink are ever decoded. Page ids come from sled's `generate_id`,
-//! which only grows, across restarts too, so a destination's pages are in the order they were
-//! recorded.
+//! which only grows, across restarts too, so a destination's recordings are in the order they
+//! were recorded (the records of one recording by their first loss).
 //!
 //! Single entries in the `outbox` tree (one per destination and loss) are still written where
 //! losses are queued one by one (a reroute, a released hold) and by earlier releases; the
@@ -25,8 +26,8 @@ use super::StoreError;
 const VERSION: u8 = 1;
 
 /// The most losses one page record holds. A recording (a group of pages, about 300 losses)
-/// is cut into records of this many, all under the recording's id. A delivery batch takes
-/// whole records, so it runs over its size by less than a record. And a record of 100 losses
+/// is cut into records of this many, all under the recording's id. A delivery batch reads
+/// whole records, so it reads less than a record beyond its size. And a record of 100 losses
 /// (about 30 KB) stays below glibc's 128 KB threshold for `mmap`: records of 500 were read
 /// (at the store's opening) through `mmap`, whose freeing raises that threshold, and left the
 /// heap of the next idle daemon 0.6 MB larger (BENCHMARKS.md, seventh pass).

@@ -434,7 +434,8 @@ async fn a_long_window_is_polled_and_delivered_in_slices_and_nothing_is_lost() {
 
 /// A window's pages are recorded a few at a time (`RECORD_GROUP`, 300 losses), not one
 /// transaction per page: 1 050 losses in 11 pages of 100 are recorded in 4 transactions
-/// (300, 300, 300 and the last 150), each written as records of at most 100 losses
+/// (300, 300, 300 and 150, or 350, 300, 300 and 100: pages after the first arrive in any
+/// order, the counts below hold for each), each written as records of at most 100 losses
 /// (`RECORD_LOSSES`) under its own id, for the robot that refuses them; all stay pending.
 #[tokio::test(start_paused = true)]
 async fn a_windows_pages_are_recorded_a_group_at_a_time() {
