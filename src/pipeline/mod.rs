@@ -81,11 +81,11 @@ impl Recording {
 }
 
 /// How many decided losses a transaction records at least (the last of a window, any number):
-/// the pages of a window are recorded in groups, not one by one. Every sled transaction costs two log writes (its
-/// batch manifest, then its data), each handed to sled's I/O pool, which wakes all of its idle
-/// threads; a page of 100 losses is a small unit for that. The group waits in memory until it
-/// is recorded: 500 raised the peak of a 10 000-loss run by about 0.9 MB, 300 by 0.6 MB for
-/// the same CPU (BENCHMARKS.md, seventh pass).
+/// the pages of a window are recorded in groups, not one by one. Every sled transaction costs
+/// two log writes (its batch manifest, then its data), each handed to sled's I/O pool, which
+/// wakes all of its idle threads; a page of 100 losses is a small unit for that. The group
+/// waits in memory until it is recorded: 500 raised the peak of a 10 000-loss run by about
+/// 0.9 MB, 300 by 0.3–0.6 MB, for about the same CPU (BENCHMARKS.md, seventh pass).
 const RECORD_GROUP: usize = 300;
 
 /// What one poll found.
