@@ -46,16 +46,13 @@ impl HelperDef for TimeHelper {
         let text = match crate::time::local(self.tz, seconds) {
             Some(t) => {
                 // A bad format string is a template error, not a panic.
+                use std::fmt::Write as _;
                 let mut out = String::new();
                 let written = match (format, &self.default) {
-                    (None, Some(items)) => std::fmt::Write::write_fmt(
-                        &mut out,
-                        format_args!("{}", t.format_with_items(items.iter())),
-                    ),
-                    (format, _) => std::fmt::Write::write_fmt(
-                        &mut out,
-                        format_args!("{}", t.format(format.unwrap_or(DEFAULT_TIME_FORMAT))),
-                    ),
+                    (None, Some(items)) => write!(out, "{}", t.format_with_items(items.iter())),
+                    (format, _) => {
+                        write!(out, "{}", t.format(format.unwrap_or(DEFAULT_TIME_FORMAT)))
+                    }
                 };
                 written.map_err(|_| {
                     RenderErrorReason::Other(format!(

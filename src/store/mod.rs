@@ -405,10 +405,10 @@ impl Store {
                 new += 1;
             }
             for (destination, page) in paged {
+                let prefix = outbox::outbox_prefix(destination);
                 for record in page.chunks(pages::RECORD_LOSSES) {
                     let first = record.first().map_or(&[][..], |(loss, _)| *loss);
-                    let prefix = outbox::outbox_prefix(destination);
-                    let key = pages::page_key(prefix, page_id, first);
+                    let key = pages::page_key(prefix.clone(), page_id, first);
                     outbox_pages.insert(key, pages::encode(record.iter().copied()))?;
                 }
             }
