@@ -61,6 +61,11 @@ pub struct BenchArgs {
     /// right after `--exe` on the same losses, and its median is reported beside it.
     #[arg(long)]
     pub against: Option<PathBuf>,
+    /// Scenario 6 in parts: every round also times `churn-alert preview --live` on the same
+    /// losses (fetch, parse, route and render, with nothing stored or sent), to show how much
+    /// of `once` is left for the store and the sends.
+    #[arg(long)]
+    pub decompose: bool,
 }
 
 /// Now, in unix seconds.
@@ -188,6 +193,7 @@ pub async fn bench(args: &BenchArgs, exe: &Path, out: &mut dyn Write) -> anyhow:
             floor.as_deref(),
             losses,
             runs,
+            args.decompose,
         )
         .await?;
         writeln!(out, "{}", side::line(&side, losses))?;

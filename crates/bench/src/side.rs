@@ -33,6 +33,8 @@ pub(crate) struct SideBySide {
     pub churn: Cost,
     /// `--against`: the other churn-alert binary of a before-and-after round.
     pub against: Option<Cost>,
+    /// `--decompose`: `preview --live` of the measured binary on the same losses.
+    pub preview: Option<Cost>,
     pub runs: usize,
 }
 
@@ -124,27 +126,15 @@ pub(crate) async fn timed(exe: &Path, args: &[String]) -> anyhow::Result<Cost> {
 
 /// One `churn-alert once` of `exe` against fresh simulators, which must have received
 /// messages: a build that fetches and sends nothing must not pass for a fast one.
-/// `BENCH_PROFILE="perf record -g -o /tmp/once.perf"` runs it under that command (whose own
-/// cost then counts too), for profiling only.
+/// `BENCH_PROFILE="perf record -g -o /tmp/once.perf"` runs it (and `--decompose`'s
+/// `preview`) under that command, whose own cost then counts too: for profiling only.
 async fn churn_once<F, Fut>(exe: &Path, fresh: &F) -> anyhow::Result<Cost>
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<Rig>>,
 {
     let rig = fresh().await?;
-    let args = ["once".to_owned(), "--config".to_owned(), rig.config.clone()];
-    let cost = match std::env::var("BENCH_PROFILE") {
-        Ok(wrapper) => {
-            let mut words = wrapper.split_whitespace().map(str::to_owned);
-            let program = words.next().context("BENCH_PROFILE is empty")?;
-            let args: Vec<String> = words
-                .chain([exe.display().to_string()])
-                .chain(args)
-                .collect();
-            timed(Path::new(&program), &args).await?
-        }
-        Err(_) => timed(exe, &args).await?,
-    };
+    let cost = profiled(exe, &["once", "--config", &rig.config]).await?;
     let received = rig.robot.received();
     anyhow::ensure!(
         !received.is_empty(),
@@ -163,6 +153,23 @@ where
         );
     }
     Ok(cost)
+}
+
+/// [`timed`], under the command in `BENCH_PROFILE` when it is set.
+async fn profiled(exe: &Path, args: &[&str]) -> anyhow::Result<Cost> {
+    let args = args.iter().map(|a| a.to_string());
+    match std::env::var("BENCH_PROFILE") {
+        Ok(wrapper) => {
+            let mut words = wrapper.split_whitespace().map(str::to_owned);
+            let program = words.next().context("BENCH_PROFILE is empty")?;
+            let args: Vec<String> = words
+                .chain([exe.display().to_string()])
+                .chain(args)
+                .collect();
+            timed(Path::new(&program), &args).await
+        }
+        Err(_) => timed(exe, &args.collect::<Vec<_>>()).await,
+    }
 }
 
 fn median(mut costs: Vec<Cost>) -> Option<Cost> {
@@ -185,6 +192,7 @@ pub(crate) async fn side_by_side(
     floor: Option<&Path>,
     losses: usize,
     runs: usize,
+    decompose: bool,
 ) -> anyhow::Result<SideBySide> {
     // Inside the references' 24-hour window.
     let data = spread("对照", losses, 50, 20 * 3600);
@@ -198,7 +206,7 @@ pub(crate) async fn side_by_side(
         eprintln!("churn-alert-bench: python3 with `requests` is missing; the Python peer's figure is left out");
     }
     let (mut churn, mut floors, mut pythons) = (Vec::new(), Vec::new(), Vec::new());
-    let mut againsts = Vec::new();
+    let (mut againsts, mut previews) = (Vec::new(), Vec::new());
     for round in 0..runs {
         // Before and after take turns going first, so that neither always runs on a warmer
         // machine.
@@ -214,6 +222,16 @@ pub(crate) async fn side_by_side(
             } else {
                 churn.push(cost);
             }
+        }
+        if decompose {
+            let rig = fresh().await?;
+            let args = ["preview", "--live", "--config", &rig.config];
+            previews.push(profiled(exe, &args).await?);
+            anyhow::ensure!(
+                rig.weiban.stats().items_served >= losses as u64,
+                "preview --live read {} of the {losses} losses",
+                rig.weiban.stats().items_served
+            );
         }
         if let Some(floor) = floor {
             let rig = fresh().await?;
@@ -245,6 +263,7 @@ pub(crate) async fn side_by_side(
         python: median(pythons),
         churn: median(churn).context("no run")?,
         against: median(againsts),
+        preview: median(previews),
         runs,
     })
 }
@@ -268,5 +287,14 @@ pub(crate) fn line(side: &SideBySide, losses: usize) -> String {
         side.python.map_or("-".to_owned(), |p| format!("{:.2}x", p.cpu / churn)),
     ) + &side.against.map_or(String::new(), |against| {
         format!("; against: churn-alert `once` {}", show(Some(against)))
+    }) + &side.preview.map_or(String::new(), |preview| {
+        format!(
+            "; of which fetch, parse, route and render (`preview --live`, nothing stored or sent) {}{}",
+            show(Some(preview)),
+            side.floor.map_or(String::new(), |f| format!(
+                " = {:.2}x the floor",
+                preview.cpu / f.cpu.max(1e-6)
+            ))
+        )
     })
 }
