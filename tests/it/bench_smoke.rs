@@ -5,7 +5,8 @@
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bench_smoke_prints_all_five_figures() {
     use clap::Parser as _;
-    let args = churn_alert_bench::BenchArgs::parse_from(["churn-alert-bench", "--smoke"]);
+    let args =
+        churn_alert_bench::BenchArgs::parse_from(["churn-alert-bench", "--smoke", "--decompose"]);
     let mut out = Vec::new();
     churn_alert_bench::bench(&args, std::path::Path::new(crate::common::BIN), &mut out)
         .await
@@ -18,6 +19,8 @@ async fn bench_smoke_prints_all_five_figures() {
         "4. store footprint",
         "5. latency",
         "6. side by side",
+        // `--decompose`: `preview --live` on the same losses, which must have read them all.
+        "of which fetch, parse, route and render",
     ] {
         assert!(text.contains(figure), "missing `{figure}` in:\n{text}");
     }
