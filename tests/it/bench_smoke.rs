@@ -19,8 +19,9 @@ async fn bench_smoke_prints_all_five_figures() {
         "4. store footprint",
         "5. latency",
         "6. side by side",
-        // `--decompose`: `preview --live` on the same losses, which must have read them all.
-        "of which fetch, parse, route and render",
+        // `--decompose`: `preview --live` on the same losses, which must read them all and send
+        // nothing.
+        "churn-alert `preview --live` (fetch, parse, route and render; nothing stored or sent)",
     ] {
         assert!(text.contains(figure), "missing `{figure}` in:\n{text}");
     }

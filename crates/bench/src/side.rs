@@ -126,8 +126,10 @@ pub(crate) async fn timed(exe: &Path, args: &[String]) -> anyhow::Result<Cost> {
 
 /// One `churn-alert once` of `exe` against fresh simulators, which must have received
 /// messages: a build that fetches and sends nothing must not pass for a fast one.
-/// `BENCH_PROFILE="perf record -g -o /tmp/once.perf"` runs it (and `--decompose`'s
-/// `preview`) under that command, whose own cost then counts too: for profiling only.
+/// `BENCH_PROFILE="perf record -g -o /tmp/once.perf"` runs it under that command, whose own
+/// cost then counts too: for profiling only. With `--decompose` the command wraps `preview`
+/// as well (its second argument is the subcommand), so a command that writes one file must
+/// tell the two apart.
 async fn churn_once<F, Fut>(exe: &Path, fresh: &F) -> anyhow::Result<Cost>
 where
     F: Fn() -> Fut,
@@ -152,6 +154,38 @@ where
             served.items_served
         );
     }
+    Ok(cost)
+}
+
+/// One churn-alert run of a round of scenario 6.
+#[derive(Clone, Copy)]
+enum Run<'a> {
+    /// `once` of the measured binary.
+    Once(&'a Path),
+    /// `once` of the `--against` binary.
+    Against(&'a Path),
+    /// `preview --live` of the measured binary (`--decompose`).
+    Preview(&'a Path),
+}
+
+/// One `churn-alert preview --live` of `exe` against fresh simulators holding `losses`: it
+/// must have read them all and sent nothing.
+async fn preview<F, Fut>(exe: &Path, fresh: &F, losses: usize) -> anyhow::Result<Cost>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Rig>>,
+{
+    let rig = fresh().await?;
+    let cost = profiled(exe, &["preview", "--live", "--config", &rig.config]).await?;
+    let served = rig.weiban.stats().items_served;
+    anyhow::ensure!(
+        served >= losses as u64,
+        "preview --live read {served} of the {losses} losses"
+    );
+    anyhow::ensure!(
+        rig.robot.received().is_empty(),
+        "preview --live sent to the robot"
+    );
     Ok(cost)
 }
 
@@ -208,30 +242,22 @@ pub(crate) async fn side_by_side(
     let (mut churn, mut floors, mut pythons) = (Vec::new(), Vec::new(), Vec::new());
     let (mut againsts, mut previews) = (Vec::new(), Vec::new());
     for round in 0..runs {
-        // Before and after take turns going first, so that neither always runs on a warmer
-        // machine.
-        let order: Vec<(&Path, bool)> = match against {
-            Some(against) if round % 2 == 1 => vec![(against, true), (exe, false)],
-            Some(against) => vec![(exe, false), (against, true)],
-            None => vec![(exe, false)],
-        };
-        for (program, is_against) in order {
-            let cost = churn_once(program, &fresh).await?;
-            if is_against {
-                againsts.push(cost);
-            } else {
-                churn.push(cost);
-            }
-        }
+        // The churn-alert runs of a round take turns going first, so that none always runs on
+        // a warmer machine.
+        let mut order = vec![Run::Once(exe)];
+        order.extend(against.map(Run::Against));
         if decompose {
-            let rig = fresh().await?;
-            let args = ["preview", "--live", "--config", &rig.config];
-            previews.push(profiled(exe, &args).await?);
-            anyhow::ensure!(
-                rig.weiban.stats().items_served >= losses as u64,
-                "preview --live read {} of the {losses} losses",
-                rig.weiban.stats().items_served
-            );
+            order.push(Run::Preview(exe));
+        }
+        if round % 2 == 1 {
+            order.reverse();
+        }
+        for run in order {
+            match run {
+                Run::Once(exe) => churn.push(churn_once(exe, &fresh).await?),
+                Run::Against(exe) => againsts.push(churn_once(exe, &fresh).await?),
+                Run::Preview(exe) => previews.push(preview(exe, &fresh, losses).await?),
+            }
         }
         if let Some(floor) = floor {
             let rig = fresh().await?;
@@ -289,10 +315,10 @@ pub(crate) fn line(side: &SideBySide, losses: usize) -> String {
         format!("; against: churn-alert `once` {}", show(Some(against)))
     }) + &side.preview.map_or(String::new(), |preview| {
         format!(
-            "; of which fetch, parse, route and render (`preview --live`, nothing stored or sent) {}{}",
+            "; churn-alert `preview --live` (fetch, parse, route and render; nothing stored or sent) {}{}",
             show(Some(preview)),
             side.floor.map_or(String::new(), |f| format!(
-                " = {:.2}x the floor",
+                "; preview / floor = {:.2}x",
                 preview.cpu / f.cpu.max(1e-6)
             ))
         )
