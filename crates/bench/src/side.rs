@@ -161,11 +161,11 @@ where
 #[derive(Clone, Copy)]
 enum Run<'a> {
     /// `once` of the measured binary.
-    Once(&'a Path),
+    Once,
     /// `once` of the `--against` binary.
     Against(&'a Path),
     /// `preview --live` of the measured binary (`--decompose`).
-    Preview(&'a Path),
+    Preview,
 }
 
 /// One `churn-alert preview --live` of `exe` against fresh simulators holding `losses`: it
@@ -244,19 +244,19 @@ pub(crate) async fn side_by_side(
     for round in 0..runs {
         // The churn-alert runs of a round take turns going first, so that none always runs on
         // a warmer machine.
-        let mut order = vec![Run::Once(exe)];
+        let mut order = vec![Run::Once];
         order.extend(against.map(Run::Against));
         if decompose {
-            order.push(Run::Preview(exe));
+            order.push(Run::Preview);
         }
         if round % 2 == 1 {
             order.reverse();
         }
         for run in order {
             match run {
-                Run::Once(exe) => churn.push(churn_once(exe, &fresh).await?),
-                Run::Against(exe) => againsts.push(churn_once(exe, &fresh).await?),
-                Run::Preview(exe) => previews.push(preview(exe, &fresh, losses).await?),
+                Run::Once => churn.push(churn_once(exe, &fresh).await?),
+                Run::Against(other) => againsts.push(churn_once(other, &fresh).await?),
+                Run::Preview => previews.push(preview(exe, &fresh, losses).await?),
             }
         }
         if let Some(floor) = floor {
