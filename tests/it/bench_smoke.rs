@@ -30,3 +30,27 @@ async fn bench_smoke_prints_all_five_figures() {
         "Weiban limits were hit:\n{text}"
     );
 }
+
+/// The CPU of a child that counts to 100 000 in the shell is seen, to the microsecond: more
+/// than nothing, and not cut down to hundredths as `/usr/bin/time` prints it (each ratio to
+/// the floor's 0.04 s divides by that figure). A figure to the microsecond is a whole number
+/// of hundredths once in 10 000 runs, so it takes three such figures in a row to fail.
+#[tokio::test]
+async fn a_childs_cpu_is_read_to_the_microsecond() {
+    let sh = std::path::Path::new("/bin/sh");
+    let busy = [
+        "-c".to_owned(),
+        "i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done".to_owned(),
+    ];
+    let mut costs = Vec::new();
+    for _ in 0..3 {
+        let cost = churn_alert_bench::timed(sh, &busy).await.expect("sh runs");
+        costs.push(cost.cpu);
+    }
+    assert!(costs.iter().all(|cpu| *cpu > 0.005), "{costs:?} CPU s");
+    let in_hundredths = |cpu: &f64| (cpu * 100.0 - (cpu * 100.0).round()).abs() < 1e-9;
+    assert!(
+        !costs.iter().all(in_hundredths),
+        "{costs:?} CPU s: whole hundredths, as /usr/bin/time cuts them"
+    );
+}

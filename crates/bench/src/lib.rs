@@ -22,6 +22,8 @@ use churn_alert_sim::{RobotSim, SimLoss, WeibanSim, WeibanSimOptions};
 mod corps;
 mod side;
 
+pub use side::{timed, Cost};
+
 /// What to measure.
 #[derive(Debug, clap::Parser)]
 #[command(name = "churn-alert-bench", about = "The figures of BENCHMARKS.md")]
