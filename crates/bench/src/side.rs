@@ -3,9 +3,10 @@
 //! The two references are kept byte for byte as they were given (`crates/bench-floor`, the
 //! least any poller must spend: fetch and parse into a typed struct; `python_peer.py`, what a
 //! team would write in an afternoon). Each program runs as its own process against fresh
-//! simulators holding the same losses; only its own CPU time counts, as `/usr/bin/time`
-//! reports it (user + system, peak RSS), so the simulators in this process never do. The
-//! median of `runs` rounds is reported, as the goals ask.
+//! simulators holding the same losses; only its own CPU time counts (user + system, from
+//! `getrusage` of this process's children, to the microsecond) and its peak RSS (from
+//! `/usr/bin/time`), so the simulators in this process never do. The median of `runs` rounds
+//! is reported, as the goals ask.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
