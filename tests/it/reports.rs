@@ -237,20 +237,32 @@ async fn a_refusing_robot_gets_the_report_later_and_the_other_robot_only_once() 
 #[tokio::test]
 async fn a_report_firing_every_few_seconds_across_a_restart_sends_one_per_period() {
     let env = Env::new().await;
-    let yesterday = now() - 86_400;
+    // A zone where it is about noon now. In a fixed zone, the test would fail from midnight
+    // until the overlap after it (yesterday's report waits for late records then), or see two
+    // periods when it ran across midnight.
+    let utc_hour = now().rem_euclid(86_400) / 3_600;
+    let offset = 12 - utc_hour;
+    let zone = match offset {
+        0 => "Etc/GMT".to_owned(),
+        east if east > 0 => format!("Etc/GMT-{east}"),
+        west => format!("Etc/GMT+{}", -west),
+    };
+    let local_now = now() + offset * 3_600;
+    let local_noon_yesterday = local_now - local_now.rem_euclid(86_400) - 86_400 + 43_200;
     env.weiban.add_losses(&[loss(
         "yesterday",
         "amy",
-        yesterday - yesterday % 86_400 + 43_200,
+        local_noon_yesterday - offset * 3_600,
         true,
     )]);
     let route = env.managers_route(&["k1"]);
     let report = "[[report]]\nname = \"daily\"\ncron = \"*/2 * * * * *\"\nperiod = \"day\"\nroute = \"managers\"\n";
     env.write_config(&format!("{route}\n{report}"), FAST);
     // Polls hourly: only the report's own crontab wakes the daemon.
-    let text = std::fs::read_to_string(&env.config)
-        .unwrap()
-        .replace("cron = \"* * * * * *\"", "cron = \"0 0 * * * *\"");
+    let text = std::fs::read_to_string(&env.config).unwrap().replace(
+        "cron = \"* * * * * *\"",
+        &format!("cron = \"0 0 * * * *\"\ntimezone = \"{zone}\""),
+    );
     std::fs::write(&env.config, text).unwrap();
 
     let reports = |robot: &churn_alert_sim::RobotSim| {
@@ -260,24 +272,41 @@ async fn a_report_firing_every_few_seconds_across_a_restart_sends_one_per_period
             .filter(|m| m.content.contains("客户流失日报"))
             .count()
     };
-    let daemon = spawn_quiet_run(&env.config);
-    tokio::time::sleep(Duration::from_secs(9)).await;
+    // Each wake of the daemon (here every 2 s, for the report) ends in this debug line.
+    const WOKE: &str = "waiting next_run=";
+    const LOG: &str = "info,churn_alert::cmd::run::corp_loop=debug";
+    let within = Duration::from_secs(120);
+    let daemon = WatchedRun::start(&env.config, LOG);
+    daemon
+        .until("yesterday's report", within, || reports(&env.robot) > 0)
+        .await;
+    // Three more wakes, so at least two more fires of the report, after it was sent.
+    let woken = daemon.count(WOKE);
+    daemon
+        .until("three more wakes", within, || {
+            daemon.count(WOKE) >= woken + 3
+        })
+        .await;
     assert_eq!(
         reports(&env.robot),
         1,
-        "the first fire after start sends yesterday's report"
+        "the first fire after start sends yesterday's report, the next ones nothing: {}",
+        daemon.said()
     );
-    sigterm(&daemon);
-    let _ = daemon.wait_with_output().await;
+    daemon.stop().await;
 
-    let restarted = spawn_quiet_run(&env.config);
-    tokio::time::sleep(Duration::from_secs(7)).await;
-    sigterm(&restarted);
-    let _ = restarted.wait_with_output().await;
+    let restarted = WatchedRun::start(&env.config, LOG);
+    restarted
+        .until("three wakes after the restart", within, || {
+            restarted.count(WOKE) >= 3
+        })
+        .await;
+    let said = restarted.said();
+    restarted.stop().await;
     assert_eq!(
         reports(&env.robot),
         1,
-        "fires and a restart never send a period twice"
+        "fires and a restart never send a period twice: {said}"
     );
     let images = by_type(&env.robot.received(), "image").len();
     assert_eq!(images, 1);
