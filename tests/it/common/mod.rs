@@ -263,66 +263,6 @@ pub fn spawn_quiet_run(config: &Path) -> tokio::process::Child {
         .expect("spawn churn-alert run")
 }
 
-/// A `churn-alert run` whose stderr lines are gathered as they come, so that a test of the real
-/// process waits for what the daemon says ([`WatchedRun::until`]) instead of sleeping a fixed time,
-/// which a loaded machine outlasts.
-pub struct WatchedRun {
-    pub child: tokio::process::Child,
-    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-}
-
-impl WatchedRun {
-    pub fn start(config: &Path, rust_log: &str) -> Self {
-        use tokio::io::AsyncBufReadExt as _;
-        let mut child = spawn_run(config, rust_log);
-        let stderr = child.stderr.take().expect("stderr piped");
-        let lines: std::sync::Arc<std::sync::Mutex<Vec<String>>> = std::sync::Arc::default();
-        let sink = std::sync::Arc::clone(&lines);
-        tokio::spawn(async move {
-            let mut reader = tokio::io::BufReader::new(stderr).lines();
-            while let Ok(Some(line)) = reader.next_line().await {
-                sink.lock().unwrap_or_else(|e| e.into_inner()).push(line);
-            }
-        });
-        Self { child, lines }
-    }
-
-    /// How many lines so far contain `text`.
-    pub fn count(&self, text: &str) -> usize {
-        let lines = self.lines.lock().unwrap_or_else(|e| e.into_inner());
-        lines.iter().filter(|line| line.contains(text)).count()
-    }
-
-    /// Everything said so far, for a failure message.
-    pub fn said(&self) -> String {
-        self.lines
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .join("\n")
-    }
-
-    /// Waits until `done` holds, looking every 50 ms, for at most `within` of wall time: a test
-    /// of a real process cannot run under paused time, so it waits for a condition, never for
-    /// a fixed time. Panics naming `what`, with what the daemon said.
-    pub async fn until(&self, what: &str, within: Duration, mut done: impl FnMut() -> bool) {
-        let deadline = std::time::Instant::now() + within;
-        while !done() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "waited {within:?} for {what}; the daemon said:\n{}",
-                self.said()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    /// SIGTERM, then waits for the process to end.
-    pub async fn stop(mut self) {
-        sigterm(&self.child);
-        let _ = self.child.wait().await;
-    }
-}
-
 /// Starts `churn-alert run` on the env's config, stderr piped (read it after stopping).
 pub fn spawn_run(config: &Path, rust_log: &str) -> tokio::process::Child {
     tokio::process::Command::new(BIN)
