@@ -80,9 +80,9 @@ fn python_ready() -> bool {
 /// `time` package), the peak comes from sampling `/proc`, which misses the last few
 /// milliseconds: good enough for the smoke run, not for the figures.
 pub async fn timed(exe: &Path, args: &[String]) -> anyhow::Result<Cost> {
+    let before = children_cpu()?;
     if !Path::new("/usr/bin/time").exists() {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let before = children_cpu()?;
         let (_, sample) = super::run_measured(exe, &args).await?;
         return Ok(Cost {
             cpu: children_cpu()? - before,
@@ -91,7 +91,6 @@ pub async fn timed(exe: &Path, args: &[String]) -> anyhow::Result<Cost> {
     }
     let dir = tempfile::tempdir()?;
     let report = dir.path().join("time");
-    let before = children_cpu()?;
     let output = tokio::process::Command::new("/usr/bin/time")
         .arg("-f")
         .arg("%U %S %M")
